@@ -1,0 +1,26 @@
+//! Rookery's placement service, and the small library hosts share with it.
+//!
+//! The placement service is a Raft group (openraft, with log and state in sled) that keeps the
+//! membership of hosts and disseminates each new table version to every host.
+//!
+//! # Layout
+//! Shared with hosts (no Raft, no sled):
+//! - [`ring`]: the consistent-hash ring of actor ids to hosts.
+//! - [`table`]: the disseminated table and its version.
+//! - [`net`]: the listener/connector seam every socket goes through.
+//!
+//! The service itself:
+//! - [`state`]: the replicated state and the commands that change it.
+//! - [`raft_types`]: openraft's type configuration.
+//! - [`store`]: the sled-backed Raft log and state machine.
+//! - [`raft_network`] / [`peer_service`]: Raft RPCs between placement nodes over tonic.
+//! - [`leader`]: what the leader does: host sessions, failure detection, dissemination rounds.
+//! - [`host_service`]: the gRPC `Placement` service hosts and operators call.
+//! - [`node`]: wires one placement node together and runs it until shutdown.
+
+pub mod ring;
+pub mod table;
+
+pub mod raft_types;
+pub mod state;
+pub mod store;

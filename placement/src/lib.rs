@@ -18,9 +18,18 @@
 //! - [`host_service`]: the gRPC `Placement` service hosts and operators call.
 //! - [`node`]: wires one placement node together and runs it until shutdown.
 
+pub mod net;
 pub mod ring;
 pub mod table;
 
 pub mod raft_types;
 pub mod state;
 pub mod store;
+
+pub mod host_service;
+pub mod http;
+pub mod leader;
+pub mod metrics;
+pub mod node;
+pub mod peer_service;
+pub mod raft_network;

@@ -22,8 +22,8 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use rookery_proto::v1::{
-    placement_order::Order, HostEntry, LockOrder, OrderPhase, PlacementOrder, PlacementTable as
-    WireTable, UnlockOrder,
+    placement_order::Order, HostEntry, LockOrder, OrderPhase, PlacementOrder,
+    PlacementTable as WireTable, UnlockOrder,
 };
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::time::Instant;
@@ -78,6 +78,9 @@ enum Change {
     Remove,
 }
 
+/// A session taking part in a round: host id, session id, its order queue and its acks.
+type Participant = (String, u64, OrderSender, watch::Receiver<(OrderPhase, u64)>);
+
 /// Per-term state of the leader. Replaced whole when leadership changes.
 struct Term {
     sessions: HashMap<String, Session>,
@@ -123,9 +126,15 @@ pub fn validate_registration(info: HostInfo) -> Result<HostInfo, RegistrationErr
     if info.id.trim().is_empty() {
         return invalid("host_id must not be empty".into());
     }
-    for (field, value) in [("host_id", &info.id), ("address", &info.address), ("app_id", &info.app_id)] {
+    for (field, value) in [
+        ("host_id", &info.id),
+        ("address", &info.address),
+        ("app_id", &info.app_id),
+    ] {
         if value.len() > MAX_HOST_FIELD_BYTES {
-            return invalid(format!("{field} is longer than {MAX_HOST_FIELD_BYTES} bytes"));
+            return invalid(format!(
+                "{field} is longer than {MAX_HOST_FIELD_BYTES} bytes"
+            ));
         }
     }
     if info.address.trim().is_empty() {
@@ -250,7 +259,10 @@ impl Coordinator {
             term.active = true;
         }
         self.metrics.is_leader.set(1);
-        tracing::info!(node_id = self.node_id, "leading: hosts have a grace period to reconnect");
+        tracing::info!(
+            node_id = self.node_id,
+            "leading: hosts have a grace period to reconnect"
+        );
         let detector = tokio::spawn(self.clone().detect_failures(stop.clone()));
         self.disseminate(stop.clone()).await;
         detector.abort();
@@ -298,8 +310,11 @@ impl Coordinator {
                 return Err(RegistrationError::TooManySessions);
             }
             let replicated = self.applied.borrow().state.hosts.get(&info.id).cloned();
-            if replicated.as_ref() != Some(&info) && !(replicated.is_none() && info.actor_types.is_empty()) {
-                term.pending.insert(info.id.clone(), Change::Upsert(info.clone()));
+            if replicated.as_ref() != Some(&info)
+                && !(replicated.is_none() && info.actor_types.is_empty())
+            {
+                term.pending
+                    .insert(info.id.clone(), Change::Upsert(info.clone()));
             } else {
                 // Unchanged: a reconnect must not undo a departure queued for this host.
                 term.pending.remove(&info.id);
@@ -318,9 +333,9 @@ impl Coordinator {
             );
             if let Some(previous) = previous {
                 // The same host reconnected before its old stream was noticed broken.
-                let _ = previous
-                    .orders
-                    .try_send(Err(Status::aborted("replaced by a newer session of this host")));
+                let _ = previous.orders.try_send(Err(Status::aborted(
+                    "replaced by a newer session of this host",
+                )));
             }
             self.metrics.hosts_connected.set(term.sessions.len() as i64);
         }
@@ -354,9 +369,9 @@ impl Coordinator {
             return;
         }
         if let Some(session) = term.sessions.remove(host_id) {
-            let _ = session
-                .orders
-                .try_send(Err(Status::unavailable(format!("placement dropped this host: {reason}"))));
+            let _ = session.orders.try_send(Err(Status::unavailable(format!(
+                "placement dropped this host: {reason}"
+            ))));
         }
         self.metrics.hosts_connected.set(term.sessions.len() as i64);
         if term.active {
@@ -391,7 +406,8 @@ impl Coordinator {
                 self.drop_session(&host_id, session_id, "heartbeats stopped");
             }
             let mut term = self.term.lock().expect("term lock");
-            let replicated: Vec<String> = self.applied.borrow().state.hosts.keys().cloned().collect();
+            let replicated: Vec<String> =
+                self.applied.borrow().state.hosts.keys().cloned().collect();
             for host_id in replicated {
                 if term.sessions.contains_key(&host_id) || term.pending.contains_key(&host_id) {
                     continue;
@@ -436,7 +452,11 @@ impl Coordinator {
                         self.metrics
                             .commit_latency_seconds
                             .observe(started.elapsed().as_secs_f64());
-                        tracing::info!(version = written.data.table_version.0, changed = written.data.changed, "membership committed");
+                        tracing::info!(
+                            version = written.data.table_version.0,
+                            changed = written.data.changed,
+                            "membership committed"
+                        );
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "cannot commit membership change; stepping back");
@@ -460,8 +480,12 @@ impl Coordinator {
 
     /// Brings every session to the current table: one round to all sessions behind it.
     async fn sync_sessions(&self, stop: &mut watch::Receiver<bool>) {
-        let table = self.applied.borrow().state.table(self.config.vnodes_per_host);
-        let participants: Vec<(String, u64, OrderSender, watch::Receiver<(OrderPhase, u64)>)> = {
+        let table = self
+            .applied
+            .borrow()
+            .state
+            .table(self.config.vnodes_per_host);
+        let participants: Vec<Participant> = {
             let term = self.term.lock().expect("term lock");
             term.sessions
                 .iter()
@@ -508,7 +532,11 @@ impl Coordinator {
                 if acked {
                     keep.push(participant);
                 } else {
-                    self.drop_session(&host_id, session_id, &format!("no {phase:?} ack within the round timeout"));
+                    self.drop_session(
+                        &host_id,
+                        session_id,
+                        &format!("no {phase:?} ack within the round timeout"),
+                    );
                 }
             }
             alive = keep;
@@ -537,7 +565,12 @@ impl Coordinator {
         let now = Instant::now();
         term.sessions
             .iter()
-            .map(|(id, s)| (id.clone(), now.duration_since(s.last_heartbeat).as_millis() as u64))
+            .map(|(id, s)| {
+                (
+                    id.clone(),
+                    now.duration_since(s.last_heartbeat).as_millis() as u64,
+                )
+            })
             .collect()
     }
 }
@@ -561,7 +594,9 @@ impl SessionHandle {
     pub fn reregister(&self, info: HostInfo) -> Result<(), RegistrationError> {
         let info = validate_registration(info)?;
         if info.id != self.host_id {
-            return Err(RegistrationError::Invalid("host_id cannot change within a session".into()));
+            return Err(RegistrationError::Invalid(
+                "host_id cannot change within a session".into(),
+            ));
         }
         let mut term = self.coordinator.term.lock().expect("term lock");
         let Some(session) = term.sessions.get_mut(&self.host_id) else {
@@ -578,12 +613,16 @@ impl SessionHandle {
 
     /// The host's stream ended or broke: the host is gone.
     pub fn close(&self, reason: &str) {
-        self.coordinator.drop_session(&self.host_id, self.session_id, reason);
+        self.coordinator
+            .drop_session(&self.host_id, self.session_id, reason);
     }
 }
 
 /// The order a follower answers a host with.
-pub fn not_leader_order(leader_id: Option<NodeId>, leader_address: Option<String>) -> PlacementOrder {
+pub fn not_leader_order(
+    leader_id: Option<NodeId>,
+    leader_address: Option<String>,
+) -> PlacementOrder {
     PlacementOrder {
         order: Some(Order::NotLeader(rookery_proto::v1::NotLeader {
             leader_id,

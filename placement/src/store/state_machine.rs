@@ -1,0 +1,330 @@
+//! The replicated state machine of a placement node: a [`PlacementState`] written through to
+//! sled on every apply, the current snapshot, and a change feed of what has been applied.
+//!
+//! Writing the state through (rather than only snapshotting it) means a restarted node has its
+//! table before Raft replays anything, so it can answer status queries and, once leader,
+//! disseminate at once. Those writes are not flushed: the log they come from is, and Raft
+//! re-applies whatever a crash loses. Snapshots are flushed, since the log is purged behind them.
+//!
+//! A snapshot is the JSON of [`SnapshotPayload`] (`{meta, state}`); the current one is kept in
+//! sled next to the state, and replaced atomically with it on install.
+
+
+use std::io::Cursor;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use openraft::storage::RaftStateMachine;
+use openraft::{
+    BasicNode, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, Snapshot, SnapshotMeta,
+    StorageError, StorageIOError, StoredMembership,
+};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{watch, Mutex};
+
+use super::StoreError;
+use crate::raft_types::{NodeId, TypeConfig};
+use crate::state::{CommandResponse, PlacementState};
+
+type Entry = openraft::Entry<TypeConfig>;
+type Membership = StoredMembership<NodeId, BasicNode>;
+type Meta = SnapshotMeta<NodeId, BasicNode>;
+
+/// All keys live in one tree, so that one sled batch updates them together.
+const TREE: &str = "state_machine";
+const KEY_STATE: &str = "state";
+const KEY_LAST_APPLIED: &str = "last_applied";
+const KEY_LAST_MEMBERSHIP: &str = "last_membership";
+const KEY_SNAPSHOT: &str = "snapshot";
+
+/// What the state machine has applied: published on [`StateMachineStore::subscribe`] after
+/// every apply batch and snapshot install.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AppliedState {
+    pub last_applied: Option<LogId<NodeId>>,
+    pub state: PlacementState,
+}
+
+/// The bytes of a snapshot: its meta travels with it, so a stored snapshot is self-describing.
+#[derive(Serialize, Deserialize)]
+struct SnapshotPayload {
+    meta: Meta,
+    state: PlacementState,
+}
+
+/// The state machine storage. Clones share everything (state, sled tree, change feed): openraft
+/// uses a clone as the snapshot builder.
+#[derive(Clone)]
+pub struct StateMachineStore {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    tree: sled::Tree,
+    /// Async so that the snapshot builder, which runs beside apply, can wait its turn without
+    /// blocking a runtime thread.
+    machine: Mutex<Machine>,
+    changes: watch::Sender<Arc<AppliedState>>,
+}
+
+#[derive(Clone)]
+struct Machine {
+    last_applied: Option<LogId<NodeId>>,
+    last_membership: Membership,
+    state: PlacementState,
+}
+
+impl Machine {
+    fn applied(&self) -> Arc<AppliedState> {
+        Arc::new(AppliedState {
+            last_applied: self.last_applied,
+            state: self.state.clone(),
+        })
+    }
+
+    /// The batch that persists this machine.
+    fn batch(&self) -> Result<sled::Batch, serde_json::Error> {
+        let mut batch = sled::Batch::default();
+        batch.insert(KEY_STATE, serde_json::to_vec(&self.state)?);
+        batch.insert(KEY_LAST_APPLIED, serde_json::to_vec(&self.last_applied)?);
+        batch.insert(
+            KEY_LAST_MEMBERSHIP,
+            serde_json::to_vec(&self.last_membership)?,
+        );
+        Ok(batch)
+    }
+}
+
+impl StateMachineStore {
+    pub(super) fn open(db: &sled::Db) -> Result<StateMachineStore, StoreError> {
+        let tree = db.open_tree(TREE)?;
+        let machine = Machine {
+            last_applied: load(&tree, KEY_LAST_APPLIED, "last applied log id")?.flatten(),
+            last_membership: load(&tree, KEY_LAST_MEMBERSHIP, "last membership")?
+                .unwrap_or_default(),
+            state: load(&tree, KEY_STATE, "placement state")?.unwrap_or_default(),
+        };
+        let (changes, _) = watch::channel(machine.applied());
+        Ok(StateMachineStore {
+            shared: Arc::new(Shared {
+                tree,
+                machine: Mutex::new(machine),
+                changes,
+            }),
+        })
+    }
+
+    /// A feed of the applied state. It starts at the state loaded from disk, and moves after
+    /// every apply batch and snapshot install (intermediate states of a batch are not seen).
+    pub fn subscribe(&self) -> watch::Receiver<Arc<AppliedState>> {
+        self.shared.changes.subscribe()
+    }
+
+    /// The applied state right now.
+    pub fn current(&self) -> Arc<AppliedState> {
+        self.shared.changes.borrow().clone()
+    }
+
+    fn stored_snapshot(&self) -> Result<Option<(Meta, Vec<u8>)>, StorageError<NodeId>> {
+        let Some(bytes) = self
+            .shared
+            .tree
+            .get(KEY_SNAPSHOT)
+            .map_err(|e| StorageIOError::read_snapshot(None, &e))?
+        else {
+            return Ok(None);
+        };
+        let payload: SnapshotPayload =
+            serde_json::from_slice(&bytes).map_err(|e| StorageIOError::read_snapshot(None, &e))?;
+        Ok(Some((payload.meta, bytes.to_vec())))
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachineStore {
+    type SnapshotBuilder = StateMachineStore;
+
+    async fn applied_state(
+        &mut self,
+    ) -> Result<(Option<LogId<NodeId>>, Membership), StorageError<NodeId>> {
+        let machine = self.shared.machine.lock().await;
+        Ok((machine.last_applied, machine.last_membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<CommandResponse>, StorageError<NodeId>>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut machine = self.shared.machine.lock().await;
+        // Work on a copy so memory never runs ahead of disk if the write below fails.
+        let mut next = machine.clone();
+        let mut responses = Vec::new();
+        for entry in entries {
+            next.last_applied = Some(entry.log_id);
+            let response = match entry.payload {
+                EntryPayload::Normal(command) => next.state.apply(&command),
+                EntryPayload::Blank => unchanged(&next.state),
+                EntryPayload::Membership(membership) => {
+                    next.last_membership = StoredMembership::new(Some(entry.log_id), membership);
+                    unchanged(&next.state)
+                }
+            };
+            responses.push(response);
+        }
+        if responses.is_empty() {
+            return Ok(responses);
+        }
+        let batch = next
+            .batch()
+            .map_err(|e| StorageIOError::write_state_machine(&e))?;
+        self.shared
+            .tree
+            .apply_batch(batch)
+            .map_err(|e| StorageIOError::write_state_machine(&e))?;
+        *machine = next;
+        self.shared.changes.send_replace(machine.applied());
+        Ok(responses)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn begin_receiving_snapshot(
+        &mut self,
+    ) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeId>> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &Meta,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError<NodeId>> {
+        let signature = Some(meta.signature());
+        let received: SnapshotPayload = serde_json::from_slice(snapshot.get_ref())
+            .map_err(|e| StorageIOError::read_snapshot(signature.clone(), &e))?;
+        if received.meta.last_log_id != meta.last_log_id {
+            let mismatch = openraft::AnyError::error(format!(
+                "snapshot data is at {:?}, its meta says {:?}",
+                received.meta.last_log_id, meta.last_log_id
+            ));
+            return Err(StorageIOError::read_snapshot(signature, mismatch).into());
+        }
+        // Stored under the meta openraft installed, so get_current_snapshot returns exactly it.
+        let payload = SnapshotPayload {
+            meta: meta.clone(),
+            state: received.state,
+        };
+        let bytes = serde_json::to_vec(&payload)
+            .map_err(|e| StorageIOError::write_snapshot(signature.clone(), &e))?;
+        let next = Machine {
+            last_applied: meta.last_log_id,
+            last_membership: meta.last_membership.clone(),
+            state: payload.state,
+        };
+
+        let mut machine = self.shared.machine.lock().await;
+        let mut batch = next
+            .batch()
+            .map_err(|e| StorageIOError::write_snapshot(signature.clone(), &e))?;
+        batch.insert(KEY_SNAPSHOT, bytes);
+        self.shared
+            .tree
+            .apply_batch(batch)
+            .map_err(|e| StorageIOError::write_snapshot(signature.clone(), &e))?;
+        *machine = next;
+        self.shared.changes.send_replace(machine.applied());
+        drop(machine);
+        // Flushed for the same reason as a built snapshot: openraft purges the log up to it next.
+        self.shared
+            .tree
+            .flush_async()
+            .await
+            .map_err(|e| StorageIOError::write_snapshot(signature, &e))?;
+        Ok(())
+    }
+
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
+        Ok(self.stored_snapshot()?.map(|(meta, bytes)| Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(bytes)),
+        }))
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
+        // Held until the snapshot is stored, so an install cannot slip in between and be
+        // overwritten by this older snapshot.
+        let machine = self.shared.machine.lock().await;
+        let meta = Meta {
+            last_log_id: machine.last_applied,
+            last_membership: machine.last_membership.clone(),
+            snapshot_id: snapshot_id(machine.last_applied),
+        };
+        let payload = SnapshotPayload {
+            meta,
+            state: machine.state.clone(),
+        };
+        let bytes = serde_json::to_vec(&payload)
+            .map_err(|e| StorageIOError::write_snapshot(Some(payload.meta.signature()), &e))?;
+        self.shared
+            .tree
+            .insert(KEY_SNAPSHOT, bytes.as_slice())
+            .map_err(|e| StorageIOError::write_snapshot(Some(payload.meta.signature()), &e))?;
+        drop(machine);
+        // openraft purges the log only up to a snapshot, so the state the snapshot covers must
+        // be on disk first: a restart re-applies from the stored last_applied, which needs the
+        // log entries after it.
+        self.shared
+            .tree
+            .flush_async()
+            .await
+            .map_err(|e| StorageIOError::write_snapshot(Some(payload.meta.signature()), &e))?;
+        Ok(Snapshot {
+            meta: payload.meta,
+            snapshot: Box::new(Cursor::new(bytes)),
+        })
+    }
+}
+
+/// The response to an entry that carries no command.
+fn unchanged(state: &PlacementState) -> CommandResponse {
+    CommandResponse {
+        table_version: state.table_version,
+        changed: false,
+    }
+}
+
+/// A snapshot id unique enough to tell apart two snapshots at the same log id: openraft only uses
+/// it to match the chunks of one transfer.
+fn snapshot_id(last_applied: Option<LogId<NodeId>>) -> String {
+    let millis = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or_default();
+    match last_applied {
+        Some(log_id) => format!(
+            "{}-{}-{}-{millis}",
+            log_id.leader_id.term, log_id.leader_id.node_id, log_id.index
+        ),
+        None => format!("none-{millis}"),
+    }
+}
+
+/// Loads and decodes `key`, if present.
+fn load<T: serde::de::DeserializeOwned>(
+    tree: &sled::Tree,
+    key: &str,
+    what: &'static str,
+) -> Result<Option<T>, StoreError> {
+    let Some(bytes) = tree.get(key)? else {
+        return Ok(None);
+    };
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|source| StoreError::Corrupt { what, source })
+}

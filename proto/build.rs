@@ -1,7 +1,7 @@
 //! Compiles rookery/v1/*.proto with protox (pure Rust), so no system protoc is needed.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = ["rookery/v1/placement.proto"];
+    let protos = ["rookery/v1/placement.proto", "rookery/v1/runtime.proto"];
     for proto in protos {
         println!("cargo:rerun-if-changed={proto}");
     }

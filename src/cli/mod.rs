@@ -3,8 +3,11 @@
 //!
 //! Exit status: 0 on success, 1 on a runtime failure, 2 on bad usage (clap's convention).
 
+mod host;
+mod invoke;
 mod placement;
 mod status;
+mod up;
 
 use std::process::ExitCode;
 
@@ -19,6 +22,12 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run a one-process development cluster: one placement node and one host.
+    Up(up::UpArgs),
+    /// Run a host node: serves actor types for apps and routes calls.
+    Host(host::HostArgs),
+    /// Call an actor method through a host.
+    Invoke(invoke::InvokeArgs),
     /// Run one node of the Raft-replicated placement service.
     Placement(placement::PlacementArgs),
     /// Show the placement cluster: leader, term, members, table version, hosts.
@@ -28,7 +37,10 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -37,6 +49,9 @@ pub fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
+            Command::Up(args) => up::run(args).await,
+            Command::Host(args) => host::run(args).await,
+            Command::Invoke(args) => invoke::run(args).await,
             Command::Placement(args) => placement::run(args).await,
             Command::Status(args) => status::run(args).await,
         }
@@ -52,8 +67,11 @@ pub fn main() -> ExitCode {
 
 /// Logs to stderr; `RUST_LOG` overrides the default level (info).
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn,sled=warn,h2=warn,tower=warn,hyper=warn"));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(
+            "info,openraft=warn,sled=warn,h2=warn,tower=warn,hyper=warn",
+        )
+    });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -127,7 +127,8 @@ pub async fn run(args: PlacementArgs) -> anyhow::Result<ExitCode> {
     let data_dir = args
         .data_dir
         .unwrap_or_else(|| PathBuf::from(format!(".rookery/placement-{}", args.id)));
-    let http_listen = (args.http_port != 0).then(|| format!("{}:{}", args.listen.ip(), args.http_port));
+    let http_listen =
+        (args.http_port != 0).then(|| format!("{}:{}", args.listen.ip(), args.http_port));
     let config = PlacementConfig {
         node_id: args.id,
         listen: args.listen.to_string(),
@@ -149,7 +150,9 @@ pub async fn run(args: PlacementArgs) -> anyhow::Result<ExitCode> {
     eprintln!(
         "rookery placement: gRPC on {}{}",
         node.listen_addr(),
-        node.http_addr().map(|a| format!(", http on {a}")).unwrap_or_default()
+        node.http_addr()
+            .map(|a| format!(", http on {a}"))
+            .unwrap_or_default()
     );
     shutdown_signal().await;
     tracing::info!("shutting down");
@@ -162,13 +165,14 @@ pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(term) => term,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

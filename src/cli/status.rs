@@ -62,7 +62,8 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         to_ask.retain(|a| !answers.contains_key(a));
     }
 
-    let reachable: Vec<&PlacementStatus> = answers.values().filter_map(|r| r.as_ref().ok()).collect();
+    let reachable: Vec<&PlacementStatus> =
+        answers.values().filter_map(|r| r.as_ref().ok()).collect();
     if reachable.is_empty() {
         for (address, result) in &answers {
             if let Err(e) = result {
@@ -83,7 +84,8 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
             .copied()
             .expect("at least one answer")
     });
-    let by_id: BTreeMap<u64, &PlacementStatus> = reachable.iter().map(|s| (s.node_id, *s)).collect();
+    let by_id: BTreeMap<u64, &PlacementStatus> =
+        reachable.iter().map(|s| (s.node_id, *s)).collect();
     let members: Vec<Value> = best
         .members
         .iter()
@@ -130,8 +132,14 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn print_text(report: &Value) {
-    let leader = report["leader"].as_u64().map(|l| l.to_string()).unwrap_or_else(|| "none".into());
-    println!("leader: {leader}   term: {}   table version: {}", report["term"], report["table_version"]);
+    let leader = report["leader"]
+        .as_u64()
+        .map(|l| l.to_string())
+        .unwrap_or_else(|| "none".into());
+    println!(
+        "leader: {leader}   term: {}   table version: {}",
+        report["term"], report["table_version"]
+    );
     println!("\nmembers:");
     for m in report["members"].as_array().into_iter().flatten() {
         println!(
@@ -147,13 +155,22 @@ fn print_text(report: &Value) {
         println!("  (none)");
     }
     for h in hosts {
-        let types: Vec<&str> = h["actor_types"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        let types: Vec<&str> = h["actor_types"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
         println!(
             "  {:<20} {:<24} {:<10} {}  [{}]",
             h["id"].as_str().unwrap_or(""),
             h["address"].as_str().unwrap_or(""),
             h["app_id"].as_str().unwrap_or(""),
-            if h["connected"].as_bool() == Some(true) { "connected" } else { "absent   " },
+            if h["connected"].as_bool() == Some(true) {
+                "connected"
+            } else {
+                "absent   "
+            },
             types.join(", ")
         );
     }

@@ -1,0 +1,344 @@
+//! One activation: a task and a bounded mailbox per active actor, one turn at a time.
+//!
+//! Calls queue in the mailbox and the task runs them in order, each bounded by the type's call
+//! timeout, so an app that never answers releases the turn. A call of the chain whose turn is
+//! in progress would deadlock in the queue; it re-enters at once when the type allows
+//! reentrancy (up to its depth limit) and fails with a reentrancy error otherwise.
+//!
+//! Lifecycle: activate (the app hears it) → turns → stop requested (idle, moved, withdrawn) →
+//! the turn in progress finishes, queued calls are answered `Unavailable` (the router retries
+//! them on the next activation or the new owner) → deactivate (the app hears it) → done.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
+
+use crate::actor::{ActorChannel, ActorKey, Call, ReentrantInvoker};
+use crate::config::TypeOptions;
+use crate::error::CallError;
+use crate::metrics::HostMetrics;
+
+/// Calls queued for one actor before callers are told it is overloaded.
+pub const MAILBOX_CAPACITY: usize = 1024;
+
+/// Why an activation ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopReason {
+    Idle,
+    /// Another host owns the actor now (or this host is leaving).
+    Moved,
+    /// The app that served the type disconnected: there is no one to tell.
+    Withdrawn,
+    Shutdown,
+}
+
+struct Turn {
+    call: Call,
+    reply: oneshot::Sender<Result<Bytes, CallError>>,
+}
+
+/// Called when an activation has fully ended, so its registry can forget it.
+pub trait ActivationSink: Send + Sync + 'static {
+    fn finished(&self, key: &ActorKey, activation_id: u64);
+}
+
+pub struct Activation {
+    pub key: ActorKey,
+    /// Distinguishes successive activations of one actor on this host.
+    pub id: u64,
+    options: TypeOptions,
+    mailbox: mpsc::Sender<Turn>,
+    stop: watch::Sender<Option<StopReason>>,
+    done: watch::Receiver<bool>,
+    /// The call chain of the turn in progress, if any.
+    current_chain: Mutex<Option<String>>,
+    reentrant_depth: AtomicU32,
+    reentrant: OnceLock<Option<ReentrantInvoker>>,
+    /// Calls queued or running.
+    busy: AtomicUsize,
+    last_used: Mutex<Instant>,
+    epoch: Instant,
+    activated_at_ms: AtomicU64,
+    metrics: Arc<HostMetrics>,
+}
+
+/// Decrements a counter when dropped, so early returns and cancelled callers keep it right.
+struct CountGuard<'a, T: Counter>(&'a T);
+trait Counter {
+    fn dec(&self);
+}
+impl Counter for AtomicUsize {
+    fn dec(&self) {
+        self.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+impl Counter for AtomicU32 {
+    fn dec(&self) {
+        self.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+impl<T: Counter> Drop for CountGuard<'_, T> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+impl Activation {
+    /// Starts the activation's task. `sink` hears when it has ended.
+    pub fn spawn(
+        key: ActorKey,
+        id: u64,
+        channel: Arc<dyn ActorChannel>,
+        options: TypeOptions,
+        sink: Weak<dyn ActivationSink>,
+        metrics: Arc<HostMetrics>,
+    ) -> Arc<Activation> {
+        let (mailbox, inbox) = mpsc::channel(MAILBOX_CAPACITY);
+        let (stop, stop_rx) = watch::channel(None);
+        let (done_tx, done) = watch::channel(false);
+        let now = Instant::now();
+        let activation = Arc::new(Activation {
+            key,
+            id,
+            options,
+            mailbox,
+            stop,
+            done,
+            current_chain: Mutex::new(None),
+            reentrant_depth: AtomicU32::new(0),
+            reentrant: OnceLock::new(),
+            busy: AtomicUsize::new(0),
+            last_used: Mutex::new(now),
+            epoch: now,
+            activated_at_ms: AtomicU64::new(0),
+            metrics,
+        });
+        tokio::spawn(run(
+            activation.clone(),
+            channel,
+            inbox,
+            stop_rx,
+            done_tx,
+            sink,
+        ));
+        activation
+    }
+
+    /// Runs one call on this actor: queued for its turn, or re-entering the chain in progress.
+    pub async fn call(&self, call: Call) -> Result<Bytes, CallError> {
+        *self.last_used.lock().expect("last_used lock") = Instant::now();
+        let same_chain = !call.call_chain_id.is_empty()
+            && self.current_chain.lock().expect("chain lock").as_deref()
+                == Some(call.call_chain_id.as_str());
+        if same_chain {
+            return self.reenter(call).await;
+        }
+        self.busy.fetch_add(1, Ordering::AcqRel);
+        let _busy = CountGuard(&self.busy);
+        let (reply, answer) = oneshot::channel();
+        self.metrics
+            .mailbox_depth
+            .observe((MAILBOX_CAPACITY - self.mailbox.capacity()) as f64);
+        match self.mailbox.try_send(Turn { call, reply }) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                return Err(CallError::Overloaded(format!(
+                    "mailbox of actor {} is full ({MAILBOX_CAPACITY} calls queued)",
+                    self.key
+                )))
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                return Err(CallError::Unavailable(format!(
+                    "actor {} is deactivating",
+                    self.key
+                )))
+            }
+        }
+        answer.await.unwrap_or_else(|_| {
+            Err(CallError::Unavailable(format!(
+                "actor {} is deactivating",
+                self.key
+            )))
+        })
+    }
+
+    async fn reenter(&self, call: Call) -> Result<Bytes, CallError> {
+        if !self.options.reentrancy {
+            return Err(CallError::Reentrancy(format!(
+                "actor {} is busy in this call chain and type {} does not allow reentrancy",
+                self.key, self.key.actor_type
+            )));
+        }
+        let depth = self.reentrant_depth.fetch_add(1, Ordering::AcqRel) + 1;
+        let _depth = CountGuard(&self.reentrant_depth);
+        if depth > self.options.max_reentrancy_depth {
+            return Err(CallError::Reentrancy(format!(
+                "reentrancy into actor {} deeper than the limit of {}",
+                self.key, self.options.max_reentrancy_depth
+            )));
+        }
+        let invoker = self.reentrant.get().cloned().flatten().ok_or_else(|| {
+            CallError::Reentrancy(format!(
+                "actor {} is busy in this call chain and its channel cannot re-enter it",
+                self.key
+            ))
+        })?;
+        match tokio::time::timeout(self.options.call_timeout(), invoker(call)).await {
+            Ok(result) => result,
+            Err(_) => Err(self.timed_out()),
+        }
+    }
+
+    fn timed_out(&self) -> CallError {
+        CallError::DeadlineExceeded(format!(
+            "actor {} did not answer within its call timeout of {} ms",
+            self.key, self.options.call_timeout_ms
+        ))
+    }
+
+    /// Asks the activation to end after its turn in progress.
+    pub fn request_stop(&self, reason: StopReason) {
+        self.stop.send_if_modified(|current| {
+            if current.is_none() {
+                *current = Some(reason);
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.stop.borrow().is_some()
+    }
+
+    /// Whether calls are queued or running.
+    pub fn is_busy(&self) -> bool {
+        self.busy.load(Ordering::Acquire) > 0
+            || self.current_chain.lock().expect("chain lock").is_some()
+    }
+
+    pub fn idle_for(&self, now: Instant) -> Duration {
+        now.saturating_duration_since(*self.last_used.lock().expect("last_used lock"))
+    }
+
+    pub fn options(&self) -> &TypeOptions {
+        &self.options
+    }
+
+    /// Resolves once the activation has fully ended (the app told, if it could be).
+    pub async fn finished(&self) {
+        let mut done = self.done.clone();
+        let _ = done.wait_for(|d| *d).await;
+    }
+
+    /// Milliseconds since the activation was created until it finished activating.
+    pub fn activation_ms(&self) -> u64 {
+        self.activated_at_ms.load(Ordering::Relaxed)
+    }
+}
+
+async fn run(
+    activation: Arc<Activation>,
+    channel: Arc<dyn ActorChannel>,
+    mut inbox: mpsc::Receiver<Turn>,
+    mut stop: watch::Receiver<Option<StopReason>>,
+    done: watch::Sender<bool>,
+    sink: Weak<dyn ActivationSink>,
+) {
+    let key = activation.key.clone();
+    let metrics = activation.metrics.clone();
+    metrics.active_activations.inc();
+    metrics.activations_total.inc();
+    let activated = tokio::time::timeout(
+        activation.options.call_timeout(),
+        channel.activate(key.clone()),
+    )
+    .await;
+    let mut instance = match activated {
+        Ok(Ok(instance)) => Some(instance),
+        Ok(Err(e)) => {
+            tracing::warn!(actor = %key, error = %e, "activation failed");
+            fail_queued(&mut inbox, e);
+            None
+        }
+        Err(_) => {
+            let e = activation.timed_out();
+            tracing::warn!(actor = %key, "activation timed out");
+            fail_queued(&mut inbox, e);
+            None
+        }
+    };
+    activation.activated_at_ms.store(
+        activation.epoch.elapsed().as_millis() as u64,
+        Ordering::Relaxed,
+    );
+    let mut reason = StopReason::Shutdown;
+    if let Some(instance) = instance.as_mut() {
+        let _ = activation.reentrant.set(instance.reentrant_invoker());
+        loop {
+            let turn = tokio::select! {
+                // Between turns, a stop request wins over queued calls: they are answered
+                // Unavailable and retried, never run by an actor that is going away.
+                biased;
+                _ = stop.wait_for(Option::is_some) => break,
+                turn = inbox.recv() => match turn {
+                    Some(turn) => turn,
+                    None => break,
+                },
+            };
+            if turn.reply.is_closed() {
+                continue; // the caller gave up while queued
+            }
+            *activation.current_chain.lock().expect("chain lock") =
+                Some(turn.call.call_chain_id.clone());
+            let result = match tokio::time::timeout(
+                activation.options.call_timeout(),
+                instance.invoke(turn.call),
+            )
+            .await
+            {
+                Ok(result) => result,
+                Err(_) => Err(activation.timed_out()),
+            };
+            *activation.current_chain.lock().expect("chain lock") = None;
+            *activation.last_used.lock().expect("last_used lock") = Instant::now();
+            let _ = turn.reply.send(result);
+        }
+        reason = stop.borrow().unwrap_or(StopReason::Shutdown);
+    }
+    fail_queued(
+        &mut inbox,
+        CallError::Unavailable(format!("actor {key} is deactivating")),
+    );
+    if let Some(instance) = instance {
+        if reason != StopReason::Withdrawn {
+            match tokio::time::timeout(activation.options.call_timeout(), instance.deactivate())
+                .await
+            {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(actor = %key, error = %e, "deactivation failed"),
+                Err(_) => tracing::warn!(actor = %key, "deactivation timed out"),
+            }
+        }
+    }
+    tracing::debug!(actor = %key, ?reason, "deactivated");
+    metrics.active_activations.dec();
+    metrics.deactivations_total.inc();
+    if let Some(sink) = sink.upgrade() {
+        sink.finished(&key, activation.id);
+    }
+    let _ = done.send(true);
+}
+
+/// Closes the mailbox and answers every queued call with `error`.
+fn fail_queued(inbox: &mut mpsc::Receiver<Turn>, error: CallError) {
+    inbox.close();
+    while let Ok(turn) = inbox.try_recv() {
+        let _ = turn.reply.send(Err(error.clone()));
+    }
+}

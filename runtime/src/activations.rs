@@ -1,0 +1,153 @@
+//! The activations of this host: at most one per actor, created on demand, ended when idle,
+//! moved, or withdrawn.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+
+use tokio::time::Instant;
+
+use crate::activation::{Activation, ActivationSink, StopReason};
+use crate::actor::ActorKey;
+use crate::error::CallError;
+use crate::metrics::HostMetrics;
+use crate::types::TypeRegistry;
+
+/// Most activations one host keeps; beyond it new activations are refused as overloaded.
+pub const MAX_ACTIVATIONS: usize = 10_000_000;
+
+pub struct Activations {
+    map: Mutex<HashMap<ActorKey, Arc<Activation>>>,
+    types: Arc<TypeRegistry>,
+    metrics: Arc<HostMetrics>,
+    next_id: AtomicU64,
+    me: Weak<Activations>,
+}
+
+impl Activations {
+    pub fn new(types: Arc<TypeRegistry>, metrics: Arc<HostMetrics>) -> Arc<Activations> {
+        Arc::new_cyclic(|me| Activations {
+            map: Mutex::new(HashMap::new()),
+            types,
+            metrics,
+            next_id: AtomicU64::new(1),
+            me: me.clone(),
+        })
+    }
+
+    /// The actor's activation on this host, activating it if needed. A previous activation
+    /// still ending is waited for, so one actor never has two activations here at once.
+    pub async fn get_or_activate(&self, key: &ActorKey) -> Result<Arc<Activation>, CallError> {
+        loop {
+            let ending = {
+                let mut map = self.map.lock().expect("activations lock");
+                match map.get(key) {
+                    Some(existing) if !existing.is_stopping() => return Ok(existing.clone()),
+                    Some(existing) => existing.clone(),
+                    None => {
+                        let registered = self.types.get(&key.actor_type).ok_or_else(|| {
+                            CallError::Unavailable(format!(
+                                "actor type {:?} is not served on this host (its app may have disconnected)",
+                                key.actor_type
+                            ))
+                        })?;
+                        if map.len() >= MAX_ACTIVATIONS {
+                            return Err(CallError::Overloaded(format!(
+                                "this host holds the most activations it may ({MAX_ACTIVATIONS})"
+                            )));
+                        }
+                        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+                        let sink: Weak<dyn ActivationSink> = self.me.clone();
+                        let activation = Activation::spawn(
+                            key.clone(),
+                            id,
+                            registered.channel,
+                            registered.options,
+                            sink,
+                            self.metrics.clone(),
+                        );
+                        map.insert(key.clone(), activation.clone());
+                        return Ok(activation);
+                    }
+                }
+            };
+            ending.finished().await;
+        }
+    }
+
+    /// Asks every activation matching `predicate` to end.
+    pub fn stop_where(&self, reason: StopReason, predicate: impl Fn(&ActorKey) -> bool) -> usize {
+        let map = self.map.lock().expect("activations lock");
+        let mut stopped = 0;
+        for (key, activation) in map.iter() {
+            if predicate(key) && !activation.is_stopping() {
+                activation.request_stop(reason);
+                stopped += 1;
+            }
+        }
+        stopped
+    }
+
+    /// Ends activations unused for longer than their type's idle timeout.
+    pub fn collect_idle(&self) -> usize {
+        let now = Instant::now();
+        let map = self.map.lock().expect("activations lock");
+        let mut collected = 0;
+        for activation in map.values() {
+            if !activation.is_stopping()
+                && !activation.is_busy()
+                && activation.idle_for(now) >= activation.options().idle_timeout()
+            {
+                activation.request_stop(StopReason::Idle);
+                collected += 1;
+            }
+        }
+        collected
+    }
+
+    /// The actors active here, optionally of one type.
+    pub fn list(&self, actor_type: Option<&str>) -> Vec<ActorKey> {
+        let map = self.map.lock().expect("activations lock");
+        let mut keys: Vec<ActorKey> = map
+            .iter()
+            .filter(|(k, a)| actor_type.is_none_or(|t| k.actor_type == t) && !a.is_stopping())
+            .map(|(k, _)| k.clone())
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.lock().expect("activations lock").len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Stops everything and waits until every activation has ended.
+    pub async fn stop_all(&self, reason: StopReason) {
+        let all: Vec<Arc<Activation>> = self
+            .map
+            .lock()
+            .expect("activations lock")
+            .values()
+            .cloned()
+            .collect();
+        for activation in &all {
+            activation.request_stop(reason);
+        }
+        for activation in all {
+            activation.finished().await;
+        }
+    }
+}
+
+impl ActivationSink for Activations {
+    fn finished(&self, key: &ActorKey, activation_id: u64) {
+        let mut map = self.map.lock().expect("activations lock");
+        if map.get(key).is_some_and(|a| a.id == activation_id) {
+            map.remove(key);
+        }
+    }
+}

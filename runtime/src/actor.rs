@@ -1,0 +1,153 @@
+//! What an actor is to the host, whoever implements it.
+//!
+//! - [`ActorChannel`] / [`ActorInstance`]: how the host drives one actor type: the gRPC app
+//!   channel and embedded Rust actors both implement them, so activations do not care which.
+//! - [`Actor`]: the embedded Rust API; a Rust program registers a factory of these on its
+//!   in-process host.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Weak};
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+
+use crate::error::CallError;
+use crate::router::Router;
+
+/// Identifies one virtual actor in the cluster.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ActorKey {
+    pub actor_type: String,
+    pub actor_id: String,
+}
+
+impl ActorKey {
+    pub fn new(actor_type: impl Into<String>, actor_id: impl Into<String>) -> ActorKey {
+        ActorKey {
+            actor_type: actor_type.into(),
+            actor_id: actor_id.into(),
+        }
+    }
+}
+
+impl fmt::Display for ActorKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.actor_type, self.actor_id)
+    }
+}
+
+/// One method call on one actor.
+#[derive(Clone, Debug)]
+pub struct Call {
+    pub key: ActorKey,
+    pub method: String,
+    pub data: Bytes,
+    pub metadata: HashMap<String, String>,
+    /// Identifies the chain of nested calls this call belongs to (for reentrancy).
+    pub call_chain_id: String,
+}
+
+/// Calls an instance accepts while a turn of its actor is in progress (re-entrant calls).
+pub type ReentrantInvoker =
+    Arc<dyn Fn(Call) -> BoxFuture<'static, Result<Bytes, CallError>> + Send + Sync>;
+
+/// How the host drives one actor type.
+pub trait ActorChannel: Send + Sync + 'static {
+    /// Brings an actor to life (the app hears "activate"); the instance then takes its turns.
+    fn activate(
+        &self,
+        key: ActorKey,
+    ) -> BoxFuture<'static, Result<Box<dyn ActorInstance>, CallError>>;
+}
+
+/// One activation of one actor, owned by its activation task.
+pub trait ActorInstance: Send + 'static {
+    /// One turn.
+    fn invoke(&mut self, call: Call) -> BoxFuture<'_, Result<Bytes, CallError>>;
+    /// A way in for re-entrant calls while a turn is in progress; `None` if the channel cannot
+    /// run two calls of one actor at once.
+    fn reentrant_invoker(&self) -> Option<ReentrantInvoker>;
+    /// The actor goes idle or moves: the app hears "deactivate".
+    fn deactivate(self: Box<Self>) -> BoxFuture<'static, Result<(), CallError>>;
+}
+
+/// The actor's own failure, returned to the caller as an application error.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ActorError(pub String);
+
+impl ActorError {
+    pub fn new(message: impl Into<String>) -> ActorError {
+        ActorError(message.into())
+    }
+}
+
+/// What an embedded actor's code can see and do during a turn.
+#[derive(Clone)]
+pub struct ActorContext {
+    key: ActorKey,
+    call_chain_id: String,
+    router: Weak<Router>,
+}
+
+impl ActorContext {
+    pub(crate) fn new(key: ActorKey, call_chain_id: String, router: Weak<Router>) -> ActorContext {
+        ActorContext {
+            key,
+            call_chain_id,
+            router,
+        }
+    }
+
+    pub fn actor_type(&self) -> &str {
+        &self.key.actor_type
+    }
+
+    pub fn actor_id(&self) -> &str {
+        &self.key.actor_id
+    }
+
+    /// Calls a method of another actor (anywhere in the cluster) within this turn's call chain.
+    pub async fn call(
+        &self,
+        actor_type: &str,
+        actor_id: &str,
+        method: &str,
+        data: impl Into<Bytes>,
+    ) -> Result<Bytes, CallError> {
+        let router = self
+            .router
+            .upgrade()
+            .ok_or_else(|| CallError::Unavailable("the host is shutting down".into()))?;
+        let call = Call {
+            key: ActorKey::new(actor_type, actor_id),
+            method: method.to_owned(),
+            data: data.into(),
+            metadata: HashMap::new(),
+            call_chain_id: self.call_chain_id.clone(),
+        };
+        router.invoke(call, None).await
+    }
+}
+
+/// An actor implemented in Rust and embedded in the host process.
+///
+/// Turns take `&mut self`: the host runs one at a time per actor, so no locking is needed.
+/// Embedded actors do not support reentrancy (a call that would re-enter a busy embedded actor
+/// fails with a reentrancy error instead of deadlocking).
+#[async_trait::async_trait]
+pub trait Actor: Send + 'static {
+    async fn on_activate(&mut self, _ctx: &ActorContext) -> Result<(), ActorError> {
+        Ok(())
+    }
+
+    async fn handle(
+        &mut self,
+        ctx: &ActorContext,
+        method: &str,
+        data: Bytes,
+    ) -> Result<Bytes, ActorError>;
+
+    async fn on_deactivate(&mut self, _ctx: &ActorContext) {}
+}

@@ -1,0 +1,168 @@
+//! Host configuration: flags resolved by the CLI, plus per-actor-type defaults from the
+//! `--config` YAML file, which an app's registration may override type by type.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Dapr's default: an actor unused for an hour is deactivated.
+pub const DEFAULT_IDLE_TIMEOUT_MS: u64 = 60 * 60 * 1000;
+/// How often idle activations are looked for (Dapr: 30 s).
+pub const DEFAULT_SCAN_INTERVAL_MS: u64 = 30_000;
+/// How long a busy actor may finish its turn when it moves or its host leaves (Dapr: 60 s).
+pub const DEFAULT_DRAIN_TIMEOUT_MS: u64 = 60_000;
+/// How long an app may take to answer one request.
+pub const DEFAULT_CALL_TIMEOUT_MS: u64 = 60_000;
+/// Deepest re-entrant nesting into one actor (Dapr: 32).
+pub const DEFAULT_MAX_REENTRANCY_DEPTH: u32 = 32;
+/// Largest request payload, in MiB (Dapr: 4).
+pub const DEFAULT_MAX_REQUEST_SIZE_MB: usize = 4;
+
+/// Options of one actor type, resolved: host defaults overridden by the registration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TypeOptions {
+    pub idle_timeout_ms: u64,
+    pub drain_timeout_ms: u64,
+    pub call_timeout_ms: u64,
+    pub reentrancy: bool,
+    pub max_reentrancy_depth: u32,
+}
+
+impl TypeOptions {
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_millis(self.idle_timeout_ms)
+    }
+    pub fn call_timeout(&self) -> Duration {
+        Duration::from_millis(self.call_timeout_ms)
+    }
+    pub fn drain_timeout(&self) -> Duration {
+        Duration::from_millis(self.drain_timeout_ms)
+    }
+}
+
+/// The `actors:` section of the `--config` file: defaults for every type.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ActorDefaults {
+    pub idle_timeout_ms: u64,
+    pub scan_interval_ms: u64,
+    pub drain_timeout_ms: u64,
+    pub call_timeout_ms: u64,
+    pub reentrancy: bool,
+    pub max_reentrancy_depth: u32,
+}
+
+impl Default for ActorDefaults {
+    fn default() -> Self {
+        ActorDefaults {
+            idle_timeout_ms: DEFAULT_IDLE_TIMEOUT_MS,
+            scan_interval_ms: DEFAULT_SCAN_INTERVAL_MS,
+            drain_timeout_ms: DEFAULT_DRAIN_TIMEOUT_MS,
+            call_timeout_ms: DEFAULT_CALL_TIMEOUT_MS,
+            reentrancy: false,
+            max_reentrancy_depth: DEFAULT_MAX_REENTRANCY_DEPTH,
+        }
+    }
+}
+
+impl ActorDefaults {
+    /// The options of a type whose registration sets nothing.
+    pub fn type_options(&self) -> TypeOptions {
+        TypeOptions {
+            idle_timeout_ms: self.idle_timeout_ms,
+            drain_timeout_ms: self.drain_timeout_ms,
+            call_timeout_ms: self.call_timeout_ms,
+            reentrancy: self.reentrancy,
+            max_reentrancy_depth: self.max_reentrancy_depth,
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let positive = [
+            ("idle_timeout_ms", self.idle_timeout_ms),
+            ("scan_interval_ms", self.scan_interval_ms),
+            ("drain_timeout_ms", self.drain_timeout_ms),
+            ("call_timeout_ms", self.call_timeout_ms),
+            ("max_reentrancy_depth", u64::from(self.max_reentrancy_depth)),
+        ];
+        for (field, value) in positive {
+            if value == 0 {
+                return Err(ConfigError::Invalid(format!(
+                    "actors.{field} must be greater than 0"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The whole `--config` file.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConfigFile {
+    pub actors: ActorDefaults,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {} is not valid: {message}", path.display())]
+    Parse { path: PathBuf, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl ConfigFile {
+    pub fn load(path: &Path) -> Result<ConfigFile, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let config: ConfigFile = serde_yaml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        config.actors.validate()?;
+        Ok(config)
+    }
+}
+
+/// Everything a host node is started with.
+#[derive(Clone, Debug)]
+pub struct HostConfig {
+    /// Unique among live hosts; defaults to the advertised address.
+    pub host_id: String,
+    pub app_id: String,
+    /// Placement addresses; any member will do.
+    pub placement: Vec<String>,
+    /// Where the public gRPC services (Actors, AppChannel, reflection) listen.
+    pub grpc_listen: String,
+    /// Where `HostInternal` listens; `None`: on the gRPC listener.
+    pub internal_listen: Option<String>,
+    /// What other hosts and placement dial to reach this host (`host:port` of the gRPC
+    /// listener).
+    pub advertise_address: String,
+    /// What other hosts dial to reach `HostInternal` when it has its own listener.
+    pub internal_advertise_address: Option<String>,
+    /// Where `/healthz` and `/metrics` listen; `None` disables them.
+    pub http_listen: Option<String>,
+    pub data_dir: PathBuf,
+    pub max_request_bytes: usize,
+    pub actors: ActorDefaults,
+    pub heartbeat_interval_ms: u64,
+}
+
+impl HostConfig {
+    /// The address other hosts forward calls to.
+    pub fn internal_advertise_address(&self) -> String {
+        self.internal_advertise_address
+            .clone()
+            .unwrap_or_else(|| self.advertise_address.clone())
+    }
+}

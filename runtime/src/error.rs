@@ -1,0 +1,123 @@
+//! Errors of an actor call, and their one mapping to gRPC status codes.
+//!
+//! Retryable errors (`Moved`, `Unavailable`) are retried by the router until the caller's
+//! deadline; the others reach the caller at once.
+
+use tonic::{Code, Status};
+
+/// Response metadata key marking an error returned by the actor's own code.
+pub const APPLICATION_ERROR_KEY: &str = "rookery-error";
+pub const APPLICATION_ERROR_VALUE: &str = "application";
+/// Response metadata key marking "this host does not own the actor; refresh and retry".
+pub const MOVED_KEY: &str = "rookery-moved";
+/// `rookery-error` value marking a call the app took but never answered (it disconnected).
+pub const APP_DISCONNECTED_VALUE: &str = "app-disconnected";
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("no host serves actor type {0:?}")]
+    UnknownType(String),
+    #[error("{0}")]
+    TooLarge(String),
+    /// The actor's own code failed; the message is the actor's.
+    #[error("{0}")]
+    Application(String),
+    #[error("{0}")]
+    DeadlineExceeded(String),
+    /// Retryable: the owner could not be reached or is not ready.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Retryable: the receiver does not own the actor under its table.
+    #[error("{0}")]
+    Moved(String),
+    /// A same-chain call into a busy actor whose type does not allow reentrancy, or deeper
+    /// than the type's limit.
+    #[error("{0}")]
+    Reentrancy(String),
+    #[error("{0}")]
+    Overloaded(String),
+    /// The app took the call but disconnected before answering: whether it ran is unknown,
+    /// so it is not retried.
+    #[error("{0}")]
+    AppDisconnected(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl CallError {
+    /// Whether the router should try again (until the caller's deadline).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, CallError::Unavailable(_) | CallError::Moved(_))
+    }
+
+    /// Reads an error back from a forwarded call's status.
+    pub fn from_status(status: &Status) -> CallError {
+        let message = status.message().to_owned();
+        let marked = |key: &str, value: Option<&str>| {
+            status
+                .metadata()
+                .get(key)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| value.is_none_or(|want| v == want))
+        };
+        match status.code() {
+            Code::FailedPrecondition if marked(MOVED_KEY, None) => CallError::Moved(message),
+            Code::FailedPrecondition => CallError::Reentrancy(message),
+            Code::Unknown if marked(APPLICATION_ERROR_KEY, Some(APPLICATION_ERROR_VALUE)) => {
+                CallError::Application(message)
+            }
+            Code::Unavailable if marked(APPLICATION_ERROR_KEY, Some(APP_DISCONNECTED_VALUE)) => {
+                CallError::AppDisconnected(message)
+            }
+            Code::InvalidArgument => CallError::InvalidArgument(message),
+            Code::NotFound => CallError::UnknownType(message),
+            Code::ResourceExhausted if message.contains("mailbox") => {
+                CallError::Overloaded(message)
+            }
+            Code::ResourceExhausted => CallError::TooLarge(message),
+            Code::DeadlineExceeded | Code::Cancelled => CallError::DeadlineExceeded(message),
+            Code::Unavailable | Code::Aborted => CallError::Unavailable(message),
+            _ => CallError::Internal(format!("{}: {message}", status.code())),
+        }
+    }
+}
+
+impl From<CallError> for Status {
+    fn from(error: CallError) -> Status {
+        match error {
+            CallError::InvalidArgument(m) => Status::invalid_argument(m),
+            e @ CallError::UnknownType(_) => Status::not_found(e.to_string()),
+            CallError::TooLarge(m) => Status::resource_exhausted(m),
+            CallError::Application(m) => {
+                let mut status = Status::unknown(m);
+                status.metadata_mut().insert(
+                    APPLICATION_ERROR_KEY,
+                    tonic::metadata::MetadataValue::from_static(APPLICATION_ERROR_VALUE),
+                );
+                status
+            }
+            CallError::DeadlineExceeded(m) => Status::deadline_exceeded(m),
+            CallError::Unavailable(m) => Status::unavailable(m),
+            CallError::Moved(m) => {
+                let mut status = Status::failed_precondition(m);
+                status
+                    .metadata_mut()
+                    .insert(MOVED_KEY, tonic::metadata::MetadataValue::from_static("1"));
+                status
+            }
+            CallError::Reentrancy(m) => Status::failed_precondition(m),
+            CallError::Overloaded(m) => Status::resource_exhausted(m),
+            CallError::AppDisconnected(m) => {
+                let mut status = Status::unavailable(m);
+                status.metadata_mut().insert(
+                    APPLICATION_ERROR_KEY,
+                    tonic::metadata::MetadataValue::from_static(APP_DISCONNECTED_VALUE),
+                );
+                status
+            }
+            CallError::Internal(m) => Status::internal(m),
+        }
+    }
+}

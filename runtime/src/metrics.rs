@@ -1,0 +1,104 @@
+//! Prometheus metrics of a host, served as text on `/metrics`.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+/// Labels of the per-call metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CallLabels {
+    pub actor_type: String,
+    /// ok, application_error, not_found, invalid_argument, too_large, deadline_exceeded,
+    /// unavailable, reentrancy, overloaded, internal.
+    pub outcome: &'static str,
+}
+
+pub struct HostMetrics {
+    registry: Registry,
+    pub active_activations: Gauge,
+    pub activations_total: Counter,
+    pub deactivations_total: Counter,
+    pub calls_total: Family<CallLabels, Counter>,
+    pub call_latency_seconds: Histogram,
+    pub mailbox_depth: Histogram,
+    pub forwarded_total: Counter,
+    pub retries_total: Counter,
+}
+
+impl Default for HostMetrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("rookery_host");
+        let metrics = HostMetrics {
+            active_activations: Gauge::default(),
+            activations_total: Counter::default(),
+            deactivations_total: Counter::default(),
+            calls_total: Family::default(),
+            // 50 µs .. ~26 s.
+            call_latency_seconds: Histogram::new(exponential_buckets(0.00005, 2.0, 20)),
+            // 0 .. 1024 queued calls.
+            mailbox_depth: Histogram::new(
+                [0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 64.0, 256.0, 1024.0].into_iter(),
+            ),
+            forwarded_total: Counter::default(),
+            retries_total: Counter::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "active_activations",
+            "Actors active on this host",
+            metrics.active_activations.clone(),
+        );
+        registry.register(
+            "activations",
+            "Activations started",
+            metrics.activations_total.clone(),
+        );
+        registry.register(
+            "deactivations",
+            "Activations ended",
+            metrics.deactivations_total.clone(),
+        );
+        registry.register(
+            "calls",
+            "Actor calls entering this host, by type and outcome",
+            metrics.calls_total.clone(),
+        );
+        registry.register(
+            "call_latency_seconds",
+            "Latency of actor calls entering this host through the client API",
+            metrics.call_latency_seconds.clone(),
+        );
+        registry.register(
+            "mailbox_depth",
+            "Calls already queued when a call joins a mailbox",
+            metrics.mailbox_depth.clone(),
+        );
+        registry.register(
+            "forwarded",
+            "Calls forwarded to their owner host",
+            metrics.forwarded_total.clone(),
+        );
+        registry.register(
+            "retries",
+            "Call attempts retried after a moved or unavailable owner",
+            metrics.retries_total.clone(),
+        );
+        HostMetrics {
+            registry,
+            ..metrics
+        }
+    }
+}
+
+impl HostMetrics {
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}

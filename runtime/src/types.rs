@@ -1,0 +1,128 @@
+//! The actor types this host serves: who implements each (an app connection or embedded
+//! Rust), with its resolved options. Changes are published so the host re-registers with
+//! placement.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+use tokio::sync::watch;
+
+use crate::actor::ActorChannel;
+use crate::config::TypeOptions;
+
+/// Longest actor type name, in bytes (as placement accepts).
+pub const MAX_ACTOR_TYPE_BYTES: usize = rookery_placement::leader::MAX_ACTOR_TYPE_BYTES;
+
+/// Who provides a type: distinguishes app connections so one app's disconnect withdraws only
+/// its own types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Provider {
+    Embedded,
+    App(u64),
+}
+
+#[derive(Clone)]
+pub struct RegisteredType {
+    pub channel: Arc<dyn ActorChannel>,
+    pub options: TypeOptions,
+    pub provider: Provider,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TypeError {
+    #[error("actor type names must not be empty")]
+    Empty,
+    #[error("actor type name is longer than {MAX_ACTOR_TYPE_BYTES} bytes")]
+    TooLong,
+    #[error("actor type {0:?} is already served by another app on this host")]
+    Taken(String),
+}
+
+pub struct TypeRegistry {
+    types: RwLock<BTreeMap<String, RegisteredType>>,
+    /// The sorted names of served types, for placement registration.
+    names: watch::Sender<Vec<String>>,
+}
+
+impl Default for TypeRegistry {
+    fn default() -> Self {
+        TypeRegistry {
+            types: RwLock::new(BTreeMap::new()),
+            names: watch::channel(Vec::new()).0,
+        }
+    }
+}
+
+pub fn validate_type_name(name: &str) -> Result<(), TypeError> {
+    if name.is_empty() {
+        return Err(TypeError::Empty);
+    }
+    if name.len() > MAX_ACTOR_TYPE_BYTES {
+        return Err(TypeError::TooLong);
+    }
+    Ok(())
+}
+
+impl TypeRegistry {
+    /// Registers several types of one provider, all or none.
+    pub fn register(
+        &self,
+        provider: Provider,
+        types: Vec<(String, Arc<dyn ActorChannel>, TypeOptions)>,
+    ) -> Result<(), TypeError> {
+        let mut map = self.types.write().expect("types lock");
+        for (name, _, _) in &types {
+            validate_type_name(name)?;
+            if let Some(existing) = map.get(name) {
+                if existing.provider != provider {
+                    return Err(TypeError::Taken(name.clone()));
+                }
+            }
+        }
+        for (name, channel, options) in types {
+            map.insert(
+                name,
+                RegisteredType {
+                    channel,
+                    options,
+                    provider,
+                },
+            );
+        }
+        self.publish(&map);
+        Ok(())
+    }
+
+    /// Withdraws every type of a provider; returns their names.
+    pub fn withdraw(&self, provider: Provider) -> Vec<String> {
+        let mut map = self.types.write().expect("types lock");
+        let gone: Vec<String> = map
+            .iter()
+            .filter(|(_, t)| t.provider == provider)
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in &gone {
+            map.remove(name);
+        }
+        self.publish(&map);
+        gone
+    }
+
+    pub fn get(&self, name: &str) -> Option<RegisteredType> {
+        self.types.read().expect("types lock").get(name).cloned()
+    }
+
+    /// The served type names as they change.
+    pub fn subscribe(&self) -> watch::Receiver<Vec<String>> {
+        self.names.subscribe()
+    }
+
+    fn publish(&self, map: &BTreeMap<String, RegisteredType>) {
+        let names: Vec<String> = map.keys().cloned().collect();
+        self.names.send_if_modified(|current| {
+            let changed = *current != names;
+            *current = names;
+            changed
+        });
+    }
+}

@@ -1,0 +1,115 @@
+//! `rookery host`: runs one host node until SIGINT or SIGTERM.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+use rookery_placement::net::TcpTransport;
+use rookery_runtime::config::{ActorDefaults, ConfigFile, HostConfig, DEFAULT_MAX_REQUEST_SIZE_MB};
+use rookery_runtime::host::Host;
+use rookery_runtime::placement_client::DEFAULT_HEARTBEAT_INTERVAL_MS;
+
+#[derive(Args, Debug, Clone)]
+pub struct HostArgs {
+    /// Placement addresses (host:port), comma-separated; any member will do.
+    #[arg(long, env = "ROOKERY_PLACEMENT", default_value = "127.0.0.1:50005", value_delimiter = ',', value_parser = super::parse_host_port)]
+    pub placement: Vec<String>,
+    /// The application's id, shown in status.
+    #[arg(long, env = "ROOKERY_APP_ID", default_value = "")]
+    pub app_id: String,
+    /// Port of the gRPC API: client calls (Actors), apps (AppChannel), reflection, and
+    /// host-to-host calls unless --internal-port is given.
+    #[arg(long, env = "ROOKERY_GRPC_PORT", default_value_t = 50001)]
+    pub grpc_port: u16,
+    /// A separate port for host-to-host calls.
+    #[arg(long, env = "ROOKERY_INTERNAL_PORT")]
+    pub internal_port: Option<u16>,
+    /// IP the listeners bind to.
+    #[arg(long, env = "ROOKERY_BIND_ADDRESS", default_value = "0.0.0.0")]
+    pub bind_address: std::net::IpAddr,
+    /// Address (host:port of the gRPC port) that placement and other hosts dial; needed behind
+    /// NAT or in containers. Default: 127.0.0.1:<grpc-port>.
+    #[arg(long, env = "ROOKERY_ADVERTISE_ADDRESS", value_parser = super::parse_host_port)]
+    pub advertise_address: Option<String>,
+    /// Unique id of this host. Default: its advertised address.
+    #[arg(long, env = "ROOKERY_HOST_ID")]
+    pub host_id: Option<String>,
+    /// Port of /healthz and /metrics; 0 disables it.
+    #[arg(long, env = "ROOKERY_HTTP_PORT", default_value_t = 3500)]
+    pub http_port: u16,
+    /// Directory of the host's local data.
+    #[arg(long, env = "ROOKERY_DATA_DIR", default_value = ".rookery/host")]
+    pub data_dir: PathBuf,
+    /// YAML file of per-type defaults (`actors: {idle_timeout_ms, scan_interval_ms,
+    /// drain_timeout_ms, call_timeout_ms, reentrancy, max_reentrancy_depth}`).
+    #[arg(long, env = "ROOKERY_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Largest request payload, in MB.
+    #[arg(long, env = "ROOKERY_MAX_REQUEST_SIZE", default_value_t = DEFAULT_MAX_REQUEST_SIZE_MB, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024))]
+    pub max_request_size: usize,
+    /// Interval of heartbeats to placement.
+    #[arg(long, env = "ROOKERY_HEARTBEAT_INTERVAL_MS", default_value_t = DEFAULT_HEARTBEAT_INTERVAL_MS, value_parser = clap::value_parser!(u64).range(1..))]
+    pub heartbeat_interval_ms: u64,
+}
+
+impl HostArgs {
+    /// The host configuration these flags describe.
+    pub fn to_config(&self) -> anyhow::Result<HostConfig> {
+        let actors = match &self.config {
+            Some(path) => ConfigFile::load(path)?.actors,
+            None => ActorDefaults::default(),
+        };
+        let advertise_address = self
+            .advertise_address
+            .clone()
+            .unwrap_or_else(|| format!("127.0.0.1:{}", self.grpc_port));
+        let internal_advertise_address = self.internal_port.map(|port| {
+            let host = advertise_address
+                .rsplit_once(':')
+                .map(|(h, _)| h)
+                .unwrap_or("127.0.0.1");
+            format!("{host}:{port}")
+        });
+        Ok(HostConfig {
+            host_id: self
+                .host_id
+                .clone()
+                .unwrap_or_else(|| advertise_address.clone()),
+            app_id: self.app_id.clone(),
+            placement: self.placement.clone(),
+            grpc_listen: format!("{}:{}", self.bind_address, self.grpc_port),
+            internal_listen: self
+                .internal_port
+                .map(|port| format!("{}:{}", self.bind_address, port)),
+            advertise_address,
+            internal_advertise_address,
+            http_listen: (self.http_port != 0)
+                .then(|| format!("{}:{}", self.bind_address, self.http_port)),
+            data_dir: self.data_dir.clone(),
+            max_request_bytes: self.max_request_size * 1024 * 1024,
+            actors,
+            heartbeat_interval_ms: self.heartbeat_interval_ms,
+        })
+    }
+}
+
+pub async fn run(args: HostArgs) -> anyhow::Result<ExitCode> {
+    let config = args.to_config()?;
+    let host = Host::start(config.clone(), TcpTransport::shared())
+        .await
+        .context("cannot start the host")?;
+    eprintln!(
+        "rookery host {}: gRPC on {}{}, placement {}",
+        config.host_id,
+        host.grpc_addr(),
+        host.http_addr()
+            .map(|a| format!(", http on {a}"))
+            .unwrap_or_default(),
+        config.placement.join(",")
+    );
+    super::placement::shutdown_signal().await;
+    tracing::info!("shutting down");
+    host.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}

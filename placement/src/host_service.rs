@@ -38,7 +38,12 @@ impl HostService {
         applied: watch::Receiver<Arc<AppliedState>>,
         members: BTreeMap<NodeId, String>,
     ) -> HostService {
-        HostService { raft, coordinator, applied, members }
+        HostService {
+            raft,
+            coordinator,
+            applied,
+            members,
+        }
     }
 }
 
@@ -76,13 +81,18 @@ impl Placement for HostService {
             None => return Err(Status::invalid_argument("stream closed before registering")),
         };
         let Some(Report::Register(registration)) = first.report else {
-            return Err(Status::invalid_argument("the first message must be a registration"));
+            return Err(Status::invalid_argument(
+                "the first message must be a registration",
+            ));
         };
         let (orders_tx, orders_rx) = mpsc::channel(ORDER_QUEUE_CAPACITY);
         // The reader below keeps only a weak handle: the order stream must end as soon as the
         // leader drops the session, or the host would never notice it was let go.
         let orders_weak = orders_tx.downgrade();
-        let session = match self.coordinator.open_session(host_info(registration), orders_tx) {
+        let session = match self
+            .coordinator
+            .open_session(host_info(registration), orders_tx)
+        {
             Ok(session) => session,
             Err(crate::leader::RegistrationError::NotLeader) => {
                 let leader = self.raft.metrics().borrow().current_leader;
@@ -97,7 +107,9 @@ impl Placement for HostService {
                 match reports.next().await {
                     None => break "stream closed by host".to_owned(),
                     Some(Err(status)) => break format!("stream broke: {}", status.message()),
-                    Some(Ok(HostReport { report: Some(report) })) => match report {
+                    Some(Ok(HostReport {
+                        report: Some(report),
+                    })) => match report {
                         Report::Heartbeat(_) => session.heartbeat(),
                         Report::Ack(ack) => session.ack(
                             OrderPhase::try_from(ack.phase).unwrap_or(OrderPhase::Unspecified),
@@ -127,12 +139,19 @@ impl Placement for HostService {
         let metrics = self.raft.metrics().borrow().clone();
         let applied = self.applied.borrow().clone();
         let is_leader = metrics.current_leader == Some(metrics.id);
-        let health = if is_leader { self.coordinator.session_health() } else { Default::default() };
+        let health = if is_leader {
+            self.coordinator.session_health()
+        } else {
+            Default::default()
+        };
         let members = metrics
             .membership_config
             .membership()
             .nodes()
-            .map(|(id, node)| RaftMember { id: *id, address: node.addr.clone() })
+            .map(|(id, node)| RaftMember {
+                id: *id,
+                address: node.addr.clone(),
+            })
             .collect();
         let hosts = applied
             .state

@@ -49,20 +49,31 @@ async fn healthz(State(state): State<HttpState>) -> (StatusCode, String) {
     match metrics.current_leader {
         Some(leader) => (
             StatusCode::OK,
-            format!("ok: node {} {:?}, leader {leader}, term {}\n", metrics.id, metrics.state, metrics.current_term),
+            format!(
+                "ok: node {} {:?}, leader {leader}, term {}\n",
+                metrics.id, metrics.state, metrics.current_term
+            ),
         ),
         None => (
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("no leader known: node {} {:?}, term {}\n", metrics.id, metrics.state, metrics.current_term),
+            format!(
+                "no leader known: node {} {:?}, term {}\n",
+                metrics.id, metrics.state, metrics.current_term
+            ),
         ),
     }
 }
 
-async fn metrics_text(State(state): State<HttpState>) -> ([(&'static str, &'static str); 1], String) {
+async fn metrics_text(
+    State(state): State<HttpState>,
+) -> ([(&'static str, &'static str); 1], String) {
     let term = state.raft.metrics().borrow().current_term;
     state.metrics.raft_term.set(term as i64);
     (
-        [("content-type", "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            "content-type",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         state.metrics.render(),
     )
 }

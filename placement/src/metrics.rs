@@ -31,7 +31,11 @@ impl Default for PlacementMetrics {
         // 0.5 ms .. ~16 s: from an idle local round to one that waits out a round timeout.
         let round_duration_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
         let commit_latency_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
-        registry.register("is_leader", "1 while this node is the Raft leader", is_leader.clone());
+        registry.register(
+            "is_leader",
+            "1 while this node is the Raft leader",
+            is_leader.clone(),
+        );
         registry.register("raft_term", "Current Raft term", raft_term.clone());
         registry.register(
             "hosts_connected",
@@ -43,7 +47,11 @@ impl Default for PlacementMetrics {
             "Newest table version disseminated by this node",
             table_version.clone(),
         );
-        registry.register("rounds", "Dissemination rounds completed", rounds_total.clone());
+        registry.register(
+            "rounds",
+            "Dissemination rounds completed",
+            rounds_total.clone(),
+        );
         registry.register(
             "hosts_removed",
             "Hosts removed for a broken stream, silence or a missed ack",

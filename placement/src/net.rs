@@ -131,7 +131,10 @@ pub const CONNECT_TIMEOUT_MS: u64 = 2_000;
 
 /// A lazily connected gRPC channel to `addr` over `transport`; it reconnects by itself after a
 /// failure, so callers keep one per peer.
-pub fn channel(transport: &SharedTransport, addr: &str) -> Result<Channel, tonic::transport::Error> {
+pub fn channel(
+    transport: &SharedTransport,
+    addr: &str,
+) -> Result<Channel, tonic::transport::Error> {
     let transport = transport.clone();
     let endpoint = Endpoint::from_shared(format!("http://{addr}"))?
         .connect_timeout(Duration::from_millis(CONNECT_TIMEOUT_MS))
@@ -142,7 +145,9 @@ pub fn channel(transport: &SharedTransport, addr: &str) -> Result<Channel, tonic
             let authority = uri
                 .authority()
                 .map(|a| a.as_str().to_owned())
-                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "uri has no authority"))?;
+                .ok_or_else(|| {
+                    io::Error::new(io::ErrorKind::InvalidInput, "uri has no authority")
+                })?;
             let connection = transport.connect(authority).await?;
             Ok::<_, io::Error>(TokioIo::new(connection))
         }

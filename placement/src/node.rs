@@ -117,15 +117,25 @@ pub struct PlacementNode {
 
 impl PlacementNode {
     /// Opens the data dir, starts Raft and every service, and initializes a fresh cluster.
-    pub async fn start(config: PlacementConfig, transport: SharedTransport) -> Result<PlacementNode, NodeError> {
+    pub async fn start(
+        config: PlacementConfig,
+        transport: SharedTransport,
+    ) -> Result<PlacementNode, NodeError> {
         if !config.members.contains_key(&config.node_id) {
-            return Err(NodeError::NotAMember(config.node_id, config.members.keys().copied().collect()));
+            return Err(NodeError::NotAMember(
+                config.node_id,
+                config.members.keys().copied().collect(),
+            ));
         }
         // Bind before touching Raft, so a taken port fails fast and leaves nothing running.
-        let (listen_addr, incoming) = transport
-            .bind(config.listen.clone())
-            .await
-            .map_err(|source| NodeError::Listen { addr: config.listen.clone(), source })?;
+        let (listen_addr, incoming) =
+            transport
+                .bind(config.listen.clone())
+                .await
+                .map_err(|source| NodeError::Listen {
+                    addr: config.listen.clone(),
+                    source,
+                })?;
         let db = store::open(&config.data_dir)?;
         store::check_identity(&db, config.node_id, &config.cluster_name)?;
         let (log_store, state_machine) = store::open_stores(&db)?;
@@ -168,7 +178,12 @@ impl PlacementNode {
         );
 
         let mut tasks = Vec::new();
-        let host_service = HostService::new(raft.clone(), coordinator.clone(), applied, config.members.clone());
+        let host_service = HostService::new(
+            raft.clone(),
+            coordinator.clone(),
+            applied,
+            config.members.clone(),
+        );
         let peer_service = PeerService::new(raft.clone());
         let mut server_shutdown = shutdown_rx.clone();
         tasks.push(tokio::spawn(async move {
@@ -194,9 +209,13 @@ impl PlacementNode {
 
         let http_addr = match &config.http_listen {
             Some(addr) => {
-                let (bound, task) = crate::http::serve(addr.clone(), raft.clone(), metrics, shutdown_rx.clone())
-                    .await
-                    .map_err(|source| NodeError::Listen { addr: addr.clone(), source })?;
+                let (bound, task) =
+                    crate::http::serve(addr.clone(), raft.clone(), metrics, shutdown_rx.clone())
+                        .await
+                        .map_err(|source| NodeError::Listen {
+                            addr: addr.clone(),
+                            source,
+                        })?;
                 tasks.push(task);
                 Some(bound)
             }
@@ -206,7 +225,10 @@ impl PlacementNode {
         // A fresh cluster is initialized once, by its lowest-id member, and only from an empty
         // store: a restarted node finds its vote and log in sled and never initializes again.
         let lowest = config.members.keys().next().copied();
-        let initialized = raft.is_initialized().await.map_err(|e| NodeError::Raft(e.to_string()))?;
+        let initialized = raft
+            .is_initialized()
+            .await
+            .map_err(|e| NodeError::Raft(e.to_string()))?;
         if !initialized && lowest == Some(config.node_id) {
             let members: BTreeMap<NodeId, BasicNode> = config
                 .members
@@ -219,7 +241,14 @@ impl PlacementNode {
             }
         }
         tracing::info!(node_id = config.node_id, listen = %listen_addr, "placement node started");
-        Ok(PlacementNode { raft, db, listen_addr, http_addr, shutdown, tasks })
+        Ok(PlacementNode {
+            raft,
+            db,
+            listen_addr,
+            http_addr,
+            shutdown,
+            tasks,
+        })
     }
 
     /// The address the gRPC listener is bound to.

@@ -7,7 +7,9 @@
 
 use std::time::Duration;
 
-use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
@@ -79,10 +81,14 @@ impl PeerClient {
     {
         let client = match &mut self.client {
             Ok(client) => client,
-            Err(e) => return Err(RPCError::Unreachable(Unreachable::new(&TransportError(e.clone())))),
+            Err(e) => {
+                return Err(RPCError::Unreachable(Unreachable::new(&TransportError(
+                    e.clone(),
+                ))))
+            }
         };
-        let json = serde_json::to_vec(request)
-            .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let json =
+            serde_json::to_vec(request).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         let mut request = tonic::Request::new(RaftPayload { json });
         request.set_timeout(timeout);
         let reply = match method {
@@ -118,7 +124,8 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        self.call(Method::AppendEntries, &rpc, option.hard_ttl()).await
+        self.call(Method::AppendEntries, &rpc, option.hard_ttl())
+            .await
     }
 
     async fn install_snapshot(
@@ -129,7 +136,8 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         InstallSnapshotResponse<NodeId>,
         RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>,
     > {
-        self.call(Method::InstallSnapshot, &rpc, option.hard_ttl()).await
+        self.call(Method::InstallSnapshot, &rpc, option.hard_ttl())
+            .await
     }
 
     async fn vote(

@@ -5,7 +5,6 @@
 //! on a node never forgetting a vote it cast or an entry it accepted. Purges and the committed
 //! pointer are not flushed: losing them in a crash only means re-purging or re-applying.
 
-
 use std::fmt::Debug;
 use std::io;
 use std::ops::{Bound, RangeBounds};

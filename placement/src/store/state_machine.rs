@@ -9,7 +9,6 @@
 //! A snapshot is the JSON of [`SnapshotPayload`] (`{meta, state}`); the current one is kept in
 //! sled next to the state, and replaced atomically with it on install.
 
-
 use std::io::Cursor;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};

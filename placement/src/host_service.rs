@@ -110,7 +110,8 @@ impl Placement for HostService {
                     Some(Ok(HostReport {
                         report: Some(report),
                     })) => match report {
-                        Report::Heartbeat(_) => session.heartbeat(),
+                        Report::Heartbeat(beat) => session.heartbeat(beat.seq, beat.active_actors),
+                        Report::Leave(_) => session.leave(),
                         Report::Ack(ack) => session.ack(
                             OrderPhase::try_from(ack.phase).unwrap_or(OrderPhase::Unspecified),
                             ack.version,
@@ -124,7 +125,7 @@ impl Placement for HostService {
                             }
                         }
                     },
-                    Some(Ok(HostReport { report: None })) => session.heartbeat(),
+                    Some(Ok(HostReport { report: None })) => {}
                 }
             };
             session.close(&reason);
@@ -158,11 +159,12 @@ impl Placement for HostService {
             .hosts
             .values()
             .map(|host| {
-                let age = health.get(&host.id).copied();
+                let health = health.get(&host.id).copied();
                 HostStatus {
                     host: Some(to_wire_host(host)),
-                    connected: age.is_some(),
-                    last_heartbeat_age_ms: age,
+                    connected: health.is_some(),
+                    last_heartbeat_age_ms: health.map(|(age, _)| age),
+                    active_actors: health.map(|(_, active)| active),
                 }
             })
             .collect();

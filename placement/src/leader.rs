@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use rookery_proto::v1::{
-    placement_order::Order, HostEntry, LockOrder, OrderPhase, PlacementOrder,
+    placement_order::Order, HeartbeatAck, HostEntry, LockOrder, OrderPhase, PlacementOrder,
     PlacementTable as WireTable, UnlockOrder,
 };
 use tokio::sync::{mpsc, watch, Notify};
@@ -50,11 +50,30 @@ pub const MAX_ACTOR_TYPES_PER_HOST: usize = 1024;
 /// Timing of the leader's duties.
 #[derive(Clone, Debug)]
 pub struct LeaderConfig {
+    /// A host silent this long is removed. Also bounds host leases: see [`LeaderConfig::lease_ms`].
     pub host_timeout_ms: u64,
+    /// Raft's election timeout lower bound: a leader that heard from a quorum less than this
+    /// long ago cannot have been replaced yet, so it may renew host leases.
+    pub election_timeout_min_ms: u64,
+    /// How often the leader confirms its leadership with a quorum.
+    pub leadership_check_ms: u64,
     pub round_timeout_ms: u64,
     pub debounce_ms: u64,
     pub vnodes_per_host: u32,
 }
+
+impl LeaderConfig {
+    /// The lease granted with each heartbeat ack: the host timeout less a margin for clock
+    /// drift and scheduling, so a host's lease always ends before placement may remove it.
+    pub fn lease_ms(&self) -> u64 {
+        let margin_ms =
+            (self.host_timeout_ms / 4).max(MIN_LEASE_MARGIN_MS.min(self.host_timeout_ms / 2));
+        self.host_timeout_ms - margin_ms
+    }
+}
+
+/// Smallest margin between a host's lease and its host timeout.
+pub const MIN_LEASE_MARGIN_MS: u64 = 500;
 
 /// Orders to one host, as the response stream of its `ReportHost` call.
 pub type OrderSender = mpsc::Sender<Result<PlacementOrder, Status>>;
@@ -68,6 +87,10 @@ struct Session {
     /// The latest (phase, version) the host acknowledged.
     acks: watch::Receiver<(OrderPhase, u64)>,
     last_heartbeat: Instant,
+    /// Activations the host reported in its last heartbeat.
+    active_actors: u64,
+    /// The host asked to leave: it stays connected only to take part in its removal round.
+    leaving: bool,
     /// The newest table version this host acknowledged an UNLOCK of; `None` before its first.
     synced_version: Option<TableVersion>,
 }
@@ -168,6 +191,9 @@ pub struct Coordinator {
     /// Wakes the dissemination task: a change is pending or a session needs the table.
     wake: Notify,
     next_session_id: AtomicU64,
+    /// When the latest successful leadership check started: a quorum acknowledged this node
+    /// as leader after that instant.
+    confirmed_at: Mutex<Option<Instant>>,
 }
 
 impl Coordinator {
@@ -192,6 +218,7 @@ impl Coordinator {
             }),
             wake: Notify::new(),
             next_session_id: AtomicU64::new(1),
+            confirmed_at: Mutex::new(None),
         })
     }
 
@@ -264,12 +291,45 @@ impl Coordinator {
             "leading: hosts have a grace period to reconnect"
         );
         let detector = tokio::spawn(self.clone().detect_failures(stop.clone()));
+        let confirmer = tokio::spawn(self.clone().confirm_leadership(stop.clone()));
         self.disseminate(stop.clone()).await;
         detector.abort();
+        confirmer.abort();
         let _ = stop.changed().await;
     }
 
+    /// Confirms leadership with a quorum every `leadership_check_ms`. Leases are renewed only
+    /// on a recent confirmation, so a leader cut off from its quorum stops renewing them before
+    /// any new leader could be elected.
+    async fn confirm_leadership(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let period = Duration::from_millis(self.config.leadership_check_ms.max(1));
+        loop {
+            let started = Instant::now();
+            let confirmed = tokio::select! {
+                confirmed = self.raft.get_read_log_id() => confirmed.is_ok(),
+                _ = stop.changed() => return,
+            };
+            if confirmed {
+                *self.confirmed_at.lock().expect("confirmed lock") = Some(started);
+            }
+            tokio::select! {
+                _ = tokio::time::sleep_until(started + period) => {}
+                _ = stop.changed() => return,
+            }
+        }
+    }
+
+    /// Whether this node may renew leases now.
+    fn may_grant_lease(&self) -> bool {
+        let window = Duration::from_millis(self.config.election_timeout_min_ms);
+        self.confirmed_at
+            .lock()
+            .expect("confirmed lock")
+            .is_some_and(|at| at.elapsed() < window)
+    }
+
     fn step_down(&self) {
+        *self.confirmed_at.lock().expect("confirmed lock") = None;
         let sessions = {
             let mut term = self.term.lock().expect("term lock");
             term.active = false;
@@ -328,6 +388,8 @@ impl Coordinator {
                     orders,
                     acks: ack_rx,
                     last_heartbeat: Instant::now(),
+                    active_actors: 0,
+                    leaving: false,
                     synced_version: None,
                 },
             );
@@ -361,23 +423,31 @@ impl Coordinator {
         self.wake.notify_one();
     }
 
-    /// Removes a session (if it is still the host's current one) and the host with it.
+    /// Ends a session (if it is still the host's current one). The host itself is removed
+    /// only once its lease has surely expired: a host timeout after its last heartbeat. It may
+    /// be alive behind a broken connection, serving its actors until then.
     fn drop_session(&self, host_id: &str, session_id: u64, reason: &str) {
         let mut term = self.term.lock().expect("term lock");
         let current = term.sessions.get(host_id).map(|s| s.session_id) == Some(session_id);
         if !current {
             return;
         }
-        if let Some(session) = term.sessions.remove(host_id) {
-            let _ = session.orders.try_send(Err(Status::unavailable(format!(
-                "placement dropped this host: {reason}"
-            ))));
-        }
+        let Some(session) = term.sessions.remove(host_id) else {
+            return;
+        };
+        let _ = session.orders.try_send(Err(Status::unavailable(format!(
+            "placement dropped this host: {reason}"
+        ))));
         self.metrics.hosts_connected.set(term.sessions.len() as i64);
-        if term.active {
-            tracing::info!(host_id, reason, "removing host");
-            self.metrics.hosts_removed_total.inc();
-            self.queue_removal(&mut term, host_id);
+        if term.active && !session.leaving {
+            tracing::info!(
+                host_id,
+                reason,
+                "host session ended; removing it once its lease has expired"
+            );
+            term.absent_since
+                .insert(host_id.to_owned(), session.last_heartbeat);
+            self.wake.notify_one();
         }
     }
 
@@ -414,7 +484,10 @@ impl Coordinator {
                 }
                 let since = *term.absent_since.entry(host_id.clone()).or_insert(now);
                 if now.duration_since(since) > timeout {
-                    tracing::info!(host_id, "removing host that did not reconnect");
+                    tracing::info!(
+                        host_id,
+                        "removing host: silent for longer than the host timeout"
+                    );
                     self.metrics.hosts_removed_total.inc();
                     self.queue_removal(&mut term, &host_id);
                 }
@@ -559,8 +632,8 @@ impl Coordinator {
         tracing::debug!(version, hosts = alive.len(), "round complete");
     }
 
-    /// Connection state of each host with a session: (connected, ms since last heartbeat).
-    pub fn session_health(&self) -> HashMap<String, u64> {
+    /// Each host with a session: (ms since its last heartbeat, activations it reported).
+    pub fn session_health(&self) -> HashMap<String, (u64, u64)> {
         let term = self.term.lock().expect("term lock");
         let now = Instant::now();
         term.sessions
@@ -568,7 +641,10 @@ impl Coordinator {
             .map(|(id, s)| {
                 (
                     id.clone(),
-                    now.duration_since(s.last_heartbeat).as_millis() as u64,
+                    (
+                        now.duration_since(s.last_heartbeat).as_millis() as u64,
+                        s.active_actors,
+                    ),
                 )
             })
             .collect()
@@ -576,7 +652,33 @@ impl Coordinator {
 }
 
 impl SessionHandle {
-    pub fn heartbeat(&self) {
+    /// A heartbeat: the host is alive. Renews its lease if this node is surely still leader.
+    pub fn heartbeat(&self, seq: u64, active_actors: u64) {
+        let orders = {
+            let mut term = self.coordinator.term.lock().expect("term lock");
+            match term.sessions.get_mut(&self.host_id) {
+                Some(session) if session.session_id == self.session_id => {
+                    session.last_heartbeat = Instant::now();
+                    session.active_actors = active_actors;
+                    session.orders.clone()
+                }
+                _ => return,
+            }
+        };
+        if self.coordinator.may_grant_lease() {
+            let ack = PlacementOrder {
+                order: Some(Order::HeartbeatAck(HeartbeatAck {
+                    seq,
+                    lease_ms: self.coordinator.config.lease_ms(),
+                })),
+            };
+            // A full queue means the host is not reading; it will not renew its lease.
+            let _ = orders.try_send(Ok(ack));
+        }
+    }
+
+    /// Any message from the host shows it is alive, but only heartbeats renew leases.
+    fn touch(&self) {
         let mut term = self.coordinator.term.lock().expect("term lock");
         if let Some(session) = term.sessions.get_mut(&self.host_id) {
             if session.session_id == self.session_id {
@@ -586,8 +688,26 @@ impl SessionHandle {
     }
 
     pub fn ack(&self, phase: OrderPhase, version: u64) {
-        self.heartbeat();
+        self.touch();
         let _ = self.acks.send((phase, version));
+    }
+
+    /// The host leaves gracefully: it is removed now, and stays connected for the round that
+    /// removes it, draining its actors before it acks the UPDATE.
+    pub fn leave(&self) {
+        let mut term = self.coordinator.term.lock().expect("term lock");
+        let current = term
+            .sessions
+            .get(&self.host_id)
+            .is_some_and(|s| s.session_id == self.session_id);
+        if !current || !term.active {
+            return;
+        }
+        if let Some(session) = term.sessions.get_mut(&self.host_id) {
+            session.leaving = true;
+        }
+        tracing::info!(host_id = %self.host_id, "host leaving");
+        self.coordinator.queue_removal(&mut term, &self.host_id);
     }
 
     /// The host sent a new registration on its open stream (its actor types changed).

@@ -170,6 +170,8 @@ impl PlacementNode {
             applied.clone(),
             LeaderConfig {
                 host_timeout_ms: config.host_timeout_ms,
+                election_timeout_min_ms: config.election_timeout_min_ms,
+                leadership_check_ms: config.raft_heartbeat_ms,
                 round_timeout_ms: config.round_timeout_ms,
                 debounce_ms: config.debounce_ms,
                 vnodes_per_host: config.vnodes_per_host,

@@ -21,6 +21,7 @@ use crate::actor::{ActorChannel, ActorKey, Call, ReentrantInvoker};
 use crate::config::TypeOptions;
 use crate::error::CallError;
 use crate::metrics::HostMetrics;
+use crate::routing::ServingGate;
 
 /// Calls queued for one actor before callers are told it is overloaded.
 pub const MAILBOX_CAPACITY: usize = 1024;
@@ -61,6 +62,7 @@ pub struct Activation {
     /// Calls queued or running.
     busy: AtomicUsize,
     last_used: Mutex<Instant>,
+    gate: ServingGate,
     epoch: Instant,
     activated_at_ms: AtomicU64,
     metrics: Arc<HostMetrics>,
@@ -94,6 +96,7 @@ impl Activation {
         id: u64,
         channel: Arc<dyn ActorChannel>,
         options: TypeOptions,
+        gate: ServingGate,
         sink: Weak<dyn ActivationSink>,
         metrics: Arc<HostMetrics>,
     ) -> Arc<Activation> {
@@ -113,6 +116,7 @@ impl Activation {
             reentrant: OnceLock::new(),
             busy: AtomicUsize::new(0),
             last_used: Mutex::new(now),
+            gate,
             epoch: now,
             activated_at_ms: AtomicU64::new(0),
             metrics,
@@ -293,6 +297,18 @@ async fn run(
             };
             if turn.reply.is_closed() {
                 continue; // the caller gave up while queued
+            }
+            // No turn runs without a valid lease: a host cut off from placement may already
+            // have lost this actor to another host.
+            if !activation
+                .gate
+                .wait_open(Instant::now() + activation.options.call_timeout())
+                .await
+            {
+                let _ = turn.reply.send(Err(CallError::Unavailable(format!(
+                    "host lease expired; actor {key} is not served here until placement renews it"
+                ))));
+                continue;
             }
             *activation.current_chain.lock().expect("chain lock") =
                 Some(turn.call.call_chain_id.clone());

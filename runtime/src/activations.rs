@@ -11,6 +11,7 @@ use crate::activation::{Activation, ActivationSink, StopReason};
 use crate::actor::ActorKey;
 use crate::error::CallError;
 use crate::metrics::HostMetrics;
+use crate::routing::ServingGate;
 use crate::types::TypeRegistry;
 
 /// Most activations one host keeps; beyond it new activations are refused as overloaded.
@@ -21,18 +22,33 @@ pub struct Activations {
     types: Arc<TypeRegistry>,
     metrics: Arc<HostMetrics>,
     next_id: AtomicU64,
+    gate: ServingGate,
+    /// Set while the host leaves: no new activations.
+    closed: std::sync::atomic::AtomicBool,
     me: Weak<Activations>,
 }
 
 impl Activations {
-    pub fn new(types: Arc<TypeRegistry>, metrics: Arc<HostMetrics>) -> Arc<Activations> {
+    pub fn new(
+        types: Arc<TypeRegistry>,
+        metrics: Arc<HostMetrics>,
+        gate: ServingGate,
+    ) -> Arc<Activations> {
         Arc::new_cyclic(|me| Activations {
             map: Mutex::new(HashMap::new()),
             types,
             metrics,
             next_id: AtomicU64::new(1),
+            gate,
+            closed: std::sync::atomic::AtomicBool::new(false),
             me: me.clone(),
         })
+    }
+
+    /// Refuses new activations from now on (the host is leaving); calls for actors not active
+    /// here are answered "moved" and retried on their new owner.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
     }
 
     /// The actor's activation on this host, activating it if needed. A previous activation
@@ -45,6 +61,11 @@ impl Activations {
                     Some(existing) if !existing.is_stopping() => return Ok(existing.clone()),
                     Some(existing) => existing.clone(),
                     None => {
+                        if self.closed.load(Ordering::Acquire) {
+                            return Err(CallError::Moved(format!(
+                                "host is leaving; actor {key} will activate elsewhere"
+                            )));
+                        }
                         let registered = self.types.get(&key.actor_type).ok_or_else(|| {
                             CallError::Unavailable(format!(
                                 "actor type {:?} is not served on this host (its app may have disconnected)",
@@ -63,6 +84,7 @@ impl Activations {
                             id,
                             registered.channel,
                             registered.options,
+                            self.gate.clone(),
                             sink,
                             self.metrics.clone(),
                         );
@@ -75,14 +97,18 @@ impl Activations {
         }
     }
 
-    /// Asks every activation matching `predicate` to end.
-    pub fn stop_where(&self, reason: StopReason, predicate: impl Fn(&ActorKey) -> bool) -> usize {
+    /// Asks every activation matching `predicate` to end; returns them, to wait on.
+    pub fn stop_where(
+        &self,
+        reason: StopReason,
+        predicate: impl Fn(&ActorKey) -> bool,
+    ) -> Vec<Arc<Activation>> {
         let map = self.map.lock().expect("activations lock");
-        let mut stopped = 0;
+        let mut stopped = Vec::new();
         for (key, activation) in map.iter() {
             if predicate(key) && !activation.is_stopping() {
                 activation.request_stop(reason);
-                stopped += 1;
+                stopped.push(activation.clone());
             }
         }
         stopped

@@ -10,8 +10,10 @@ use serde::Deserialize;
 pub const DEFAULT_IDLE_TIMEOUT_MS: u64 = 60 * 60 * 1000;
 /// How often idle activations are looked for (Dapr: 30 s).
 pub const DEFAULT_SCAN_INTERVAL_MS: u64 = 30_000;
-/// How long a busy actor may finish its turn when it moves or its host leaves (Dapr: 60 s).
-pub const DEFAULT_DRAIN_TIMEOUT_MS: u64 = 60_000;
+/// How long a busy actor may finish its turn when it moves or its host leaves. Below the
+/// placement round timeout (3 s), because a host acknowledges a new table only once its
+/// moved actors are drained (Dapr drains for up to 60 s, without that guarantee).
+pub const DEFAULT_DRAIN_TIMEOUT_MS: u64 = 2_000;
 /// How long an app may take to answer one request.
 pub const DEFAULT_CALL_TIMEOUT_MS: u64 = 60_000;
 /// Deepest re-entrant nesting into one actor (Dapr: 32).
@@ -156,6 +158,10 @@ pub struct HostConfig {
     pub max_request_bytes: usize,
     pub actors: ActorDefaults,
     pub heartbeat_interval_ms: u64,
+    /// Serve actors with the last table even without a placement lease (as Dapr does):
+    /// available through any placement outage, at the risk of two activations of one actor
+    /// when this host is cut off from placement while others take its actors.
+    pub serve_without_lease: bool,
 }
 
 impl HostConfig {

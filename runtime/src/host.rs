@@ -24,8 +24,11 @@ use crate::config::{HostConfig, TypeOptions};
 use crate::embedded::EmbeddedChannel;
 use crate::error::CallError;
 use crate::metrics::HostMetrics;
-use crate::placement_client::{PlacementClient, PlacementClientConfig};
+use crate::placement_client::{
+    ActiveActorsProbe, PlacementClient, PlacementClientConfig, UpdateHook,
+};
 use crate::router::Router;
+use crate::routing::{RoutingTable, ServingGate, TableState};
 use crate::services::{ActorsService, HostInternalService};
 use crate::types::{Provider, TypeError, TypeRegistry};
 
@@ -91,7 +94,8 @@ impl Host {
         }
         let metrics = Arc::new(HostMetrics::default());
         let types = Arc::new(TypeRegistry::default());
-        let activations = Activations::new(types.clone(), metrics.clone());
+        // The table state is created by the placement client below; activations need the
+        // serving gate first, so the state channel is bridged through a cell.
 
         let (grpc_addr, grpc_incoming) =
             transport
@@ -112,15 +116,36 @@ impl Host {
                 None => None,
             };
 
+        let activations_cell: Arc<std::sync::OnceLock<Arc<Activations>>> =
+            Arc::new(std::sync::OnceLock::new());
+        let hook_cell = activations_cell.clone();
+        let host_id = config.host_id.clone();
+        let on_update: UpdateHook = Arc::new(move |table| {
+            let activations = hook_cell.get().cloned();
+            let host_id = host_id.clone();
+            Box::pin(async move {
+                if let Some(activations) = activations {
+                    drain_moved_actors(&activations, &table, &host_id).await;
+                }
+            })
+        });
+        let probe_cell = activations_cell.clone();
+        let active_actors: ActiveActorsProbe =
+            Arc::new(move || probe_cell.get().map(|a| a.len() as u64).unwrap_or(0));
         let placement = Arc::new(PlacementClient::spawn(
             PlacementClientConfig {
                 placement: config.placement.clone(),
                 host: host_info(&config, Vec::new()),
                 heartbeat_interval_ms: config.heartbeat_interval_ms,
+                on_update: Some(on_update),
+                active_actors: Some(active_actors),
             },
             transport.clone(),
         ));
         let table = placement.subscribe();
+        let gate = ServingGate::new(table.clone(), config.serve_without_lease);
+        let activations = Activations::new(types.clone(), metrics.clone(), gate.clone());
+        let _ = activations_cell.set(activations.clone());
         let router = Arc::new(Router::new(
             config.host_id.clone(),
             table.clone(),
@@ -128,6 +153,7 @@ impl Host {
             transport.clone(),
             config.max_request_bytes,
             metrics.clone(),
+            gate,
         ));
 
         let (shutdown, shutdown_rx) = watch::channel(false);
@@ -197,12 +223,13 @@ impl Host {
             config.clone(),
             shutdown_rx.clone(),
         )));
-        tasks.push(tokio::spawn(release_moved_actors(
-            table.clone(),
-            activations.clone(),
-            config.host_id.clone(),
-            shutdown_rx.clone(),
-        )));
+        if !config.serve_without_lease {
+            tasks.push(tokio::spawn(end_activations_when_lease_lapses(
+                table.clone(),
+                activations.clone(),
+                shutdown_rx.clone(),
+            )));
+        }
         tasks.push(tokio::spawn(collect_idle(
             activations.clone(),
             Duration::from_millis(config.actors.scan_interval_ms),
@@ -292,6 +319,36 @@ impl Host {
         self._placement.subscribe()
     }
 
+    /// Leaves the cluster gracefully, then shuts down: refuses new activations, asks
+    /// placement to remove this host, waits (up to `timeout`) until the table without it is in
+    /// force everywhere — its actors drained and deactivated on the way — and stops. Calls that
+    /// arrive meanwhile are forwarded to the actors' new owners.
+    pub async fn leave(self, timeout: Duration) {
+        self.activations.close();
+        self._placement.leave();
+        let host_id = self.router.host_id().to_owned();
+        let mut table = self._placement.subscribe();
+        let removed = tokio::time::timeout(
+            timeout,
+            table.wait_for(|s| {
+                !s.locked
+                    && s.table
+                        .as_ref()
+                        .is_some_and(|t| t.table.host(&host_id).is_none())
+            }),
+        )
+        .await;
+        match removed {
+            Ok(Ok(_)) => {
+                tracing::info!("left the cluster: this host's actors are served elsewhere")
+            }
+            _ => {
+                tracing::warn!("placement did not confirm the leave in time; shutting down anyway")
+            }
+        }
+        self.shutdown().await;
+    }
+
     /// Ends every activation (apps told), stops the servers and the background tasks.
     pub async fn shutdown(self) {
         self.activations.stop_all(StopReason::Shutdown).await;
@@ -331,33 +388,66 @@ async fn reregister_on_type_change(
     }
 }
 
-/// On every new table, ends the activations this host no longer owns; their next calls go to
-/// the new owner.
-async fn release_moved_actors(
-    mut table: watch::Receiver<crate::routing::TableState>,
+/// Before a new table is acknowledged: ends the activations this host no longer owns and
+/// waits for them (their turn in progress finishes, the app hears "deactivate"), up to the
+/// longest drain timeout among them. Their new owners activate them only after UNLOCK, which
+/// placement sends once every host acknowledged the UPDATE: the two never overlap, provided
+/// turns end within the drain timeout.
+async fn drain_moved_actors(activations: &Activations, table: &RoutingTable, host_id: &str) {
+    let moved = activations.stop_where(StopReason::Moved, |key| {
+        table
+            .owner(&key.actor_type, &key.actor_id)
+            .is_none_or(|owner| owner.id != host_id)
+    });
+    if moved.is_empty() {
+        return;
+    }
+    let drain = moved
+        .iter()
+        .map(|a| a.options().drain_timeout())
+        .max()
+        .unwrap_or_default();
+    tracing::info!(moved = moved.len(), version = %table.version(), "draining actors owned elsewhere now");
+    let all_finished = futures::future::join_all(moved.iter().map(|a| a.finished()));
+    if tokio::time::timeout(drain, all_finished).await.is_err() {
+        tracing::warn!(version = %table.version(), "some moved actors did not finish within their drain timeout");
+    }
+}
+
+/// Ends every activation once the placement lease lapses: placement may then hand this
+/// host's actors to others. Turns are already held back by the serving gate; this tells the
+/// apps and frees memory, so a lease renewed later starts from fresh activations.
+async fn end_activations_when_lease_lapses(
+    mut table: watch::Receiver<TableState>,
     activations: Arc<Activations>,
-    host_id: String,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut seen = None;
     loop {
-        let current = table.borrow_and_update().table.clone();
-        if let Some(current) = current {
-            if seen != Some(current.version()) {
-                seen = Some(current.version());
-                let moved = activations.stop_where(StopReason::Moved, |key| {
-                    current
-                        .owner(&key.actor_type, &key.actor_id)
-                        .is_none_or(|owner| owner.id != host_id)
-                });
-                if moved > 0 {
-                    tracing::info!(moved, version = %current.version(), "releasing actors owned elsewhere now");
-                }
+        let lease_until = table.borrow_and_update().lease_until;
+        let lapse = async {
+            match lease_until {
+                Some(until) => tokio::time::sleep_until(until).await,
+                None => std::future::pending::<()>().await,
             }
-        }
-        tokio::select! {
-            changed = table.changed() => if changed.is_err() { return },
+        };
+        let lapsed = tokio::select! {
+            _ = lapse => true,
+            changed = table.changed() => if changed.is_err() { return } else { false },
             _ = shutdown.wait_for(|s| *s) => return,
+        };
+        if lapsed && !table.borrow().lease_valid(tokio::time::Instant::now()) {
+            let ended = activations.stop_where(StopReason::Moved, |_| true);
+            if !ended.is_empty() {
+                tracing::warn!(
+                    ended = ended.len(),
+                    "placement lease lapsed: ending every activation"
+                );
+            }
+            // Wait for a renewal before looking again.
+            tokio::select! {
+                changed = table.changed() => if changed.is_err() { return },
+                _ = shutdown.wait_for(|s| *s) => return,
+            }
         }
     }
 }

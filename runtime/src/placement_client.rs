@@ -5,25 +5,36 @@
 //! orders it receives to a [`TableState`] that routers watch. Only tables newer than the one
 //! held are applied, so the version a host routes by never goes down, even across placement
 //! fail-overs. When the stream breaks it reconnects with exponential back-off.
+//!
+//! Leases: every heartbeat carries a sequence number; the leader acks it with a lease
+//! duration when it is sure of its leadership, and the host may serve its actors until that
+//! long after it *sent* the heartbeat (see `TableState::lease_until`).
+//!
+//! An UPDATE is acknowledged only after the host's update hook has run: the host drains and
+//! deactivates the actors it no longer owns first, so their new owners (which wait for UNLOCK)
+//! never overlap with them.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use rookery_placement::net::{self, SharedTransport};
 use rookery_placement::table::HostInfo;
 use rookery_proto::v1::placement_client::PlacementClient as PlacementGrpc;
 use rookery_proto::v1::{
-    host_report::Report, placement_order::Order, Heartbeat, HostRegistration, HostReport, OrderAck,
-    OrderPhase,
+    host_report::Report, placement_order::Order, Heartbeat, HostRegistration, HostReport, Leave,
+    OrderAck, OrderPhase,
 };
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt;
 
 use crate::routing::{RoutingTable, TableState};
 
-/// Default interval between heartbeats; several fit in the placement host timeout (3 s).
+/// Default interval between heartbeats; several fit in one lease.
 pub const DEFAULT_HEARTBEAT_INTERVAL_MS: u64 = 500;
 /// First and last delay between reconnection attempts.
 pub const RECONNECT_BACKOFF_MIN_MS: u64 = 50;
@@ -33,19 +44,30 @@ pub const RECONNECT_BACKOFF_MAX_MS: u64 = 2_000;
 pub const MAX_REDIRECTS_IN_A_ROW: u32 = 3;
 /// Reports queued to placement; heartbeats and acks are tiny and paced by the leader.
 const REPORT_QUEUE_CAPACITY: usize = 64;
+/// Heartbeats remembered while waiting for their acks (older ones can no longer extend the
+/// lease beyond what newer ones do).
+const MAX_UNACKED_HEARTBEATS: usize = 64;
 
-#[derive(Clone, Debug)]
+/// Runs before an UPDATE is acknowledged, with the new table (e.g. to drain moved actors).
+pub type UpdateHook = Arc<dyn Fn(Arc<RoutingTable>) -> BoxFuture<'static, ()> + Send + Sync>;
+/// Reports how many activations the host holds, for heartbeats.
+pub type ActiveActorsProbe = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+#[derive(Clone)]
 pub struct PlacementClientConfig {
     /// Placement addresses (`host:port`); any member will do, followers redirect.
     pub placement: Vec<String>,
     pub host: HostInfo,
     pub heartbeat_interval_ms: u64,
+    pub on_update: Option<UpdateHook>,
+    pub active_actors: Option<ActiveActorsProbe>,
 }
 
 /// Handle on the session task. Dropping it ends the session.
 pub struct PlacementClient {
     state: watch::Receiver<TableState>,
     registration: watch::Sender<HostInfo>,
+    leaving: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
 
@@ -60,10 +82,18 @@ impl PlacementClient {
     pub fn spawn(config: PlacementClientConfig, transport: SharedTransport) -> PlacementClient {
         let (state_tx, state) = watch::channel(TableState::default());
         let (registration, registration_rx) = watch::channel(config.host.clone());
-        let task = tokio::spawn(run(config, transport, state_tx, registration_rx));
+        let (leaving, leaving_rx) = watch::channel(false);
+        let task = tokio::spawn(run(
+            config,
+            transport,
+            state_tx,
+            registration_rx,
+            leaving_rx,
+        ));
         PlacementClient {
             state,
             registration,
+            leaving,
             task,
         }
     }
@@ -82,6 +112,12 @@ impl PlacementClient {
     pub fn update_registration(&self, host: HostInfo) {
         self.registration.send_replace(host);
     }
+
+    /// Asks placement to remove this host (a graceful leave). The host then receives the table
+    /// without itself, drains its actors through the update hook, and may disconnect.
+    pub fn leave(&self) {
+        self.leaving.send_replace(true);
+    }
 }
 
 enum SessionEnd {
@@ -89,16 +125,35 @@ enum SessionEnd {
     Broken(String),
 }
 
+/// Per-run session state shared across reconnects.
+struct Session<'a> {
+    config: &'a PlacementClientConfig,
+    transport: &'a SharedTransport,
+    state: &'a watch::Sender<TableState>,
+    registration: &'a mut watch::Receiver<HostInfo>,
+    leaving: &'a mut watch::Receiver<bool>,
+    heartbeat_seq: u64,
+}
+
 async fn run(
     config: PlacementClientConfig,
     transport: SharedTransport,
     state: watch::Sender<TableState>,
     mut registration: watch::Receiver<HostInfo>,
+    mut leaving: watch::Receiver<bool>,
 ) {
     let mut backoff_ms = RECONNECT_BACKOFF_MIN_MS;
     let mut next_index = 0usize;
     let mut redirect: Option<String> = None;
     let mut redirects_in_a_row = 0u32;
+    let mut session = Session {
+        config: &config,
+        transport: &transport,
+        state: &state,
+        registration: &mut registration,
+        leaving: &mut leaving,
+        heartbeat_seq: 0,
+    };
     loop {
         let address = match redirect.take() {
             Some(address) => address,
@@ -109,15 +164,7 @@ async fn run(
             }
         };
         let mut registered = false;
-        let end = session(
-            &config,
-            &transport,
-            &address,
-            &state,
-            &mut registration,
-            &mut registered,
-        )
-        .await;
+        let end = session.run(&address, &mut registered).await;
         state.send_modify(|s| s.connected = false);
         if registered {
             backoff_ms = RECONNECT_BACKOFF_MIN_MS;
@@ -164,88 +211,139 @@ fn ack(phase: OrderPhase, version: u64) -> HostReport {
     }
 }
 
-async fn session(
-    config: &PlacementClientConfig,
-    transport: &SharedTransport,
-    address: &str,
-    state: &watch::Sender<TableState>,
-    registration: &mut watch::Receiver<HostInfo>,
-    registered: &mut bool,
-) -> SessionEnd {
-    let channel = match net::channel(transport, address) {
-        Ok(channel) => channel,
-        Err(e) => return SessionEnd::Broken(format!("bad placement address: {e}")),
-    };
-    let (reports, reports_rx) = mpsc::channel(REPORT_QUEUE_CAPACITY);
-    let first = registration_report(&registration.borrow_and_update());
-    if reports.try_send(first).is_err() {
-        return SessionEnd::Broken("report queue closed".into());
-    }
-    let mut orders = match PlacementGrpc::new(channel)
-        .report_host(ReceiverStream::new(reports_rx))
-        .await
-    {
-        Ok(response) => response.into_inner(),
-        Err(status) => {
-            return SessionEnd::Broken(format!("{}: {}", status.code(), status.message()))
+impl Session<'_> {
+    async fn run(&mut self, address: &str, registered: &mut bool) -> SessionEnd {
+        let channel = match net::channel(self.transport, address) {
+            Ok(channel) => channel,
+            Err(e) => return SessionEnd::Broken(format!("bad placement address: {e}")),
+        };
+        let (reports, reports_rx) = mpsc::channel(REPORT_QUEUE_CAPACITY);
+        let first = registration_report(&self.registration.borrow_and_update());
+        if reports.try_send(first).is_err() {
+            return SessionEnd::Broken("report queue closed".into());
         }
-    };
-    let mut heartbeat = tokio::time::interval(Duration::from_millis(config.heartbeat_interval_ms));
-    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            order = orders.next() => {
-                let order = match order {
-                    None => return SessionEnd::Broken("stream closed by placement".into()),
-                    Some(Err(status)) => return SessionEnd::Broken(format!("{}: {}", status.code(), status.message())),
-                    Some(Ok(order)) => order,
-                };
-                let reply = match order.order {
-                    Some(Order::NotLeader(not_leader)) => {
-                        let leader = Some(not_leader.leader_address).filter(|a| !a.is_empty());
-                        return SessionEnd::Redirect(leader);
-                    }
-                    Some(Order::Lock(lock)) => {
-                        state.send_modify(|s| { s.locked = true; s.connected = true; });
-                        ack(OrderPhase::Lock, lock.version)
-                    }
-                    Some(Order::Update(table)) => {
-                        let version = table.version;
-                        state.send_if_modified(|s| {
-                            s.connected = true;
-                            let newer = s.table.as_ref().is_none_or(|t| t.version().0 < version);
-                            if newer {
-                                s.table = Some(Arc::new(RoutingTable::from_wire(table)));
+        let mut orders = match PlacementGrpc::new(channel)
+            .report_host(ReceiverStream::new(reports_rx))
+            .await
+        {
+            Ok(response) => response.into_inner(),
+            Err(status) => {
+                return SessionEnd::Broken(format!("{}: {}", status.code(), status.message()))
+            }
+        };
+        let mut sent_heartbeats: VecDeque<(u64, Instant)> =
+            VecDeque::with_capacity(MAX_UNACKED_HEARTBEATS);
+        let mut heartbeat =
+            tokio::time::interval(Duration::from_millis(self.config.heartbeat_interval_ms));
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // An UPDATE whose hook is still running: its ack is sent when the hook finishes, while
+        // heartbeats go on.
+        let mut pending_update: Option<(u64, BoxFuture<'static, ()>)> = None;
+        let mut leave_sent = false;
+        loop {
+            if *self.leaving.borrow() && !leave_sent {
+                leave_sent = true;
+                if reports
+                    .try_send(HostReport {
+                        report: Some(Report::Leave(Leave {})),
+                    })
+                    .is_err()
+                {
+                    return SessionEnd::Broken("report queue full".into());
+                }
+            }
+            tokio::select! {
+                order = orders.next(), if pending_update.is_none() => {
+                    let order = match order {
+                        None => return SessionEnd::Broken("stream closed by placement".into()),
+                        Some(Err(status)) => return SessionEnd::Broken(format!("{}: {}", status.code(), status.message())),
+                        Some(Ok(order)) => order,
+                    };
+                    let reply = match order.order {
+                        Some(Order::NotLeader(not_leader)) => {
+                            let leader = Some(not_leader.leader_address).filter(|a| !a.is_empty());
+                            return SessionEnd::Redirect(leader);
+                        }
+                        Some(Order::HeartbeatAck(granted)) => {
+                            if let Some(&(_, sent_at)) = sent_heartbeats.iter().find(|(seq, _)| *seq == granted.seq) {
+                                let until = sent_at + Duration::from_millis(granted.lease_ms);
+                                self.state.send_if_modified(|s| {
+                                    let longer = s.lease_until.is_none_or(|current| current < until);
+                                    if longer {
+                                        s.lease_until = Some(until);
+                                    }
+                                    longer
+                                });
                             }
-                            newer
-                        });
-                        ack(OrderPhase::Update, version)
+                            sent_heartbeats.retain(|(seq, _)| *seq > granted.seq);
+                            continue;
+                        }
+                        Some(Order::Lock(lock)) => {
+                            self.state.send_modify(|s| { s.locked = true; s.connected = true; });
+                            ack(OrderPhase::Lock, lock.version)
+                        }
+                        Some(Order::Update(table)) => {
+                            let version = table.version;
+                            let mut applied = None;
+                            self.state.send_if_modified(|s| {
+                                s.connected = true;
+                                let newer = s.table.as_ref().is_none_or(|t| t.version().0 < version);
+                                if newer {
+                                    let routing = Arc::new(RoutingTable::from_wire(table));
+                                    applied = Some(routing.clone());
+                                    s.table = Some(routing);
+                                }
+                                newer
+                            });
+                            match (applied, &self.config.on_update) {
+                                (Some(table), Some(hook)) => {
+                                    pending_update = Some((version, hook(table)));
+                                    continue;
+                                }
+                                _ => ack(OrderPhase::Update, version),
+                            }
+                        }
+                        Some(Order::Unlock(unlock)) => {
+                            self.state.send_modify(|s| { s.locked = false; s.connected = true; });
+                            ack(OrderPhase::Unlock, unlock.version)
+                        }
+                        None => continue,
+                    };
+                    *registered = true;
+                    if reports.try_send(reply).is_err() {
+                        return SessionEnd::Broken("report queue full".into());
                     }
-                    Some(Order::Unlock(unlock)) => {
-                        state.send_modify(|s| { s.locked = false; s.connected = true; });
-                        ack(OrderPhase::Unlock, unlock.version)
+                }
+                _ = async { pending_update.as_mut().expect("guarded").1.as_mut().await }, if pending_update.is_some() => {
+                    let (version, _) = pending_update.take().expect("guarded");
+                    *registered = true;
+                    if reports.try_send(ack(OrderPhase::Update, version)).is_err() {
+                        return SessionEnd::Broken("report queue full".into());
                     }
-                    None => continue,
-                };
-                *registered = true;
-                if reports.try_send(reply).is_err() {
-                    return SessionEnd::Broken("report queue full".into());
                 }
-            }
-            _ = heartbeat.tick() => {
-                let beat = HostReport { report: Some(Report::Heartbeat(Heartbeat {})) };
-                if reports.try_send(beat).is_err() {
-                    return SessionEnd::Broken("report queue full".into());
+                _ = heartbeat.tick() => {
+                    self.heartbeat_seq += 1;
+                    let seq = self.heartbeat_seq;
+                    if sent_heartbeats.len() == MAX_UNACKED_HEARTBEATS {
+                        sent_heartbeats.pop_front();
+                    }
+                    sent_heartbeats.push_back((seq, Instant::now()));
+                    let active_actors = self.config.active_actors.as_ref().map(|probe| probe()).unwrap_or(0);
+                    let beat = HostReport { report: Some(Report::Heartbeat(Heartbeat { seq, active_actors })) };
+                    if reports.try_send(beat).is_err() {
+                        return SessionEnd::Broken("report queue full".into());
+                    }
                 }
-            }
-            changed = registration.changed() => {
-                if changed.is_err() {
-                    return SessionEnd::Broken("host shutting down".into());
+                changed = self.registration.changed() => {
+                    if changed.is_err() {
+                        return SessionEnd::Broken("host shutting down".into());
+                    }
+                    let report = registration_report(&self.registration.borrow_and_update());
+                    if reports.try_send(report).is_err() {
+                        return SessionEnd::Broken("report queue full".into());
+                    }
                 }
-                let report = registration_report(&registration.borrow_and_update());
-                if reports.try_send(report).is_err() {
-                    return SessionEnd::Broken("report queue full".into());
-                }
+                _ = self.leaving.changed(), if !leave_sent => {}
             }
         }
     }

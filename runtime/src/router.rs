@@ -24,7 +24,7 @@ use crate::activations::Activations;
 use crate::actor::Call;
 use crate::error::CallError;
 use crate::metrics::HostMetrics;
-use crate::routing::{RoutingTable, TableState};
+use crate::routing::{RoutingTable, ServingGate, TableState};
 use crate::types::{validate_type_name, TypeError};
 
 /// Longest actor id, in bytes.
@@ -47,6 +47,7 @@ pub struct Router {
     peers: Mutex<HashMap<String, HostInternalClient<Channel>>>,
     max_request_bytes: usize,
     metrics: Arc<HostMetrics>,
+    gate: ServingGate,
 }
 
 fn validate(call: &Call, max_request_bytes: usize) -> Result<(), CallError> {
@@ -91,6 +92,7 @@ impl Router {
         transport: SharedTransport,
         max_request_bytes: usize,
         metrics: Arc<HostMetrics>,
+        gate: ServingGate,
     ) -> Router {
         Router {
             host_id,
@@ -100,6 +102,7 @@ impl Router {
             peers: Mutex::new(HashMap::new()),
             max_request_bytes,
             metrics,
+            gate,
         }
     }
 
@@ -203,6 +206,12 @@ impl Router {
             });
         if !still_owner {
             return Err(CallError::Moved(format!("actor {} is moving", call.key)));
+        }
+        if !self.gate.is_open() {
+            return Err(CallError::Unavailable(format!(
+                "host {} holds no valid placement lease; actor {} is not served here",
+                self.host_id, call.key
+            )));
         }
         let activation = self.activations.get_or_activate(&call.key).await?;
         activation.call(call).await

@@ -3,6 +3,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use tokio::sync::watch;
+
 use rookery_placement::ring::HashRing;
 use rookery_placement::table::{HostInfo, PlacementTable, TableVersion};
 use rookery_proto::v1::PlacementTable as WireTable;
@@ -65,4 +67,47 @@ pub struct TableState {
     pub locked: bool,
     /// Whether a session with the placement leader is open.
     pub connected: bool,
+    /// Until when this host may serve its actors: the lease its last acknowledged heartbeat
+    /// earned. `None` before the first ack.
+    pub lease_until: Option<tokio::time::Instant>,
+}
+
+impl TableState {
+    /// Whether the lease holds at `now`.
+    pub fn lease_valid(&self, now: tokio::time::Instant) -> bool {
+        self.lease_until.is_some_and(|until| now < until)
+    }
+}
+
+/// Whether this host may run turns of its actors now: while its placement lease holds, or
+/// always when the operator chose availability over safety (`--serve-without-lease`).
+#[derive(Clone)]
+pub struct ServingGate {
+    state: watch::Receiver<TableState>,
+    always_open: bool,
+}
+
+impl ServingGate {
+    pub fn new(state: watch::Receiver<TableState>, always_open: bool) -> ServingGate {
+        ServingGate { state, always_open }
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.always_open || self.state.borrow().lease_valid(tokio::time::Instant::now())
+    }
+
+    /// Waits until the gate opens (a lease renewal), up to `deadline`. Returns whether it is
+    /// open.
+    pub async fn wait_open(&self, deadline: tokio::time::Instant) -> bool {
+        let mut state = self.state.clone();
+        loop {
+            if self.is_open() {
+                return true;
+            }
+            match tokio::time::timeout_at(deadline, state.changed()).await {
+                Ok(Ok(())) => continue,
+                _ => return self.is_open(),
+            }
+        }
+    }
 }

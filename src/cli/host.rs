@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
@@ -9,6 +10,9 @@ use rookery_placement::net::TcpTransport;
 use rookery_runtime::config::{ActorDefaults, ConfigFile, HostConfig, DEFAULT_MAX_REQUEST_SIZE_MB};
 use rookery_runtime::host::Host;
 use rookery_runtime::placement_client::DEFAULT_HEARTBEAT_INTERVAL_MS;
+
+/// Time a graceful leave allows placement for its removal round, beyond draining actors.
+const LEAVE_ROUND_ALLOWANCE_MS: u64 = 15_000;
 
 #[derive(Args, Debug, Clone)]
 pub struct HostArgs {
@@ -48,6 +52,11 @@ pub struct HostArgs {
     /// Largest request payload, in MB.
     #[arg(long, env = "ROOKERY_MAX_REQUEST_SIZE", default_value_t = DEFAULT_MAX_REQUEST_SIZE_MB, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024))]
     pub max_request_size: usize,
+    /// Serve actors with the last table even without a placement lease, as Dapr does: stays
+    /// available through any placement outage, but a host cut off from placement may then run
+    /// an actor that another host has taken over. Off by default.
+    #[arg(long, env = "ROOKERY_SERVE_WITHOUT_LEASE")]
+    pub serve_without_lease: bool,
     /// Interval of heartbeats to placement.
     #[arg(long, env = "ROOKERY_HEARTBEAT_INTERVAL_MS", default_value_t = DEFAULT_HEARTBEAT_INTERVAL_MS, value_parser = clap::value_parser!(u64).range(1..))]
     pub heartbeat_interval_ms: u64,
@@ -90,6 +99,7 @@ impl HostArgs {
             max_request_bytes: self.max_request_size * 1024 * 1024,
             actors,
             heartbeat_interval_ms: self.heartbeat_interval_ms,
+            serve_without_lease: self.serve_without_lease,
         })
     }
 }
@@ -109,7 +119,9 @@ pub async fn run(args: HostArgs) -> anyhow::Result<ExitCode> {
         config.placement.join(",")
     );
     super::placement::shutdown_signal().await;
-    tracing::info!("shutting down");
-    host.shutdown().await;
+    tracing::info!("leaving the cluster");
+    let leave_timeout =
+        Duration::from_millis(config.actors.drain_timeout_ms + LEAVE_ROUND_ALLOWANCE_MS);
+    host.leave(leave_timeout).await;
     Ok(ExitCode::SUCCESS)
 }

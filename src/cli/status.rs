@@ -113,6 +113,7 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
                 "actor_types": host.actor_types,
                 "connected": h.connected,
                 "last_heartbeat_age_ms": h.last_heartbeat_age_ms,
+                "active_actors": h.active_actors,
             }))
         })
         .collect();

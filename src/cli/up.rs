@@ -66,6 +66,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         config: args.config,
         max_request_size: args.max_request_size,
         heartbeat_interval_ms: rookery_runtime::placement_client::DEFAULT_HEARTBEAT_INTERVAL_MS,
+        serve_without_lease: false,
     };
     let host = Host::start(host_args.to_config()?, TcpTransport::shared())
         .await

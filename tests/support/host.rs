@@ -742,6 +742,8 @@ async fn session(
                         Some(Order::Lock(lock)) => Received::Lock(lock.version),
                         Some(Order::Update(table)) => Received::Update(table),
                         Some(Order::Unlock(unlock)) => Received::Unlock(unlock.version),
+                        // Lease renewals matter to real hosts serving actors, not to this one.
+                        Some(Order::HeartbeatAck(_)) => continue,
                         None => {
                             shared.event(spec, format!("empty order from {target}"));
                             continue;
@@ -767,7 +769,7 @@ async fn session(
                 Err(status) => return (classify(status), got_orders),
             },
             _ = heartbeat.tick() => {
-                if shared.heartbeats.load(Ordering::SeqCst) && send(Report::Heartbeat(Heartbeat {})).is_err() {
+                if shared.heartbeats.load(Ordering::SeqCst) && send(Report::Heartbeat(Heartbeat::default())).is_err() {
                     return (End::Closed("request stream closed".into()), got_orders);
                 }
             }

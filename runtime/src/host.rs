@@ -414,9 +414,11 @@ async fn drain_moved_actors(activations: &Activations, table: &RoutingTable, hos
     }
 }
 
-/// Ends every activation once the placement lease lapses: placement may then hand this
-/// host's actors to others. Turns are already held back by the serving gate; this tells the
-/// apps and frees memory, so a lease renewed later starts from fresh activations.
+/// Watches the placement lease. While it has lapsed, turns are held back by the serving gate
+/// and no actor activates here. When it is renewed, the activations are still good only if
+/// the table did not change meanwhile: otherwise placement may have handed this host's actors
+/// to others during the lapse (in versions this host may never have seen), so every
+/// activation from before the lapse is ended and activates afresh on its next call.
 async fn end_activations_when_lease_lapses(
     mut table: watch::Receiver<TableState>,
     activations: Arc<Activations>,
@@ -435,19 +437,27 @@ async fn end_activations_when_lease_lapses(
             changed = table.changed() => if changed.is_err() { return } else { false },
             _ = shutdown.wait_for(|s| *s) => return,
         };
-        if lapsed && !table.borrow().lease_valid(tokio::time::Instant::now()) {
+        if !lapsed || table.borrow().lease_valid(tokio::time::Instant::now()) {
+            continue;
+        }
+        let version_at_lapse = table.borrow().table.as_ref().map(|t| t.version());
+        tracing::warn!("placement lease lapsed: holding every actor until it is renewed");
+        let renewed = tokio::select! {
+            renewed = table.wait_for(|s| s.lease_valid(tokio::time::Instant::now())) => renewed.is_ok(),
+            _ = shutdown.wait_for(|s| *s) => return,
+        };
+        if !renewed {
+            return;
+        }
+        let version_now = table.borrow().table.as_ref().map(|t| t.version());
+        if version_now != version_at_lapse {
             let ended = activations.stop_where(StopReason::Moved, |_| true);
-            if !ended.is_empty() {
-                tracing::warn!(
-                    ended = ended.len(),
-                    "placement lease lapsed: ending every activation"
-                );
-            }
-            // Wait for a renewal before looking again.
-            tokio::select! {
-                changed = table.changed() => if changed.is_err() { return },
-                _ = shutdown.wait_for(|s| *s) => return,
-            }
+            tracing::warn!(
+                ended = ended.len(),
+                "lease renewed after the table changed: ending activations from before the lapse"
+            );
+        } else {
+            tracing::info!("lease renewed with the same table: resuming");
         }
     }
 }

@@ -142,6 +142,8 @@ async fn rounds(host_count: usize) {
                     placement: placement.clone(),
                     host: host(i),
                     heartbeat_interval_ms: 500,
+                    on_update: None,
+                    active_actors: None,
                 },
                 TcpTransport::shared(),
             )
@@ -169,6 +171,8 @@ async fn rounds(host_count: usize) {
             placement,
             host: host(host_count),
             heartbeat_interval_ms: 500,
+            on_update: None,
+            active_actors: None,
         },
         TcpTransport::shared(),
     );

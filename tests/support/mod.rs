@@ -13,8 +13,10 @@
 //! the blanket `dead_code` and `unused_imports` (of the re-exports) allowances.
 #![allow(dead_code, unused_imports)]
 
+pub mod app;
 pub mod cluster;
 pub mod host;
+pub mod host_process;
 pub mod status;
 pub mod wait;
 

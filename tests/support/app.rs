@@ -1,0 +1,529 @@
+//! [`TestApp`]: an application serving actor types to a host over the public `AppChannel`
+//! gRPC stream, the way an app process in any language does, but recording what it hears so
+//! tests can assert on the host's behaviour from the app's side.
+//!
+//! Every type it serves has Counter semantics plus test hooks (methods):
+//! - `increment` `{"by": n}` (default 1) → the new value; `get` → the value (JSON numbers).
+//!   A counter starts at 0 on activation and forgets its value on deactivation.
+//! - `echo` → the request body.
+//! - `call` `{"type", "id", "method", "data"}` → calls another actor through the host's
+//!   `Actors.Invoke`, passing this turn's call chain in `rookery-call-chain`, and answers with
+//!   that call's body (or an error naming that call's status).
+//! - `hang` → never answered.
+//! - `fail` `{"message": m}` → answered with the application error `m`.
+//!
+//! Recorded per actor: activations and deactivations heard, calls, and how many calls were in
+//! progress at once (more than one means the host broke turn-based concurrency, unless the
+//! calls are a re-entrant chain). Protocol violations (an invoke before its activation, a
+//! deactivation during a turn, …) are collected, as are the errors of nested calls.
+//!
+//! Calls are handled in tasks of their own, so the app itself never serializes them: if the
+//! host sent two calls to one actor at once, both would run and overlap. The app reconnects
+//! (and registers again) when its stream breaks, e.g. when the host restarts.
+
+use std::collections::BTreeMap;
+use std::fmt::Display;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use rookery_proto::v1::actors_client::ActorsClient;
+use rookery_proto::v1::app_channel_client::AppChannelClient;
+use rookery_proto::v1::{
+    app_reply, app_to_host, host_to_app, ActorTypeOptions, AppReply, AppToHost, InvokeActor,
+    InvokeRequest, RegisterTypes,
+};
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use tokio::task::{JoinHandle, JoinSet};
+use tokio_stream::wrappers::UnboundedReceiverStream;
+use tonic::transport::{Channel, Endpoint};
+use tonic::Code;
+
+use super::wait::{wait_until, DEADLINE};
+
+/// Metadata key carrying the call chain of a nested call (see `InvokeActor.call_chain_id`).
+pub const CALL_CHAIN_KEY: &str = "rookery-call-chain";
+
+/// Reconnect back-off bounds: quick after a host restart, gentle while it stays down.
+const MIN_BACKOFF: Duration = Duration::from_millis(50);
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Bound on a nested call the app makes; longer than any call timeout the tests configure, so
+/// it only ends a call the host never answers.
+const NESTED_CALL_DEADLINE: Duration = Duration::from_secs(45);
+
+/// Options of a type with nothing set: every option takes the host's `--config` default.
+pub fn actor_type(name: &str) -> ActorTypeOptions {
+    ActorTypeOptions {
+        actor_type: name.to_owned(),
+        ..Default::default()
+    }
+}
+
+/// `(actor type, actor id)`.
+pub type ActorKey = (String, String);
+
+/// What the app heard about one actor.
+#[derive(Clone, Debug, Default)]
+pub struct ActorRecord {
+    pub value: i64,
+    /// Between an ActivateActor and its DeactivateActor.
+    pub active: bool,
+    pub activations: u32,
+    pub deactivations: u32,
+    /// InvokeActor requests received (`hang` included).
+    pub invocations: u64,
+    /// Calls in progress now (`hang` excluded: it never ends).
+    pub in_flight: u32,
+    /// The most calls ever in progress at once.
+    pub max_in_flight: u32,
+    /// When the last reply was sent / the last deactivation heard.
+    pub last_reply_at: Option<Instant>,
+    pub last_deactivated_at: Option<Instant>,
+}
+
+impl ActorRecord {
+    /// Whether two calls on this actor were ever in progress at the same time.
+    pub fn overlapped(&self) -> bool {
+        self.max_in_flight > 1
+    }
+}
+
+/// Everything the app recorded, across reconnects.
+#[derive(Clone, Debug, Default)]
+pub struct AppRecord {
+    /// From the last `Registered`.
+    pub host_id: Option<String>,
+    /// `Registered` messages heard (one per successful connection).
+    pub registrations: u32,
+    /// Why each connection ended or failed, in order.
+    pub disconnects: Vec<String>,
+    pub actors: BTreeMap<ActorKey, ActorRecord>,
+    /// Breaches of the AppChannel contract seen from this side.
+    pub violations: Vec<String>,
+    /// Status code and message of every nested call (`call`) that failed.
+    pub nested_errors: Vec<(Code, String)>,
+    /// `call_chain_id` of every InvokeActor, in order (for chain assertions).
+    pub call_chains: Vec<(ActorKey, String)>,
+}
+
+impl AppRecord {
+    pub fn actor(&self, actor_type: &str, actor_id: &str) -> ActorRecord {
+        self.actors
+            .get(&(actor_type.to_owned(), actor_id.to_owned()))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Sum of activations heard over every actor of `actor_type`.
+    pub fn activations_of(&self, actor_type: &str) -> u64 {
+        self.actors
+            .iter()
+            .filter(|((t, _), _)| t == actor_type)
+            .map(|(_, a)| u64::from(a.activations))
+            .sum()
+    }
+}
+
+/// Settings of a [`TestApp`].
+pub struct TestAppBuilder {
+    host_addr: String,
+    app_id: String,
+    types: Vec<ActorTypeOptions>,
+    turn_work: Duration,
+}
+
+impl TestAppBuilder {
+    pub fn app_id(mut self, app_id: impl Into<String>) -> Self {
+        self.app_id = app_id.into();
+        self
+    }
+
+    /// Serves this type (see [`actor_type`]).
+    pub fn serve(mut self, options: ActorTypeOptions) -> Self {
+        self.types.push(options);
+        self
+    }
+
+    /// How long `increment` holds its turn between reading and writing the value. Simulated
+    /// work: it widens the window in which overlapping calls would be seen (and lose updates),
+    /// it synchronizes nothing.
+    pub fn turn_work(mut self, work: Duration) -> Self {
+        self.turn_work = work;
+        self
+    }
+
+    /// Starts connecting in the background; follow with [`TestApp::wait_registered`].
+    pub fn start(self) -> TestApp {
+        assert!(!self.types.is_empty(), "a test app must serve a type");
+        let nested = Endpoint::from_shared(format!("http://{}", self.host_addr))
+            .expect("endpoint")
+            .connect_timeout(Duration::from_secs(5))
+            .connect_lazy();
+        let shared = Arc::new(Shared {
+            host_addr: self.host_addr,
+            app_id: self.app_id,
+            types: self.types,
+            turn_work: self.turn_work,
+            nested: ActorsClient::new(nested),
+            record: Mutex::new(AppRecord::default()),
+        });
+        let task = tokio::spawn(run(shared.clone()));
+        TestApp { shared, task }
+    }
+}
+
+/// A running test app; its connection ends when it is dropped.
+pub struct TestApp {
+    shared: Arc<Shared>,
+    task: JoinHandle<()>,
+}
+
+struct Shared {
+    host_addr: String,
+    app_id: String,
+    types: Vec<ActorTypeOptions>,
+    turn_work: Duration,
+    /// The host's client API, for nested calls.
+    nested: ActorsClient<Channel>,
+    record: Mutex<AppRecord>,
+}
+
+impl Shared {
+    fn record(&self) -> MutexGuard<'_, AppRecord> {
+        // A panicking test thread must not make every later access panic too.
+        self.record.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl TestApp {
+    /// An app of the host whose gRPC API is at `host_addr`.
+    pub fn builder(host_addr: impl Into<String>) -> TestAppBuilder {
+        TestAppBuilder {
+            host_addr: host_addr.into(),
+            app_id: "test-app".to_owned(),
+            types: Vec::new(),
+            turn_work: Duration::ZERO,
+        }
+    }
+
+    /// A snapshot of what it recorded.
+    pub fn record(&self) -> AppRecord {
+        self.shared.record().clone()
+    }
+
+    pub fn actor(&self, actor_type: &str, actor_id: &str) -> ActorRecord {
+        self.shared.record().actor(actor_type, actor_id)
+    }
+
+    /// Panics if the app saw the host break the AppChannel contract.
+    pub fn assert_no_violations(&self) {
+        let record = self.record();
+        assert!(
+            record.violations.is_empty(),
+            "app {} saw protocol violations: {:#?}",
+            self.shared.app_id,
+            record.violations
+        );
+    }
+
+    /// Waits for the host's `Registered` (the `n`-th one: registrations count reconnects);
+    /// returns the host id it named.
+    pub async fn wait_registered_n(&self, n: u32) -> String {
+        self.wait_for(format!("registration #{n}"), |record| {
+            match (&record.host_id, record.registrations >= n) {
+                (Some(host_id), true) => Ok(host_id.clone()),
+                _ => Err(format!(
+                    "{} registrations; disconnects: {:?}",
+                    record.registrations, record.disconnects
+                )),
+            }
+        })
+        .await
+    }
+
+    /// Waits for the first `Registered`; returns the host id it named.
+    pub async fn wait_registered(&self) -> String {
+        self.wait_registered_n(1).await
+    }
+
+    /// Polls the record until `probe` accepts it ([`DEADLINE`]).
+    pub async fn wait_for<T>(
+        &self,
+        what: impl Display,
+        probe: impl Fn(&AppRecord) -> Result<T, String>,
+    ) -> T {
+        let probe = &probe;
+        wait_until(
+            format!("app {}: {what}", self.shared.app_id),
+            DEADLINE,
+            || async move { probe(&self.shared.record()) },
+        )
+        .await
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // Ends the stream (the host withdraws the types) and every call task with it.
+        self.task.abort();
+    }
+}
+
+/// Connects, serves until the stream ends, and reconnects, forever (until aborted).
+async fn run(shared: Arc<Shared>) {
+    let mut backoff = MIN_BACKOFF;
+    loop {
+        let (why, served) = serve(&shared).await;
+        {
+            let mut record = shared.record();
+            record.disconnects.push(why);
+            // The host ends every activation of a connection that ends; so does the app.
+            for actor in record.actors.values_mut() {
+                actor.active = false;
+                actor.value = 0;
+            }
+        }
+        backoff = if served {
+            MIN_BACKOFF
+        } else {
+            (backoff * 2).min(MAX_BACKOFF)
+        };
+        // Back-off between connection attempts to a host that is down: nothing to wait for.
+        tokio::time::sleep(backoff).await;
+    }
+}
+
+/// One AppChannel connection. Returns why it ended and whether it got registered.
+async fn serve(shared: &Arc<Shared>) -> (String, bool) {
+    let endpoint = Endpoint::from_shared(format!("http://{}", shared.host_addr))
+        .expect("endpoint")
+        .connect_timeout(Duration::from_secs(2));
+    let channel = match endpoint.connect().await {
+        Ok(channel) => channel,
+        Err(e) => return (format!("connect: {e:?}"), false),
+    };
+    let mut client = AppChannelClient::new(channel).max_decoding_message_size(usize::MAX);
+    let (out, out_rx) = mpsc::unbounded_channel::<AppToHost>();
+    let registration = RegisterTypes {
+        app_id: shared.app_id.clone(),
+        types: shared.types.clone(),
+    };
+    out.send(AppToHost {
+        message: Some(app_to_host::Message::Register(registration)),
+    })
+    .expect("receiver alive");
+    let mut inbound = match client.connect(UnboundedReceiverStream::new(out_rx)).await {
+        Ok(response) => response.into_inner(),
+        Err(status) => return (format!("Connect refused: {status}"), false),
+    };
+    let mut registered = false;
+    // Call tasks of this connection: dropped (aborted) with it.
+    let mut calls = JoinSet::new();
+    loop {
+        let message = tokio::select! {
+            message = inbound.message() => message,
+            Some(_) = calls.join_next(), if !calls.is_empty() => continue,
+        };
+        let message = match message {
+            Ok(Some(message)) => message,
+            Ok(None) => return ("the host ended the stream".to_owned(), registered),
+            Err(status) => return (format!("stream error: {status}"), registered),
+        };
+        let Some(message) = message.message else {
+            shared.record().violations.push("empty HostToApp".into());
+            continue;
+        };
+        if !registered && !matches!(message, host_to_app::Message::Registered(_)) {
+            shared
+                .record()
+                .violations
+                .push(format!("{message:?} before Registered"));
+        }
+        match message {
+            host_to_app::Message::Registered(registered_msg) => {
+                registered = true;
+                let mut record = shared.record();
+                record.host_id = Some(registered_msg.host_id);
+                record.registrations += 1;
+            }
+            host_to_app::Message::Activate(activate) => {
+                {
+                    let mut record = shared.record();
+                    let key = (activate.actor_type.clone(), activate.actor_id.clone());
+                    let actor = record.actors.entry(key.clone()).or_default();
+                    let twice = actor.active;
+                    actor.active = true;
+                    actor.activations += 1;
+                    actor.value = 0;
+                    if twice {
+                        record
+                            .violations
+                            .push(format!("{key:?} activated while already active"));
+                    }
+                }
+                reply(&out, activate.request_id, Ok(Vec::new()));
+            }
+            host_to_app::Message::Deactivate(deactivate) => {
+                {
+                    let mut record = shared.record();
+                    let key = (deactivate.actor_type.clone(), deactivate.actor_id.clone());
+                    let actor = record.actors.entry(key.clone()).or_default();
+                    let (was_active, busy) = (actor.active, actor.in_flight);
+                    actor.active = false;
+                    actor.deactivations += 1;
+                    actor.value = 0;
+                    actor.last_deactivated_at = Some(Instant::now());
+                    if !was_active {
+                        record
+                            .violations
+                            .push(format!("{key:?} deactivated while not active"));
+                    }
+                    if busy > 0 {
+                        record
+                            .violations
+                            .push(format!("{key:?} deactivated during {busy} call(s)"));
+                    }
+                }
+                reply(&out, deactivate.request_id, Ok(Vec::new()));
+            }
+            host_to_app::Message::Invoke(invoke) => {
+                let hang = invoke.method == "hang";
+                {
+                    let mut record = shared.record();
+                    let key = (invoke.actor_type.clone(), invoke.actor_id.clone());
+                    record
+                        .call_chains
+                        .push((key.clone(), invoke.call_chain_id.clone()));
+                    let actor = record.actors.entry(key.clone()).or_default();
+                    let inactive = !actor.active;
+                    actor.invocations += 1;
+                    if !hang {
+                        actor.in_flight += 1;
+                        actor.max_in_flight = actor.max_in_flight.max(actor.in_flight);
+                    }
+                    if inactive {
+                        record.violations.push(format!(
+                            "{key:?} invoked ({}) before activation",
+                            invoke.method
+                        ));
+                    }
+                }
+                if !hang {
+                    calls.spawn(handle_invoke(shared.clone(), out.clone(), invoke));
+                }
+            }
+        }
+    }
+}
+
+fn reply(out: &mpsc::UnboundedSender<AppToHost>, request_id: u64, result: Result<Vec<u8>, String>) {
+    let result = match result {
+        Ok(data) => app_reply::Result::Data(data),
+        Err(message) => app_reply::Result::Error(message),
+    };
+    // A closed stream means the connection is gone; the host fails the call itself.
+    let _ = out.send(AppToHost {
+        message: Some(app_to_host::Message::Reply(AppReply {
+            request_id,
+            result: Some(result),
+        })),
+    });
+}
+
+/// Runs one call and answers it. The call's "turn" ends just before the reply is sent: the host
+/// cannot start the next call before it has the reply, so a correct host is never seen
+/// overlapping.
+async fn handle_invoke(
+    shared: Arc<Shared>,
+    out: mpsc::UnboundedSender<AppToHost>,
+    invoke: InvokeActor,
+) {
+    let key: ActorKey = (invoke.actor_type.clone(), invoke.actor_id.clone());
+    let result = match invoke.method.as_str() {
+        "increment" => increment(&shared, &key, &invoke.data).await,
+        "get" => Ok(json!(shared.record().actor(&key.0, &key.1).value)
+            .to_string()
+            .into_bytes()),
+        "echo" => Ok(invoke.data.clone()),
+        "fail" => Err(json_field(&invoke.data, "message")
+            .and_then(|m| m.as_str().map(str::to_owned))
+            .unwrap_or_else(|| "requested failure".to_owned())),
+        "call" => nested_call(&shared, &invoke).await,
+        other => Err(format!("unknown method {other:?}")),
+    };
+    {
+        let mut record = shared.record();
+        let actor = record.actors.entry(key).or_default();
+        actor.in_flight -= 1;
+        actor.last_reply_at = Some(Instant::now());
+    }
+    reply(&out, invoke.request_id, result);
+}
+
+fn json_field(data: &[u8], field: &str) -> Option<Value> {
+    serde_json::from_slice::<Value>(data)
+        .ok()?
+        .get(field)
+        .cloned()
+}
+
+/// Read, work, write: without turn-based concurrency, overlapping increments lose updates.
+async fn increment(shared: &Shared, key: &ActorKey, data: &[u8]) -> Result<Vec<u8>, String> {
+    let by = match json_field(data, "by") {
+        None => 1,
+        Some(by) => by
+            .as_i64()
+            .ok_or_else(|| format!("\"by\" must be an integer, got {by}"))?,
+    };
+    let read = shared.record().actor(&key.0, &key.1).value;
+    if shared.turn_work.is_zero() {
+        tokio::task::yield_now().await;
+    } else {
+        tokio::time::sleep(shared.turn_work).await;
+    }
+    let mut record = shared.record();
+    let actor = record.actors.entry(key.clone()).or_default();
+    actor.value = read + by;
+    Ok(json!(actor.value).to_string().into_bytes())
+}
+
+/// `call`: invokes the actor named in the request through the host, in this turn's chain.
+async fn nested_call(shared: &Shared, invoke: &InvokeActor) -> Result<Vec<u8>, String> {
+    let request: Value = serde_json::from_slice(&invoke.data)
+        .map_err(|e| format!("call: the request is not JSON: {e}"))?;
+    let field = |name: &str| {
+        request
+            .get(name)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| format!("call: missing string field {name:?}"))
+    };
+    let (actor_type, actor_id, method) = (field("type")?, field("id")?, field("method")?);
+    let data = match request.get("data") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(data) => data.to_string().into_bytes(),
+    };
+    let mut nested = tonic::Request::new(InvokeRequest {
+        actor_type: actor_type.clone(),
+        actor_id: actor_id.clone(),
+        method: method.clone(),
+        data,
+        metadata: [(CALL_CHAIN_KEY.to_owned(), invoke.call_chain_id.clone())].into(),
+    });
+    nested.set_timeout(NESTED_CALL_DEADLINE);
+    match shared.nested.clone().invoke(nested).await {
+        Ok(response) => Ok(response.into_inner().data),
+        Err(status) => {
+            shared
+                .record()
+                .nested_errors
+                .push((status.code(), status.message().to_owned()));
+            Err(format!(
+                "nested call {actor_type}/{actor_id}.{method} failed: {:?}: {}",
+                status.code(),
+                status.message()
+            ))
+        }
+    }
+}

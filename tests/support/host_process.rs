@@ -1,0 +1,713 @@
+//! Host nodes as real `rookery host` child processes, and the gRPC calls tests make on them.
+//!
+//! A [`HostProcess`] owns a temp dir (data dir, `--config` file, log), runs on OS-chosen ports
+//! and is killed with SIGKILL when dropped, also when a test panics; on a panic its log tail is
+//! printed and the dir is kept. [`LoggedChild`] is the same kill-on-drop, log-to-file child for
+//! any other program a test starts (`rookery up`, the Python example app).
+//!
+//! Calls go through the public gRPC API exactly as a client would: `Actors.Invoke` for actor
+//! calls, `HostInternal.ListActivations` to see where actors live, and `rookery invoke` for the
+//! CLI. [`expected_rings`] turns `rookery status` into the hash rings every host routes by, so a
+//! test can name the host that must own an actor without asking any host.
+
+use std::collections::BTreeMap;
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use rookery_placement::ring::HashRing;
+use rookery_placement::table::{HostInfo, PlacementTable, TableVersion};
+use rookery_proto::v1::actors_client::ActorsClient;
+use rookery_proto::v1::host_internal_client::HostInternalClient;
+use rookery_proto::v1::{InvokeRequest, ListActivationsRequest, ListActivationsResponse};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tonic::transport::{Channel, Endpoint};
+use tonic::Status;
+
+use super::cluster::Cluster;
+use super::status::Status as ClusterStatus;
+use super::wait::{wait_until, DEADLINE};
+use super::{free_port, rookery_bin, run_rookery, RunOutput};
+
+/// Virtual nodes per host the host tests give placement explicitly (`--vnodes-per-host`), so
+/// the rings a test computes do not depend on placement's default.
+pub const TEST_VNODES_PER_HOST: u32 = 256;
+
+/// Client-side bound on one actor call made by a test: longer than any call timeout a test
+/// configures, so a host that never answers fails the test instead of hanging it.
+pub const CALL_DEADLINE: Duration = Duration::from_secs(45);
+
+/// How long a process may take to exit after SIGTERM before the test calls it hung.
+const STOP_DEADLINE: Duration = Duration::from_secs(20);
+
+/// Lines of a log printed when a test fails (the whole log stays in the kept dir).
+const LOG_TAIL_LINES: usize = 200;
+
+/// A child process whose stdout and stderr go to one log file; SIGKILLed on drop.
+pub struct LoggedChild {
+    /// For messages: "host 127.0.0.1:4242", "python app", …
+    name: String,
+    program: PathBuf,
+    args: Vec<String>,
+    envs: Vec<(String, String)>,
+    log_path: PathBuf,
+    child: Mutex<Option<Child>>,
+    starts: Mutex<u32>,
+}
+
+impl LoggedChild {
+    /// Spawns `program args` with its output appended to `log_path`.
+    pub fn spawn(
+        name: impl Into<String>,
+        program: impl Into<PathBuf>,
+        args: Vec<String>,
+        envs: Vec<(String, String)>,
+        log_path: PathBuf,
+    ) -> LoggedChild {
+        let child = LoggedChild {
+            name: name.into(),
+            program: program.into(),
+            args,
+            envs,
+            log_path,
+            child: Mutex::new(None),
+            starts: Mutex::new(0),
+        };
+        child.start();
+        child
+    }
+
+    fn child(&self) -> MutexGuard<'_, Option<Child>> {
+        // A panic while holding the lock must not stop Drop from killing the child.
+        self.child.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts it (again) with the same program, arguments and log. It must not be running.
+    pub fn start(&self) {
+        let mut child = self.child();
+        assert!(child.is_none(), "{} is already running", self.name);
+        let mut starts = self.starts.lock().unwrap_or_else(|e| e.into_inner());
+        *starts += 1;
+        // One log across restarts, each start marked, so a post-mortem sees the history.
+        let mut log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)
+            .expect("open log");
+        writeln!(
+            log,
+            "===== test harness: start #{} of {}: {} {}",
+            *starts,
+            self.name,
+            self.program.display(),
+            self.args.join(" ")
+        )
+        .expect("write log");
+        let stdout = log.try_clone().expect("clone log handle");
+        let mut command = Command::new(&self.program);
+        command
+            .args(&self.args)
+            .env("RUST_BACKTRACE", "1")
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(log);
+        for (key, value) in &self.envs {
+            command.env(key, value);
+        }
+        *child = Some(
+            command
+                .spawn()
+                .unwrap_or_else(|e| panic!("spawn {}: {e}", self.name)),
+        );
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.child().is_some()
+    }
+
+    /// SIGKILL and reap. No-op if it is not running.
+    pub fn kill9(&self) {
+        if let Some(mut child) = self.child().take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, then waits for the exit. Panics (after a SIGKILL) if it is still running after
+    /// [`STOP_DEADLINE`]: a graceful shutdown must finish.
+    pub async fn stop(&self) -> ExitStatus {
+        let pid = self
+            .child()
+            .as_ref()
+            .map(Child::id)
+            .unwrap_or_else(|| panic!("{} is not running", self.name));
+        // `kill` rather than a signals crate: keeps the tests free of extra dependencies.
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -TERM {pid} failed");
+        let started = Instant::now();
+        loop {
+            {
+                let mut child = self.child();
+                let exited = child
+                    .as_mut()
+                    .expect("stopped concurrently")
+                    .try_wait()
+                    .expect("try_wait");
+                if let Some(status) = exited {
+                    *child = None;
+                    return status;
+                }
+            }
+            if started.elapsed() > STOP_DEADLINE {
+                self.kill9();
+                panic!(
+                    "{} still running {STOP_DEADLINE:?} after SIGTERM; log tail:\n{}",
+                    self.name,
+                    self.log_tail(LOG_TAIL_LINES)
+                );
+            }
+            // Polling a process's exit status: there is no condition to await instead.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// `Err` if it was supposed to be running but exited.
+    pub fn check_alive(&self) -> Result<(), String> {
+        let mut child = self.child();
+        if let Some(running) = child.as_mut() {
+            if let Some(status) = running.try_wait().expect("try_wait") {
+                *child = None;
+                return Err(format!("{} exited unexpectedly: {status}", self.name));
+            }
+        }
+        Ok(())
+    }
+
+    /// Panics with the log tail if it exited: waits call this so that a crash fails them at
+    /// once, with the reason, instead of at their deadline.
+    pub fn assert_alive(&self) {
+        if let Err(dead) = self.check_alive() {
+            panic!("{dead}; log tail:\n{}", self.log_tail(LOG_TAIL_LINES));
+        }
+    }
+
+    /// Its whole log (every start).
+    pub fn log(&self) -> String {
+        std::fs::read(&self.log_path)
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            .unwrap_or_default()
+    }
+
+    pub fn log_tail(&self, lines: usize) -> String {
+        let log = self.log();
+        let all: Vec<&str> = log.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// The log tail under a header, for failure output.
+    pub fn dump_log(&self) -> String {
+        format!(
+            "\n===== {} log tail, full log: {} =====\n{}\n",
+            self.name,
+            self.log_path.display(),
+            self.log_tail(LOG_TAIL_LINES)
+        )
+    }
+}
+
+impl Drop for LoggedChild {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A temp dir that is kept, and announced, when the test fails (or `ROOKERY_KEEP_TEST_DIRS`).
+pub struct TestDir {
+    dir: Option<tempfile::TempDir>,
+    path: PathBuf,
+}
+
+impl TestDir {
+    pub fn new(prefix: &str) -> TestDir {
+        let dir = tempfile::Builder::new()
+            .prefix(prefix)
+            .tempdir()
+            .expect("create temp dir");
+        let path = dir.path().to_owned();
+        TestDir {
+            dir: Some(dir),
+            path,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        let keep = std::env::var_os("ROOKERY_KEEP_TEST_DIRS").is_some();
+        if std::thread::panicking() || keep {
+            if let Some(dir) = self.dir.take() {
+                eprintln!("test dir kept: {}", dir.keep().display());
+            }
+        }
+    }
+}
+
+/// Settings of a `rookery host` to start.
+#[derive(Clone, Debug)]
+pub struct HostProcessBuilder {
+    placement: String,
+    app_id: String,
+    host_id: Option<String>,
+    config_yaml: Option<String>,
+    max_request_size_mb: Option<u64>,
+    extra_args: Vec<String>,
+}
+
+impl HostProcessBuilder {
+    pub fn app_id(mut self, app_id: impl Into<String>) -> Self {
+        self.app_id = app_id.into();
+        self
+    }
+
+    /// Sets `--host-id`; by default the host's id is its advertised address.
+    pub fn host_id(mut self, host_id: impl Into<String>) -> Self {
+        self.host_id = Some(host_id.into());
+        self
+    }
+
+    /// Writes this YAML to a file and passes it as `--config`.
+    pub fn config_yaml(mut self, yaml: impl Into<String>) -> Self {
+        self.config_yaml = Some(yaml.into());
+        self
+    }
+
+    pub fn max_request_size_mb(mut self, mb: u64) -> Self {
+        self.max_request_size_mb = Some(mb);
+        self
+    }
+
+    /// An extra argument, after the ones the builder generates.
+    pub fn arg(mut self, arg: impl Into<String>) -> Self {
+        self.extra_args.push(arg.into());
+        self
+    }
+
+    /// Picks ports and spawns the process. Does not wait: follow with
+    /// [`HostProcess::wait_ready`].
+    pub fn start(self) -> HostProcess {
+        let dir = TestDir::new("rookery-host-test-");
+        let grpc_port = free_port();
+        let http_port = free_port();
+        let grpc_addr = format!("127.0.0.1:{grpc_port}");
+        let id = self.host_id.clone().unwrap_or_else(|| grpc_addr.clone());
+        let mut args = vec![
+            "host".to_owned(),
+            "--placement".to_owned(),
+            self.placement.clone(),
+            "--app-id".to_owned(),
+            self.app_id.clone(),
+            "--grpc-port".to_owned(),
+            grpc_port.to_string(),
+            "--http-port".to_owned(),
+            http_port.to_string(),
+            // Loopback only: the ports were checked free on 127.0.0.1, and tests expose nothing.
+            "--bind-address".to_owned(),
+            "127.0.0.1".to_owned(),
+            "--data-dir".to_owned(),
+            dir.path().join("data").display().to_string(),
+        ];
+        if let Some(host_id) = &self.host_id {
+            args.extend(["--host-id".to_owned(), host_id.clone()]);
+        }
+        if let Some(yaml) = &self.config_yaml {
+            let path = dir.path().join("host.yaml");
+            std::fs::write(&path, yaml).expect("write host config");
+            args.extend(["--config".to_owned(), path.display().to_string()]);
+        }
+        if let Some(mb) = self.max_request_size_mb {
+            args.extend(["--max-request-size".to_owned(), mb.to_string()]);
+        }
+        args.extend(self.extra_args.iter().cloned());
+        let rust_log = std::env::var("RUST_LOG")
+            .unwrap_or_else(|_| "info,rookery=debug,rookery_runtime=debug".to_owned());
+        let process = LoggedChild::spawn(
+            format!("host {id}"),
+            rookery_bin(),
+            args,
+            vec![("RUST_LOG".to_owned(), rust_log)],
+            dir.path().join("host.log"),
+        );
+        HostProcess {
+            id,
+            grpc_addr,
+            http_port,
+            process,
+            channel: OnceLock::new(),
+            dir,
+        }
+    }
+}
+
+/// One `rookery host` child process.
+pub struct HostProcess {
+    /// The host id it registers with (its advertised address unless `--host-id` was given).
+    pub id: String,
+    /// `127.0.0.1:port` of its gRPC API: Actors, AppChannel, HostInternal.
+    pub grpc_addr: String,
+    pub http_port: u16,
+    // Field order matters: the process is killed (dropped) before the dir is dropped, so a
+    // kept dir holds the complete log.
+    process: LoggedChild,
+    channel: OnceLock<Channel>,
+    dir: TestDir,
+}
+
+impl HostProcess {
+    /// A host registering with the placement nodes at `placement` (comma-separated).
+    pub fn builder(placement: impl Into<String>) -> HostProcessBuilder {
+        HostProcessBuilder {
+            placement: placement.into(),
+            app_id: "test-app".to_owned(),
+            host_id: None,
+            config_yaml: None,
+            max_request_size_mb: None,
+            extra_args: Vec::new(),
+        }
+    }
+
+    /// A host of `cluster` with default settings, started and ready.
+    pub async fn start_ready(cluster: &Cluster) -> HostProcess {
+        let host = HostProcess::builder(cluster.addr_list()).start();
+        host.wait_ready().await;
+        host
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn process(&self) -> &LoggedChild {
+        &self.process
+    }
+
+    pub fn log(&self) -> String {
+        self.process.log()
+    }
+
+    pub fn dump_log(&self) -> String {
+        self.process.dump_log()
+    }
+
+    pub fn assert_alive(&self) {
+        self.process.assert_alive();
+    }
+
+    pub fn kill9(&self) {
+        self.process.kill9();
+    }
+
+    pub async fn stop(&self) -> ExitStatus {
+        self.process.stop().await
+    }
+
+    /// Starts it again on the same ports, data dir and flags. It must not be running.
+    pub fn restart(&self) {
+        self.process.start();
+    }
+
+    /// `GET /healthz` on its HTTP port: the status code and body.
+    pub async fn healthz(&self) -> Result<(u16, String), String> {
+        http_get(self.http_port, "/healthz").await
+    }
+
+    /// Waits until `/healthz` answers 200 (the host holds a placement table).
+    pub async fn wait_ready(&self) {
+        wait_until(
+            format!("{} to answer /healthz with 200", self.process.name()),
+            DEADLINE,
+            || async {
+                self.assert_alive();
+                match self.healthz().await? {
+                    (200, _) => Ok(()),
+                    (code, body) => Err(format!("/healthz: {code} {body:?}")),
+                }
+            },
+        )
+        .await;
+    }
+
+    /// A channel to its gRPC port, shared by every client the test makes (connected lazily,
+    /// reconnected by tonic after a restart).
+    pub fn channel(&self) -> Channel {
+        self.channel
+            .get_or_init(|| {
+                Endpoint::from_shared(format!("http://{}", self.grpc_addr))
+                    .expect("endpoint")
+                    .connect_timeout(Duration::from_secs(5))
+                    .connect_lazy()
+            })
+            .clone()
+    }
+
+    pub fn actors(&self) -> ActorsClient<Channel> {
+        ActorsClient::new(self.channel())
+    }
+
+    /// `Actors.Invoke` of `actor_type/actor_id.method(data)`, bounded by [`CALL_DEADLINE`].
+    pub async fn invoke(
+        &self,
+        actor_type: &str,
+        actor_id: &str,
+        method: &str,
+        data: impl Into<Vec<u8>>,
+    ) -> Result<Vec<u8>, Status> {
+        invoke_at(self.channel(), actor_type, actor_id, method, data.into()).await
+    }
+
+    /// [`HostProcess::invoke`] with a JSON request and response.
+    pub async fn invoke_json(
+        &self,
+        actor_type: &str,
+        actor_id: &str,
+        method: &str,
+        data: serde_json::Value,
+    ) -> Result<serde_json::Value, Status> {
+        let body = self
+            .invoke(actor_type, actor_id, method, data.to_string())
+            .await?;
+        Ok(parse_json_body(&body))
+    }
+
+    /// `HostInternal.ListActivations`; an empty `actor_type` lists every type.
+    pub async fn list_activations(
+        &self,
+        actor_type: &str,
+    ) -> Result<ListActivationsResponse, Status> {
+        let mut request = tonic::Request::new(ListActivationsRequest {
+            actor_type: actor_type.to_owned(),
+        });
+        request.set_timeout(Duration::from_secs(10));
+        HostInternalClient::new(self.channel())
+            .list_activations(request)
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    /// Ids of the actors of `actor_type` active on this host, sorted.
+    pub async fn active_ids(&self, actor_type: &str) -> Result<Vec<String>, Status> {
+        let response = self.list_activations(actor_type).await?;
+        let mut ids: Vec<String> = response
+            .actors
+            .into_iter()
+            .filter(|a| a.actor_type == actor_type)
+            .map(|a| a.actor_id)
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// `rookery invoke <actor> <method> [args…] --host <this host>`, run to completion.
+    pub async fn cli_invoke(&self, actor: &str, method: &str, extra: &[&str]) -> RunOutput {
+        let mut args = vec!["invoke", actor, method];
+        args.extend_from_slice(extra);
+        args.extend(["--host", &self.grpc_addr]);
+        run_rookery(&args, Duration::from_secs(60)).await
+    }
+}
+
+/// `Actors.Invoke` over `channel`, bounded by [`CALL_DEADLINE`].
+pub async fn invoke_at(
+    channel: Channel,
+    actor_type: &str,
+    actor_id: &str,
+    method: &str,
+    data: Vec<u8>,
+) -> Result<Vec<u8>, Status> {
+    let mut request = tonic::Request::new(InvokeRequest {
+        actor_type: actor_type.to_owned(),
+        actor_id: actor_id.to_owned(),
+        method: method.to_owned(),
+        data,
+        metadata: Default::default(),
+    });
+    request.set_timeout(CALL_DEADLINE);
+    ActorsClient::new(channel)
+        .invoke(request)
+        .await
+        .map(|response| response.into_inner().data)
+}
+
+/// Parses a response body that must be JSON; panics with the body otherwise.
+pub fn parse_json_body(body: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(body).unwrap_or_else(|e| {
+        panic!(
+            "response body is not JSON ({e}): {:?}",
+            String::from_utf8_lossy(body)
+        )
+    })
+}
+
+/// Whether `status` carries the response metadata `rookery-error: application`.
+pub fn is_application_error(status: &Status) -> bool {
+    status
+        .metadata()
+        .get("rookery-error")
+        .and_then(|v| v.to_str().ok())
+        == Some("application")
+}
+
+/// A minimal HTTP/1.1 GET on 127.0.0.1 (tests need no HTTP client crate for two endpoints):
+/// the status code and body.
+pub async fn http_get(port: u16, path: &str) -> Result<(u16, String), String> {
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .map_err(|e| format!("connect to port {port}: {e}"))?;
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .map_err(|e| format!("send: {e}"))?;
+        let mut response = Vec::new();
+        stream
+            .read_to_end(&mut response)
+            .await
+            .map_err(|e| format!("read: {e}"))?;
+        let response = String::from_utf8_lossy(&response).into_owned();
+        let code = response
+            .split_whitespace()
+            .nth(1)
+            .and_then(|code| code.parse::<u16>().ok())
+            .ok_or_else(|| format!("no status line in {response:?}"))?;
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, body)| body.to_owned())
+            .unwrap_or_default();
+        Ok((code, body))
+    };
+    tokio::time::timeout(Duration::from_secs(10), exchange)
+        .await
+        .map_err(|_| format!("GET {path} on port {port} timed out"))?
+}
+
+/// The hash rings every host routes by, rebuilt from `rookery status`: one per actor type over
+/// the hosts that registered it, with [`TEST_VNODES_PER_HOST`] virtual nodes (the value the
+/// host tests give placement).
+pub fn expected_rings(status: &ClusterStatus) -> BTreeMap<String, HashRing> {
+    let mut hosts: Vec<HostInfo> = status
+        .hosts
+        .iter()
+        .map(|h| {
+            HostInfo {
+                id: h.id.clone(),
+                address: h.address.clone(),
+                app_id: h.app_id.clone(),
+                actor_types: h.actor_types.clone(),
+            }
+            .normalized()
+        })
+        .collect();
+    hosts.sort_by(|a, b| a.id.cmp(&b.id));
+    PlacementTable {
+        version: TableVersion(status.table_version),
+        vnodes_per_host: TEST_VNODES_PER_HOST,
+        hosts,
+    }
+    .rings()
+}
+
+/// A placement cluster of `nodes` nodes whose rings use [`TEST_VNODES_PER_HOST`], with a
+/// leader elected.
+pub async fn start_placement(nodes: u64) -> Cluster {
+    let cluster = Cluster::builder()
+        .nodes(nodes)
+        .arg("--vnodes-per-host")
+        .arg(TEST_VNODES_PER_HOST.to_string())
+        .start();
+    cluster.wait_for_leader().await;
+    cluster
+}
+
+/// Waits until placement's table lists exactly `hosts`, each serving every type in `types`,
+/// and every one of them routes by that table version: from then on each host computes the
+/// same owner for every actor as [`expected_rings`] does. Returns that status.
+pub async fn wait_for_routing(
+    cluster: &Cluster,
+    hosts: &[&HostProcess],
+    types: &[&str],
+) -> ClusterStatus {
+    let mut want_ids: Vec<String> = hosts.iter().map(|h| h.id.clone()).collect();
+    want_ids.sort();
+    let what = format!("hosts {want_ids:?} serving {types:?} and routing by the same table");
+    wait_until(what, DEADLINE, || {
+        let want_ids = want_ids.clone();
+        async move {
+            for host in hosts {
+                host.assert_alive();
+            }
+            cluster.check_alive()?;
+            let status = cluster.status().await.map_err(|e| e.to_string())?;
+            if status.host_ids() != want_ids {
+                return Err(format!("hosts in status: {:?}", status.host_ids()));
+            }
+            for host in &status.hosts {
+                for actor_type in types {
+                    if !host.actor_types.iter().any(|t| t == actor_type) {
+                        return Err(format!(
+                            "host {} serves {:?}, not yet {actor_type}",
+                            host.id, host.actor_types
+                        ));
+                    }
+                }
+            }
+            for host in hosts {
+                let listed = host
+                    .list_activations("")
+                    .await
+                    .map_err(|e| format!("ListActivations on {}: {e}", host.id))?;
+                if listed.table_version != status.table_version {
+                    return Err(format!(
+                        "host {} routes by table v{}, placement is at v{}",
+                        host.id, listed.table_version, status.table_version
+                    ));
+                }
+            }
+            Ok(status)
+        }
+    })
+    .await
+}
+
+/// Output of every process of a test, for failure messages.
+pub fn dump_logs<'a>(hosts: impl IntoIterator<Item = &'a HostProcess>) -> String {
+    hosts.into_iter().map(HostProcess::dump_log).collect()
+}
+
+impl Drop for HostProcess {
+    fn drop(&mut self) {
+        // Kill first so the log is complete, then print it if the test failed.
+        self.process.kill9();
+        if std::thread::panicking() {
+            eprintln!("{}", self.process.dump_log());
+        }
+    }
+}

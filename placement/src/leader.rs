@@ -670,6 +670,7 @@ impl SessionHandle {
                 order: Some(Order::HeartbeatAck(HeartbeatAck {
                     seq,
                     lease_ms: self.coordinator.config.lease_ms(),
+                    table_version: self.coordinator.applied.borrow().state.table_version.0,
                 })),
             };
             // A full queue means the host is not reading; it will not renew its lease.

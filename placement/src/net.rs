@@ -128,6 +128,11 @@ impl Transport for TcpTransport {
 
 /// How long dialing a peer may take before the attempt counts as failed.
 pub const CONNECT_TIMEOUT_MS: u64 = 2_000;
+/// HTTP/2 pings on every connection, so a peer that stopped answering (a paused or cut-off
+/// process, whose socket stays open) is noticed within interval + timeout and its calls fail
+/// as retryable instead of waiting out their deadline.
+pub const KEEPALIVE_INTERVAL_MS: u64 = 1_000;
+pub const KEEPALIVE_TIMEOUT_MS: u64 = 2_000;
 
 /// A lazily connected gRPC channel to `addr` over `transport`; it reconnects by itself after a
 /// failure, so callers keep one per peer.
@@ -138,6 +143,9 @@ pub fn channel(
     let transport = transport.clone();
     let endpoint = Endpoint::from_shared(format!("http://{addr}"))?
         .connect_timeout(Duration::from_millis(CONNECT_TIMEOUT_MS))
+        .http2_keep_alive_interval(Duration::from_millis(KEEPALIVE_INTERVAL_MS))
+        .keep_alive_timeout(Duration::from_millis(KEEPALIVE_TIMEOUT_MS))
+        .keep_alive_while_idle(true)
         .tcp_nodelay(true);
     let connector = tower::service_fn(move |uri: tonic::transport::Uri| {
         let transport = transport.clone();

@@ -77,11 +77,12 @@ pub const DEFAULT_HOST_TIMEOUT_MS: u64 = 3_000;
 pub const DEFAULT_ROUND_TIMEOUT_MS: u64 = 3_000;
 /// How long a membership change waits for others to join it in one table version.
 pub const DEFAULT_DEBOUNCE_MS: u64 = 100;
-pub const DEFAULT_RAFT_HEARTBEAT_MS: u64 = 250;
-/// Generous for a loaded 2-core machine, yet a failed leader is replaced well within the host
-/// timeout, so hosts ride through a fail-over with their last table.
-pub const DEFAULT_ELECTION_TIMEOUT_MIN_MS: u64 = 1_000;
-pub const DEFAULT_ELECTION_TIMEOUT_MAX_MS: u64 = 2_000;
+pub const DEFAULT_RAFT_HEARTBEAT_MS: u64 = 150;
+/// Several heartbeats long, so a loaded machine does not trigger needless elections, yet short
+/// enough that a failed leader is replaced within a host's lease (about 2.25 s by default):
+/// hosts ride through a fail-over with their last table.
+pub const DEFAULT_ELECTION_TIMEOUT_MIN_MS: u64 = 600;
+pub const DEFAULT_ELECTION_TIMEOUT_MAX_MS: u64 = 1_200;
 /// How long shutdown waits for each task before aborting it.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 /// Log entries between snapshots; membership changes are small and rare.

@@ -16,6 +16,12 @@
 //! Because a host's points depend on nothing but its own id, removing a host moves only the
 //! keys it owned, and adding one moves keys only to it. The golden test at the bottom pins the
 //! layout: if it fails, owners have changed for running clusters, which is a breaking change.
+//!
+//! The same property makes rings cheap to update: [`HashRing::new_after`] derives the ring of a
+//! new member set from the previous ring by dropping the points of departed hosts and merging
+//! in the points of joined ones, hashing only the latter. Membership usually changes by one
+//! host at a time, so that turns a full build (hash and sort every point) into one linear pass.
+//! The derived ring is identical to a full build, point for point.
 
 use std::fmt;
 
@@ -48,7 +54,10 @@ use xxhash_rust::xxh3::xxh3_64;
 pub const DEFAULT_VNODES_PER_HOST: u32 = 2000;
 
 /// A ring of hosts, each placed at `vnodes_per_host` points.
-#[derive(Clone)]
+///
+/// Two rings are equal when their layouts are: same hosts, vnodes, points and owners (and so
+/// the same owner for every actor id).
+#[derive(Clone, PartialEq, Eq)]
 pub struct HashRing {
     /// Every host's points, sorted ascending (ties by host index, i.e. by host id).
     points: Vec<u64>,
@@ -73,31 +82,87 @@ impl HashRing {
     ///
     /// Panics if hosts × vnodes exceeds `u32::MAX` points (tens of gigabytes of ring).
     pub fn new<'a>(hosts: impl IntoIterator<Item = &'a str>, vnodes_per_host: u32) -> HashRing {
-        let mut hosts: Vec<String> = hosts.into_iter().map(str::to_owned).collect();
-        hosts.sort();
-        hosts.dedup();
-        let point_count = hosts.len() * vnodes_per_host as usize;
-        assert!(
-            u32::try_from(point_count).is_ok(),
-            "hash ring of {point_count} points is too large"
-        );
+        HashRing::build(sorted_hosts(hosts), vnodes_per_host)
+    }
 
+    /// Builds the same ring as [`HashRing::new`] (same points, owners and tie-breaks), reusing
+    /// the points of `previous`, the ring of an earlier member set, where that is cheaper:
+    /// the points of hosts that left are filtered out and those of hosts that joined are hashed,
+    /// sorted and merged in, so only the joined hosts' vnodes are hashed. With no `previous`, a
+    /// different vnode count, or so many joined hosts that hashing them costs about as much as
+    /// a full build, it builds from scratch.
+    ///
+    /// Panics as [`HashRing::new`] does.
+    pub fn new_after<'a>(
+        hosts: impl IntoIterator<Item = &'a str>,
+        vnodes_per_host: u32,
+        previous: Option<&HashRing>,
+    ) -> HashRing {
+        let hosts = sorted_hosts(hosts);
+        match previous {
+            Some(previous) if previous.vnodes_per_host == vnodes_per_host => {
+                let diff = MemberDiff::between(&previous.hosts, &hosts);
+                if diff.is_cheaper_than_full_build(previous.points.len(), vnodes_per_host) {
+                    HashRing::derive(previous, hosts, &diff)
+                } else {
+                    HashRing::build(hosts, vnodes_per_host)
+                }
+            }
+            _ => HashRing::build(hosts, vnodes_per_host),
+        }
+    }
+
+    /// Full build over sorted, deduplicated `hosts`: hash every point, then sort.
+    fn build(hosts: Vec<String>, vnodes_per_host: u32) -> HashRing {
+        let point_count = checked_point_count(hosts.len(), vnodes_per_host);
         let mut tagged: Vec<(u64, u32)> = Vec::with_capacity(point_count);
         // One key buffer for all points: building is dominated by hashing, not allocation,
         // only if we do not allocate per point.
         let mut key = Vec::new();
         for (index, host) in hosts.iter().enumerate() {
-            key.clear();
-            key.extend_from_slice(host.as_bytes());
-            key.push(b'#');
-            let prefix_len = key.len();
-            for vnode in 0..vnodes_per_host {
-                key.truncate(prefix_len);
-                key.extend_from_slice(&vnode.to_be_bytes());
-                tagged.push((xxh3_64(&key), index as u32));
-            }
+            push_host_points(host, index as u32, vnodes_per_host, &mut key, &mut tagged);
         }
         let (points, owners, bucket_starts, bucket_shift) = sort_into_buckets(tagged);
+        HashRing {
+            points,
+            owners,
+            bucket_starts,
+            bucket_shift,
+            vnodes_per_host,
+            hosts,
+        }
+    }
+
+    /// Incremental build over sorted, deduplicated `hosts` from `previous`, which has the same
+    /// vnode count; `diff` relates the two member lists.
+    fn derive(previous: &HashRing, hosts: Vec<String>, diff: &MemberDiff) -> HashRing {
+        let vnodes_per_host = previous.vnodes_per_host;
+        let point_count = checked_point_count(hosts.len(), vnodes_per_host);
+        let mut joined: Vec<(u64, u32)> =
+            Vec::with_capacity(diff.joined.len() * vnodes_per_host as usize);
+        let mut key = Vec::new();
+        for &index in &diff.joined {
+            push_host_points(
+                &hosts[index as usize],
+                index,
+                vnodes_per_host,
+                &mut key,
+                &mut joined,
+            );
+        }
+        // Tagged with new host indices and sorted by (point, index), exactly as a full build
+        // orders them; the bucket table of these few points is not needed.
+        let (joined_points, joined_owners, _, _) = sort_into_buckets(joined);
+        let (points, owners) = merge_points(
+            &previous.points,
+            &previous.owners,
+            &diff.new_index,
+            &joined_points,
+            &joined_owners,
+            point_count,
+        );
+        debug_assert_eq!(points.len(), point_count);
+        let (bucket_starts, bucket_shift) = bucket_table(&points);
         HashRing {
             points,
             owners,
@@ -177,6 +242,220 @@ impl fmt::Debug for HashRing {
 
 const TWO_POW_64: f64 = 18_446_744_073_709_551_616.0;
 
+/// Marks a previous host that is not in the new member set, in [`MemberDiff::new_index`].
+const DEPARTED: u32 = u32::MAX;
+
+/// How many times more a point costs to build from scratch (hash its key, then bucket-sort it)
+/// than to carry over from the previous ring (copy it, remap its owner, and index it in the
+/// bucket table). Measured at 1000 hosts × 2000 vnodes with `cargo bench --bench ring`: a
+/// full build takes ~33 ns per point, carrying a point over ~4 ns (see `benches/README.md`).
+/// Rounded down, so that derivation is chosen only when clearly cheaper.
+const BUILD_COST_PER_CARRIED_POINT: usize = 6;
+
+/// Host ids sorted and deduplicated: the canonical member list a ring is built over.
+fn sorted_hosts<'a>(hosts: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let mut hosts: Vec<String> = hosts.into_iter().map(str::to_owned).collect();
+    hosts.sort();
+    hosts.dedup();
+    hosts
+}
+
+/// hosts × vnodes, which must fit the `u32` indices of the bucket table.
+fn checked_point_count(host_count: usize, vnodes_per_host: u32) -> usize {
+    let point_count = host_count * vnodes_per_host as usize;
+    assert!(
+        u32::try_from(point_count).is_ok(),
+        "hash ring of {point_count} points is too large"
+    );
+    point_count
+}
+
+/// Appends the points of host `host` (index `index` in the sorted host list) to `out`, as
+/// (point, index) pairs, using `key` as scratch space. The layout is the module doc's.
+fn push_host_points(
+    host: &str,
+    index: u32,
+    vnodes_per_host: u32,
+    key: &mut Vec<u8>,
+    out: &mut Vec<(u64, u32)>,
+) {
+    key.clear();
+    key.extend_from_slice(host.as_bytes());
+    key.push(b'#');
+    let prefix_len = key.len();
+    for vnode in 0..vnodes_per_host {
+        key.truncate(prefix_len);
+        key.extend_from_slice(&vnode.to_be_bytes());
+        out.push((xxh3_64(key), index));
+    }
+}
+
+/// How a new sorted member list relates to a previous one.
+#[derive(Debug, PartialEq, Eq)]
+struct MemberDiff {
+    /// For each previous host index, its index in the new list, or [`DEPARTED`]. Both lists
+    /// are sorted, so this is increasing over the hosts that stay: remapping owners keeps the
+    /// relative order of tied points.
+    new_index: Vec<u32>,
+    /// New indices of the hosts not in the previous list, ascending.
+    joined: Vec<u32>,
+    /// Number of previous hosts not in the new list.
+    departed: usize,
+}
+
+impl MemberDiff {
+    /// Walks both sorted lists once.
+    fn between(previous: &[String], new: &[String]) -> MemberDiff {
+        let mut diff = MemberDiff {
+            new_index: Vec::with_capacity(previous.len()),
+            joined: Vec::new(),
+            departed: 0,
+        };
+        let (mut p, mut n) = (0, 0);
+        while p < previous.len() || n < new.len() {
+            match (previous.get(p), new.get(n)) {
+                (Some(old), Some(host)) if old == host => {
+                    diff.new_index.push(n as u32);
+                    p += 1;
+                    n += 1;
+                }
+                (Some(old), Some(host)) if old < host => {
+                    diff.new_index.push(DEPARTED);
+                    diff.departed += 1;
+                    p += 1;
+                }
+                (Some(_), None) => {
+                    diff.new_index.push(DEPARTED);
+                    diff.departed += 1;
+                    p += 1;
+                }
+                _ => {
+                    diff.joined.push(n as u32);
+                    n += 1;
+                }
+            }
+        }
+        diff
+    }
+
+    /// Whether deriving the new ring from a previous one of `previous_point_count` points is
+    /// expected to cost less than building it: derivation builds only the joined hosts' points
+    /// but passes over every previous and new point once.
+    fn is_cheaper_than_full_build(
+        &self,
+        previous_point_count: usize,
+        vnodes_per_host: u32,
+    ) -> bool {
+        let vnodes = vnodes_per_host as usize;
+        let new_point_count = (self.new_index.len() - self.departed + self.joined.len()) * vnodes;
+        let joined_point_count = self.joined.len() * vnodes;
+        let derive_cost = previous_point_count
+            + new_point_count
+            + joined_point_count * BUILD_COST_PER_CARRIED_POINT;
+        let build_cost = new_point_count * BUILD_COST_PER_CARRIED_POINT;
+        derive_cost < build_cost
+    }
+}
+
+/// Merges the previous ring's points, minus those of departed hosts and with owners remapped
+/// through `new_index`, with the joined hosts' sorted points. Both inputs are sorted by
+/// (point, owner index) and remapping preserves that order, so the output is sorted by
+/// (point, new owner index): the order a full build produces, ties included.
+///
+/// The previous points between two joined points are carried over as a run (a bulk copy and
+/// an owner remap), not compared one by one against the next joined point: a few joined
+/// points among millions make runs of thousands.
+fn merge_points(
+    previous_points: &[u64],
+    previous_owners: &[u32],
+    new_index: &[u32],
+    joined_points: &[u64],
+    joined_owners: &[u32],
+    point_count: usize,
+) -> (Vec<u64>, Vec<u32>) {
+    let mut points = Vec::with_capacity(point_count);
+    let mut owners = Vec::with_capacity(point_count);
+    let any_departed = new_index.contains(&DEPARTED);
+    // Carries a run of previous points over, in bulk copies between departed hosts' points
+    // (which are as rare as departed hosts are among all).
+    let carry = |run: std::ops::Range<usize>, points: &mut Vec<u64>, owners: &mut Vec<u32>| {
+        let (mut run_points, mut run_owners) =
+            (&previous_points[run.clone()], &previous_owners[run]);
+        while !run_points.is_empty() {
+            let staying = if any_departed {
+                run_owners
+                    .iter()
+                    .position(|&owner| new_index[owner as usize] == DEPARTED)
+                    .unwrap_or(run_owners.len())
+            } else {
+                run_owners.len()
+            };
+            points.extend_from_slice(&run_points[..staying]);
+            owners.extend(
+                run_owners[..staying]
+                    .iter()
+                    .map(|&owner| new_index[owner as usize]),
+            );
+            // Skip the departed point the run stopped at, if any.
+            let skipped = (staying + 1).min(run_points.len());
+            run_points = &run_points[skipped..];
+            run_owners = &run_owners[skipped..];
+        }
+    };
+    // Previous points before `next` have been carried over.
+    let mut next = 0;
+    for (&joined_point, &joined_owner) in joined_points.iter().zip(joined_owners) {
+        // The run ends at the first previous point that sorts after the joined one: a greater
+        // point, or an equal point of a staying host with a greater new index (a joined host
+        // is never a previous one, so never equal). Departed hosts' points may end up in the
+        // run either way: `carry` drops them.
+        let mut end = next;
+        while end < previous_points.len() && previous_points[end] < joined_point {
+            end += 1;
+        }
+        while end < previous_points.len() && previous_points[end] == joined_point {
+            let owner = new_index[previous_owners[end] as usize];
+            if owner != DEPARTED && owner > joined_owner {
+                break;
+            }
+            end += 1;
+        }
+        carry(next..end, &mut points, &mut owners);
+        next = end;
+        points.push(joined_point);
+        owners.push(joined_owner);
+    }
+    carry(next..previous_points.len(), &mut points, &mut owners);
+    (points, owners)
+}
+
+/// The number of bucket bits for a ring of `point_count` points: about one bucket per point.
+fn bucket_bits(point_count: usize) -> u32 {
+    match point_count {
+        0 | 1 => 0,
+        n => n.ilog2(),
+    }
+}
+
+/// The bucket table (starts, shift) of already sorted points, as [`sort_into_buckets`] computes
+/// it: count the points of each bucket, then sum. Counting has no data-dependent branch, unlike
+/// scanning for where each bucket starts, which mispredicts about once per point (most buckets
+/// hold 0, 1 or 2 points at random).
+fn bucket_table(points: &[u64]) -> (Vec<u32>, u32) {
+    let bucket_bits = bucket_bits(points.len());
+    let buckets = 1usize << bucket_bits;
+    let bucket_shift = 64 - bucket_bits;
+    // starts[b + 1] counts bucket b, then prefix sums turn counts into start indices.
+    let mut starts = vec![0u32; buckets + 1];
+    for &point in points {
+        starts[point.checked_shr(bucket_shift).unwrap_or(0) as usize + 1] += 1;
+    }
+    for bucket in 0..buckets {
+        starts[bucket + 1] += starts[bucket];
+    }
+    (starts, bucket_shift)
+}
+
 /// Sorts the (point, host index) pairs and builds the bucket table over them: about one bucket
 /// per point (a power of two, so a shift finds it), which costs 4 bytes per point and leaves ~1
 /// point to search per lookup.
@@ -190,10 +469,7 @@ const TWO_POW_64: f64 = 18_446_744_073_709_551_616.0;
 ///
 /// Returns (points, owners, bucket starts, bucket shift); see the fields of [`HashRing`].
 fn sort_into_buckets(tagged: Vec<(u64, u32)>) -> (Vec<u64>, Vec<u32>, Vec<u32>, u32) {
-    let bucket_bits = match tagged.len() {
-        0 | 1 => 0,
-        n => n.ilog2(),
-    };
+    let bucket_bits = bucket_bits(tagged.len());
     let buckets = 1usize << bucket_bits;
     let bucket_shift = 64 - bucket_bits;
     let bucket_of = |point: u64| point.checked_shr(bucket_shift).unwrap_or(0) as usize;
@@ -414,6 +690,179 @@ mod tests {
             }
         }
         assert!(moved > 0);
+    }
+
+    fn host_list(names: &[&str]) -> Vec<String> {
+        sorted_hosts(names.iter().copied())
+    }
+
+    /// Derives the ring over `new` from the ring over `old` through the incremental path,
+    /// whatever the cost model would choose, and checks it against a full build.
+    fn assert_derivation_matches_full_build(old: &[&str], new: &[&str], vnodes: u32) {
+        let previous = HashRing::new(old.iter().copied(), vnodes);
+        let hosts = host_list(new);
+        let diff = MemberDiff::between(&previous.hosts, &hosts);
+        let derived = HashRing::derive(&previous, hosts, &diff);
+        let built = HashRing::new(new.iter().copied(), vnodes);
+        // Field by field first, for a readable failure; then the whole (incl. bucket table).
+        assert_eq!(derived.hosts, built.hosts, "{old:?} -> {new:?}");
+        assert_eq!(derived.points, built.points, "{old:?} -> {new:?}");
+        assert_eq!(derived.owners, built.owners, "{old:?} -> {new:?}");
+        assert_eq!(
+            derived.bucket_shift, built.bucket_shift,
+            "{old:?} -> {new:?}"
+        );
+        assert_eq!(
+            derived.bucket_starts, built.bucket_starts,
+            "{old:?} -> {new:?}"
+        );
+        assert!(derived == built);
+        // And through the public entry point, whichever path it takes.
+        assert!(HashRing::new_after(new.iter().copied(), vnodes, Some(&previous)) == built);
+    }
+
+    #[test]
+    fn derived_rings_equal_full_builds() {
+        let cases: &[(&[&str], &[&str])] = &[
+            // One host joins: before, between and after the others in id order.
+            (&["h2", "h4", "h6"], &["h1", "h2", "h4", "h6"]),
+            (&["h2", "h4", "h6"], &["h2", "h3", "h4", "h6"]),
+            (&["h2", "h4", "h6"], &["h2", "h4", "h6", "h7"]),
+            // One host leaves: first, middle, last.
+            (&["h2", "h4", "h6"], &["h4", "h6"]),
+            (&["h2", "h4", "h6"], &["h2", "h6"]),
+            (&["h2", "h4", "h6"], &["h2", "h4"]),
+            // Both at once, several of each.
+            (&["h1", "h2", "h3", "h4"], &["h0", "h2", "h4", "h5", "h9"]),
+            // Nothing changes.
+            (&["h1", "h2"], &["h1", "h2"]),
+            // From and to the empty ring, and a complete replacement.
+            (&[], &["h1", "h2"]),
+            (&["h1", "h2"], &[]),
+            (&["h1", "h2"], &["h3", "h4"]),
+            (&["only"], &["only", "second"]),
+        ];
+        for vnodes in [0, 1, 2, 7, 100, 1000] {
+            for (old, new) in cases {
+                assert_derivation_matches_full_build(old, new, vnodes);
+            }
+        }
+    }
+
+    #[test]
+    fn member_diff_maps_staying_hosts_and_lists_joined_ones() {
+        let diff = MemberDiff::between(
+            &host_list(&["a", "c", "d", "f"]),
+            &host_list(&["b", "c", "e", "f", "g"]),
+        );
+        assert_eq!(
+            diff,
+            MemberDiff {
+                new_index: vec![DEPARTED, 1, DEPARTED, 3],
+                joined: vec![0, 2, 4],
+                departed: 2,
+            }
+        );
+        let unchanged = MemberDiff::between(&host_list(&["a", "b"]), &host_list(&["a", "b"]));
+        assert_eq!(unchanged.new_index, [0, 1]);
+        assert!(unchanged.joined.is_empty());
+        assert_eq!(unchanged.departed, 0);
+    }
+
+    #[test]
+    fn derivation_is_chosen_only_when_few_hosts_join() {
+        let hosts: Vec<String> = (0..1000).map(|i| format!("host-{i:04}")).collect();
+        let vnodes = DEFAULT_VNODES_PER_HOST;
+        let points = |host_count: usize| host_count * vnodes as usize;
+        let cheaper = |old: &[String], new: &[String]| {
+            MemberDiff::between(old, new).is_cheaper_than_full_build(points(old.len()), vnodes)
+        };
+        // One host joins or leaves a large ring: one pass instead of hashing 2M points.
+        assert!(cheaper(&hosts[1..], &hosts));
+        assert!(cheaper(&hosts, &hosts[1..]));
+        // Half the hosts are new: still hashes only half the points.
+        assert!(cheaper(&hosts[..500], &hosts));
+        // Starting from nothing, or from a disjoint set: everything is hashed either way.
+        assert!(!cheaper(&[], &hosts));
+        assert!(!cheaper(&hosts[..500], &hosts[500..]));
+        // A tiny remainder of a large ring: passing over the old points costs more than
+        // building the few new ones.
+        assert!(!cheaper(&hosts, &hosts[..1]));
+    }
+
+    #[test]
+    fn new_after_builds_from_scratch_when_vnodes_change() {
+        let previous = HashRing::new(["h1", "h2"], 10);
+        let ring = HashRing::new_after(["h1", "h2", "h3"], 20, Some(&previous));
+        assert!(ring == HashRing::new(["h1", "h2", "h3"], 20));
+        assert!(HashRing::new_after(["h1"], 20, None) == HashRing::new(["h1"], 20));
+    }
+
+    #[test]
+    fn merge_breaks_ties_by_new_host_index_like_a_full_build() {
+        // Real 64-bit collisions cannot be found on demand, so the merge is fed synthetic
+        // points with ties, between carried and joined points and among carried ones.
+        // Previous hosts 0..4 become 0, departed, 1, 3; new hosts 2 and 4 joined.
+        let new_index = [0, DEPARTED, 1, 3];
+        // At 9, a departed host's point sits among the ties.
+        let previous: Vec<(u64, u32)> = vec![
+            (5, 0),
+            (5, 2),
+            (5, 3),
+            (7, 1),
+            (9, 1),
+            (9, 3),
+            (u64::MAX, 0),
+        ];
+        let joined: Vec<(u64, u32)> = vec![(0, 4), (5, 2), (5, 4), (9, 2), (9, 4), (u64::MAX, 4)];
+        let (previous_points, previous_owners): (Vec<u64>, Vec<u32>) =
+            previous.iter().copied().unzip();
+        let (joined_points, joined_owners): (Vec<u64>, Vec<u32>) = joined.iter().copied().unzip();
+        let (points, owners) = merge_points(
+            &previous_points,
+            &previous_owners,
+            &new_index,
+            &joined_points,
+            &joined_owners,
+            previous.len() + joined.len(),
+        );
+        // What a full build does: tag every surviving point with its new index and sort.
+        let mut expected: Vec<(u64, u32)> = previous
+            .iter()
+            .filter(|&&(_, owner)| new_index[owner as usize] != DEPARTED)
+            .map(|&(point, owner)| (point, new_index[owner as usize]))
+            .chain(joined.iter().copied())
+            .collect();
+        expected.sort_unstable();
+        let merged: Vec<(u64, u32)> = points.into_iter().zip(owners).collect();
+        assert_eq!(merged, expected);
+    }
+
+    #[test]
+    fn bucket_table_of_sorted_points_matches_the_counting_sort() {
+        let mut state = 1u64;
+        for point_count in [0usize, 1, 2, 3, 4, 5, 63, 64, 65, 1000, 4096] {
+            let tagged: Vec<(u64, u32)> = (0..point_count)
+                .map(|i| {
+                    state = state
+                        .wrapping_mul(6_364_136_223_846_793_005)
+                        .wrapping_add(1);
+                    // Some points crowd the ends of the space, leaving end buckets empty.
+                    let point = match i % 7 {
+                        0 => state >> 60,
+                        1 => u64::MAX - (state >> 60),
+                        _ => state,
+                    };
+                    (point, i as u32)
+                })
+                .collect();
+            let (points, _, starts, shift) = sort_into_buckets(tagged);
+            assert_eq!(
+                bucket_table(&points),
+                (starts, shift),
+                "{point_count} points"
+            );
+        }
     }
 
     #[test]

@@ -1,8 +1,15 @@
 //! The placement table: the versioned list of hosts and their actor types that the leader
 //! disseminates, and from which every host computes actor owners with [`crate::ring`].
+//!
+//! Every host builds the rings of every table it receives, and a ring of 1000 hosts at the
+//! default vnodes takes tens of milliseconds to build, so [`PlacementTable::rings_after`] does
+//! as little of that as it can: actor types with the same member hosts share one ring, a ring
+//! whose members did not change is taken over from the previous table, and one whose members
+//! changed by a few hosts is derived from its previous ring ([`HashRing::new_after`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -59,24 +66,90 @@ pub struct PlacementTable {
     pub hosts: Vec<HostInfo>,
 }
 
+/// The hash ring of each actor type; types served by the same hosts share one ring.
+pub type SharedRings = BTreeMap<String, Arc<HashRing>>;
+
 impl PlacementTable {
-    /// One hash ring per actor type, over the hosts that registered that type.
+    /// One hash ring per actor type, over the hosts that registered that type, each its own
+    /// copy. Routing uses [`PlacementTable::rings_after`], which shares and reuses rings
+    /// instead; this is for callers that want plain values (tests, tools).
     pub fn rings(&self) -> BTreeMap<String, HashRing> {
+        self.shared_rings()
+            .into_iter()
+            .map(|(actor_type, ring)| (actor_type, Arc::unwrap_or_clone(ring)))
+            .collect()
+    }
+
+    /// One hash ring per actor type, built from scratch except that types with the same
+    /// member hosts share one ring.
+    pub fn shared_rings(&self) -> SharedRings {
+        self.rings_after(None)
+    }
+
+    /// The same rings as [`PlacementTable::shared_rings`] (the same owner for every actor),
+    /// built with the help of `previous`, the rings of the table this one replaces:
+    ///
+    /// - a type whose member set equals that of any previous ring takes that ring over;
+    /// - a type whose members changed is derived from its own previous ring, which is the
+    ///   one most likely to differ by a host or two (a new type is built from scratch: its
+    ///   first members register one at a time, so it is small when it first appears);
+    /// - types with the same members in this table share the ring built for the first.
+    ///
+    /// Rings from a table with a different vnode count are never reused.
+    pub fn rings_after(&self, previous: Option<&SharedRings>) -> SharedRings {
         let mut members: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
         for host in &self.hosts {
             for actor_type in &host.actor_types {
                 members.entry(actor_type).or_default().push(&host.id);
             }
         }
-        members
+        // Previous rings by member set, to find the one with exactly the new members without
+        // comparing against every previous ring (ring hosts are sorted and deduplicated).
+        let previous_by_members: HashMap<&[String], &Arc<HashRing>> = previous
             .into_iter()
-            .map(|(actor_type, hosts)| {
-                (
-                    actor_type.to_owned(),
-                    HashRing::new(hosts, self.vnodes_per_host),
-                )
-            })
-            .collect()
+            .flat_map(|rings| rings.values())
+            .filter(|ring| ring.vnodes_per_host() == self.vnodes_per_host)
+            .map(|ring| (ring.hosts(), ring))
+            .collect();
+        let mut built: HashMap<Vec<&str>, Arc<HashRing>> = HashMap::new();
+        let mut rings = SharedRings::new();
+        for (actor_type, mut hosts) in members {
+            // Tables are sorted by host id, but a table off the wire is not checked for that;
+            // the member list must be canonical to find equal member sets.
+            hosts.sort_unstable();
+            hosts.dedup();
+            let ring = match built.get(&hosts) {
+                Some(ring) => Arc::clone(ring),
+                None => {
+                    let ring = self.ring_over(actor_type, &hosts, previous, &previous_by_members);
+                    built.insert(hosts, Arc::clone(&ring));
+                    ring
+                }
+            };
+            rings.insert(actor_type.to_owned(), ring);
+        }
+        rings
+    }
+
+    /// The ring over sorted, deduplicated `hosts` for `actor_type`, taken over, derived or
+    /// built as [`PlacementTable::rings_after`] describes.
+    fn ring_over(
+        &self,
+        actor_type: &str,
+        hosts: &[&str],
+        previous: Option<&SharedRings>,
+        previous_by_members: &HashMap<&[String], &Arc<HashRing>>,
+    ) -> Arc<HashRing> {
+        let owned_hosts: Vec<String> = hosts.iter().map(|&host| host.to_owned()).collect();
+        if let Some(&same_members) = previous_by_members.get(owned_hosts.as_slice()) {
+            return Arc::clone(same_members);
+        }
+        let base = previous.and_then(|rings| rings.get(actor_type));
+        Arc::new(HashRing::new_after(
+            hosts.iter().copied(),
+            self.vnodes_per_host,
+            base.map(Arc::as_ref),
+        ))
     }
 
     /// The host with the given id, if it is in the table.

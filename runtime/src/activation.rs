@@ -63,6 +63,8 @@ pub struct Activation {
     busy: AtomicUsize,
     last_used: Mutex<Instant>,
     gate: ServingGate,
+    /// The serving epoch the activation was created in; it may run turns only in that epoch.
+    serving_epoch: u64,
     epoch: Instant,
     activated_at_ms: AtomicU64,
     metrics: Arc<HostMetrics>,
@@ -116,6 +118,7 @@ impl Activation {
             reentrant: OnceLock::new(),
             busy: AtomicUsize::new(0),
             last_used: Mutex::new(now),
+            serving_epoch: gate.epoch(),
             gate,
             epoch: now,
             activated_at_ms: AtomicU64::new(0),
@@ -238,6 +241,11 @@ impl Activation {
     pub async fn finished(&self) {
         let mut done = self.done.clone();
         let _ = done.wait_for(|d| *d).await;
+    }
+
+    /// The serving epoch this activation belongs to.
+    pub fn serving_epoch(&self) -> u64 {
+        self.serving_epoch
     }
 
     /// Milliseconds since the activation was created until it finished activating.

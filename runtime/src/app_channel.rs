@@ -207,9 +207,17 @@ pub struct AppChannelService {
     activations: Arc<Activations>,
     defaults: ActorDefaults,
     next_connection: AtomicU64,
+    /// Ends every app stream when the host shuts down, so the server can stop.
+    shutdown: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 impl AppChannelService {
+    /// Ends app streams when `shutdown` turns true.
+    pub fn ending_on(mut self, shutdown: tokio::sync::watch::Receiver<bool>) -> AppChannelService {
+        self.shutdown = Some(shutdown);
+        self
+    }
+
     pub fn new(
         host_id: String,
         types: Arc<TypeRegistry>,
@@ -222,6 +230,7 @@ impl AppChannelService {
             activations,
             defaults,
             next_connection: AtomicU64::new(1),
+            shutdown: None,
         }
     }
 
@@ -355,6 +364,16 @@ impl AppChannel for AppChannelService {
                 withdrawn.contains(&key.actor_type)
             });
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(outbox_rx))))
+        let mut shutdown = self.shutdown.clone();
+        let ended = async move {
+            match shutdown.as_mut() {
+                Some(shutdown) => {
+                    let _ = shutdown.wait_for(|s| *s).await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        let stream = futures::StreamExt::take_until(ReceiverStream::new(outbox_rx), ended);
+        Ok(Response::new(Box::pin(stream)))
     }
 }

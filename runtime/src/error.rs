@@ -78,7 +78,9 @@ impl CallError {
             }
             Code::ResourceExhausted => CallError::TooLarge(message),
             Code::DeadlineExceeded | Code::Cancelled => CallError::DeadlineExceeded(message),
-            Code::Unavailable | Code::Aborted => CallError::Unavailable(message),
+            // A bare UNKNOWN is what tonic reports for a connection that broke mid-call (the
+            // peer died): our hosts only send UNKNOWN marked as an application error.
+            Code::Unavailable | Code::Aborted | Code::Unknown => CallError::Unavailable(message),
             _ => CallError::Internal(format!("{}: {message}", status.code())),
         }
     }

@@ -166,7 +166,8 @@ impl Host {
             types.clone(),
             activations.clone(),
             config.actors.clone(),
-        ))
+        )
+        .ending_on(shutdown_rx.clone()))
         .max_decoding_message_size(MAX_APP_MESSAGE_BYTES);
         let internal_service = HostInternalServer::new(HostInternalService::new(router.clone()))
             .max_decoding_message_size(decode_limit);
@@ -224,7 +225,7 @@ impl Host {
             shutdown_rx.clone(),
         )));
         if !config.serve_without_lease {
-            tasks.push(tokio::spawn(end_activations_when_lease_lapses(
+            tasks.push(tokio::spawn(end_stale_activations(
                 table.clone(),
                 activations.clone(),
                 shutdown_rx.clone(),
@@ -414,50 +415,30 @@ async fn drain_moved_actors(activations: &Activations, table: &RoutingTable, hos
     }
 }
 
-/// Watches the placement lease. While it has lapsed, turns are held back by the serving gate
-/// and no actor activates here. When it is renewed, the activations are still good only if
-/// the table did not change meanwhile: otherwise placement may have handed this host's actors
-/// to others during the lapse (in versions this host may never have seen), so every
-/// activation from before the lapse is ended and activates afresh on its next call.
-async fn end_activations_when_lease_lapses(
+/// Ends the activations of an older serving epoch. The epoch moves on when this host may
+/// serve again after a lapse of its lease during which the table changed: placement may have
+/// handed its actors to others meanwhile, so those activations are stale. (Their turns are
+/// already refused by the activation itself; this tells the apps and frees memory.)
+async fn end_stale_activations(
     mut table: watch::Receiver<TableState>,
     activations: Arc<Activations>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let mut epoch = table.borrow_and_update().epoch;
     loop {
-        let lease_until = table.borrow_and_update().lease_until;
-        let lapse = async {
-            match lease_until {
-                Some(until) => tokio::time::sleep_until(until).await,
-                None => std::future::pending::<()>().await,
-            }
-        };
-        let lapsed = tokio::select! {
-            _ = lapse => true,
-            changed = table.changed() => if changed.is_err() { return } else { false },
+        tokio::select! {
+            changed = table.changed() => if changed.is_err() { return },
             _ = shutdown.wait_for(|s| *s) => return,
-        };
-        if !lapsed || table.borrow().lease_valid(tokio::time::Instant::now()) {
-            continue;
         }
-        let version_at_lapse = table.borrow().table.as_ref().map(|t| t.version());
-        tracing::warn!("placement lease lapsed: holding every actor until it is renewed");
-        let renewed = tokio::select! {
-            renewed = table.wait_for(|s| s.lease_valid(tokio::time::Instant::now())) => renewed.is_ok(),
-            _ = shutdown.wait_for(|s| *s) => return,
-        };
-        if !renewed {
-            return;
-        }
-        let version_now = table.borrow().table.as_ref().map(|t| t.version());
-        if version_now != version_at_lapse {
+        let now_epoch = table.borrow_and_update().epoch;
+        if now_epoch != epoch {
+            epoch = now_epoch;
             let ended = activations.stop_where(StopReason::Moved, |_| true);
             tracing::warn!(
                 ended = ended.len(),
+                epoch,
                 "lease renewed after the table changed: ending activations from before the lapse"
             );
-        } else {
-            tracing::info!("lease renewed with the same table: resuming");
         }
     }
 }

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use rookery_placement::net::{self, SharedTransport};
-use rookery_placement::table::HostInfo;
+use rookery_placement::table::{HostInfo, TableVersion};
 use rookery_proto::v1::placement_client::PlacementClient as PlacementGrpc;
 use rookery_proto::v1::{
     host_report::Report, placement_order::Order, Heartbeat, HostRegistration, HostReport, Leave,
@@ -38,7 +38,7 @@ use crate::routing::{RoutingTable, TableState};
 pub const DEFAULT_HEARTBEAT_INTERVAL_MS: u64 = 500;
 /// First and last delay between reconnection attempts.
 pub const RECONNECT_BACKOFF_MIN_MS: u64 = 50;
-pub const RECONNECT_BACKOFF_MAX_MS: u64 = 2_000;
+pub const RECONNECT_BACKOFF_MAX_MS: u64 = 500;
 /// Redirects followed in a row before backing off (guards against redirect loops while a
 /// leadership change settles).
 pub const MAX_REDIRECTS_IN_A_ROW: u32 = 3;
@@ -267,13 +267,13 @@ impl Session<'_> {
                         Some(Order::HeartbeatAck(granted)) => {
                             if let Some(&(_, sent_at)) = sent_heartbeats.iter().find(|(seq, _)| *seq == granted.seq) {
                                 let until = sent_at + Duration::from_millis(granted.lease_ms);
-                                self.state.send_if_modified(|s| {
-                                    let longer = s.lease_until.is_none_or(|current| current < until);
-                                    if longer {
+                                let now = Instant::now();
+                                self.state.send_modify(|s| s.update(now, |s| {
+                                    if s.lease_until.is_none_or(|current| current < until) {
                                         s.lease_until = Some(until);
                                     }
-                                    longer
-                                });
+                                    s.lease_table_version = s.lease_table_version.max(TableVersion(granted.table_version));
+                                }));
                             }
                             sent_heartbeats.retain(|(seq, _)| *seq > granted.seq);
                             continue;
@@ -285,13 +285,14 @@ impl Session<'_> {
                         Some(Order::Update(table)) => {
                             let version = table.version;
                             let mut applied = None;
+                            let now = Instant::now();
                             self.state.send_if_modified(|s| {
                                 s.connected = true;
                                 let newer = s.table.as_ref().is_none_or(|t| t.version().0 < version);
                                 if newer {
-                                    let routing = Arc::new(RoutingTable::from_wire(table));
+                                    let routing = Arc::new(RoutingTable::from_wire_after(table, s.table.as_deref()));
                                     applied = Some(routing.clone());
-                                    s.table = Some(routing);
+                                    s.update(now, |s| s.table = Some(routing));
                                 }
                                 newer
                             });

@@ -1,29 +1,47 @@
 //! The table a host routes by: the placement table with its rings built once per version.
+//!
+//! A host builds the rings of every table it applies, on the path of the UPDATE order of a
+//! dissemination round, so the rings of the table it held are passed in: rings whose members
+//! did not change are taken over and the rest derived from them (see
+//! [`PlacementTable::rings_after`]), which for the usual one-host change is a copy instead of
+//! a rebuild. The owners are the same as with rings built from scratch.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use rookery_placement::ring::HashRing;
-use rookery_placement::table::{HostInfo, PlacementTable, TableVersion};
+use rookery_placement::table::{HostInfo, PlacementTable, SharedRings, TableVersion};
 use rookery_proto::v1::PlacementTable as WireTable;
 
 /// A placement table and its rings, immutable once built and shared by every router task.
 #[derive(Debug)]
 pub struct RoutingTable {
     pub table: PlacementTable,
-    rings: BTreeMap<String, HashRing>,
+    /// Shared with the tables before and after this one wherever the members of a type did
+    /// not change.
+    rings: SharedRings,
 }
 
 impl RoutingTable {
     pub fn new(table: PlacementTable) -> RoutingTable {
-        let rings = table.rings();
+        RoutingTable::new_after(table, None)
+    }
+
+    /// The routing table of `table`, reusing the rings of `previous` (the table it replaces)
+    /// where it can.
+    pub fn new_after(table: PlacementTable, previous: Option<&RoutingTable>) -> RoutingTable {
+        let rings = table.rings_after(previous.map(|previous| &previous.rings));
         RoutingTable { table, rings }
     }
 
     pub fn from_wire(wire: WireTable) -> RoutingTable {
-        RoutingTable::new(PlacementTable {
+        RoutingTable::from_wire_after(wire, None)
+    }
+
+    /// [`RoutingTable::from_wire`], reusing the rings of `previous` as
+    /// [`RoutingTable::new_after`] does.
+    pub fn from_wire_after(wire: WireTable, previous: Option<&RoutingTable>) -> RoutingTable {
+        let table = PlacementTable {
             version: TableVersion(wire.version),
             vnodes_per_host: wire.vnodes_per_host,
             hosts: wire
@@ -39,7 +57,8 @@ impl RoutingTable {
                     .normalized()
                 })
                 .collect(),
-        })
+        };
+        RoutingTable::new_after(table, previous)
     }
 
     pub fn version(&self) -> TableVersion {
@@ -70,12 +89,48 @@ pub struct TableState {
     /// Until when this host may serve its actors: the lease its last acknowledged heartbeat
     /// earned. `None` before the first ack.
     pub lease_until: Option<tokio::time::Instant>,
+    /// The leader's table version when it granted the lease: the lease counts only once this
+    /// host holds that table (or a newer one).
+    pub lease_table_version: TableVersion,
+    /// Bumped when this host may serve again after a lapse during which the table changed:
+    /// activations from an older epoch may have been taken over by other hosts and must not
+    /// run another turn.
+    pub epoch: u64,
+    /// The table version held when serving stopped, while it is stopped.
+    pub lapsed_at_version: Option<TableVersion>,
 }
 
 impl TableState {
     /// Whether the lease holds at `now`.
     pub fn lease_valid(&self, now: tokio::time::Instant) -> bool {
         self.lease_until.is_some_and(|until| now < until)
+    }
+
+    /// Whether this host may run turns at `now`: a valid lease, and the table it was granted
+    /// against.
+    pub fn may_serve(&self, now: tokio::time::Instant) -> bool {
+        self.lease_valid(now)
+            && self
+                .table
+                .as_ref()
+                .is_some_and(|t| t.version() >= self.lease_table_version)
+    }
+
+    /// Applies a change (a lease renewal, a new table) and keeps the serving epoch right:
+    /// if serving had stopped and the table changed before it resumed, the epoch moves on.
+    pub fn update(&mut self, now: tokio::time::Instant, change: impl FnOnce(&mut TableState)) {
+        let version = |s: &TableState| s.table.as_ref().map(|t| t.version()).unwrap_or_default();
+        if self.lease_until.is_some() && !self.may_serve(now) && self.lapsed_at_version.is_none() {
+            self.lapsed_at_version = Some(version(self));
+        }
+        change(self);
+        if self.may_serve(now) {
+            if let Some(lapsed_at) = self.lapsed_at_version.take() {
+                if version(self) != lapsed_at {
+                    self.epoch += 1;
+                }
+            }
+        }
     }
 }
 
@@ -93,7 +148,12 @@ impl ServingGate {
     }
 
     pub fn is_open(&self) -> bool {
-        self.always_open || self.state.borrow().lease_valid(tokio::time::Instant::now())
+        self.always_open || self.state.borrow().may_serve(tokio::time::Instant::now())
+    }
+
+    /// The current serving epoch (see [`TableState::epoch`]).
+    pub fn epoch(&self) -> u64 {
+        self.state.borrow().epoch
     }
 
     /// Waits until the gate opens (a lease renewal), up to `deadline`. Returns whether it is

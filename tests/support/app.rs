@@ -39,6 +39,7 @@ use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::transport::{Channel, Endpoint};
 use tonic::Code;
 
+use super::ledger::{Ledger, TurnRecord};
 use super::wait::{wait_until, DEADLINE};
 
 /// Metadata key carrying the call chain of a nested call (see `InvokeActor.call_chain_id`).
@@ -131,9 +132,16 @@ pub struct TestAppBuilder {
     app_id: String,
     types: Vec<ActorTypeOptions>,
     turn_work: Duration,
+    ledger: Option<(Arc<Ledger>, String)>,
 }
 
 impl TestAppBuilder {
+    /// Writes every turn to `ledger` under the name `name` (see [`Ledger`]).
+    pub fn ledger(mut self, ledger: Arc<Ledger>, name: impl Into<String>) -> Self {
+        self.ledger = Some((ledger, name.into()));
+        self
+    }
+
     pub fn app_id(mut self, app_id: impl Into<String>) -> Self {
         self.app_id = app_id.into();
         self
@@ -165,6 +173,7 @@ impl TestAppBuilder {
             app_id: self.app_id,
             types: self.types,
             turn_work: self.turn_work,
+            ledger: self.ledger,
             nested: ActorsClient::new(nested),
             record: Mutex::new(AppRecord::default()),
         });
@@ -184,6 +193,7 @@ struct Shared {
     app_id: String,
     types: Vec<ActorTypeOptions>,
     turn_work: Duration,
+    ledger: Option<(Arc<Ledger>, String)>,
     /// The host's client API, for nested calls.
     nested: ActorsClient<Channel>,
     record: Mutex<AppRecord>,
@@ -204,6 +214,7 @@ impl TestApp {
             app_id: "test-app".to_owned(),
             types: Vec::new(),
             turn_work: Duration::ZERO,
+            ledger: None,
         }
     }
 
@@ -440,6 +451,8 @@ async fn handle_invoke(
     invoke: InvokeActor,
 ) {
     let key: ActorKey = (invoke.actor_type.clone(), invoke.actor_id.clone());
+    let started = Instant::now();
+    let activation = shared.record().actor(&key.0, &key.1).activations;
     let result = match invoke.method.as_str() {
         "increment" => increment(&shared, &key, &invoke.data).await,
         "get" => Ok(json!(shared.record().actor(&key.0, &key.1).value)
@@ -454,9 +467,18 @@ async fn handle_invoke(
     };
     {
         let mut record = shared.record();
-        let actor = record.actors.entry(key).or_default();
+        let actor = record.actors.entry(key.clone()).or_default();
         actor.in_flight -= 1;
         actor.last_reply_at = Some(Instant::now());
+    }
+    if let Some((ledger, name)) = &shared.ledger {
+        let turn = TurnRecord {
+            app: name.clone(),
+            activation,
+            start: started,
+            end: Instant::now(),
+        };
+        ledger.record(key, turn);
     }
     reply(&out, invoke.request_id, result);
 }

@@ -136,6 +136,20 @@ impl LoggedChild {
         self.child().is_some()
     }
 
+    /// Sends a signal by name (`STOP`, `CONT`, …) with `kill`. Panics if it is not running.
+    pub fn signal(&self, signal: &str) {
+        let pid = self
+            .child()
+            .as_ref()
+            .map(Child::id)
+            .unwrap_or_else(|| panic!("{} is not running", self.name));
+        let sent = Command::new("kill")
+            .args([format!("-{signal}"), pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -{signal} {pid} failed");
+    }
+
     /// SIGKILL and reap. No-op if it is not running.
     pub fn kill9(&self) {
         if let Some(mut child) = self.child().take() {
@@ -426,6 +440,11 @@ impl HostProcess {
 
     pub async fn stop(&self) -> ExitStatus {
         self.process.stop().await
+    }
+
+    /// Sends a signal by name (`STOP` pauses the process, `CONT` resumes it).
+    pub fn signal(&self, signal: &str) {
+        self.process.signal(signal);
     }
 
     /// Starts it again on the same ports, data dir and flags. It must not be running.

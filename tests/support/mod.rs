@@ -17,6 +17,7 @@ pub mod app;
 pub mod cluster;
 pub mod host;
 pub mod host_process;
+pub mod ledger;
 pub mod status;
 pub mod wait;
 

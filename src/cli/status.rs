@@ -42,7 +42,9 @@ async fn ask(address: &str) -> Result<PlacementStatus, String> {
 pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let mut answers: BTreeMap<String, Result<PlacementStatus, String>> = BTreeMap::new();
     let mut to_ask: Vec<String> = args.placement.clone();
-    // Ask the given addresses, then any member address learned from their answers.
+    // Ask the given addresses, then any member address learned from their answers that is a
+    // literal IP:port. Member names (e.g. container names) often resolve only inside the
+    // cluster's network, so they are not looked up from here.
     while !to_ask.is_empty() {
         let batch: Vec<String> = std::mem::take(&mut to_ask)
             .into_iter()
@@ -52,7 +54,11 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         for (address, result) in batch.into_iter().zip(results) {
             if let Ok(status) = &result {
                 for member in &status.members {
-                    if !answers.contains_key(&member.address) && !to_ask.contains(&member.address) {
+                    let literal = member.address.parse::<std::net::SocketAddr>().is_ok();
+                    if literal
+                        && !answers.contains_key(&member.address)
+                        && !to_ask.contains(&member.address)
+                    {
                         to_ask.push(member.address.clone());
                     }
                 }
@@ -75,7 +81,16 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     }
     let leader_view = reachable.iter().find(|s| s.raft_state == "Leader").copied();
     let term = reachable.iter().map(|s| s.term).max().unwrap_or(0);
-    let leader = leader_view.map(|s| s.node_id);
+    // Without the leader among the answers, the leader that the most up-to-date follower
+    // follows (the highest term) is reported, marked unconfirmed.
+    let leader = leader_view.map(|s| s.node_id).or_else(|| {
+        reachable
+            .iter()
+            .filter(|s| s.leader_id.is_some())
+            .max_by_key(|s| s.term)
+            .and_then(|s| s.leader_id)
+    });
+    let leader_confirmed = leader_view.is_some();
     // Without a reachable leader, the freshest view is the one that applied the most.
     let best = leader_view.unwrap_or_else(|| {
         reachable
@@ -119,6 +134,7 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         .collect();
     let report = json!({
         "leader": leader,
+        "leader_confirmed": leader_confirmed,
         "term": term,
         "members": members,
         "table_version": best.table_version,

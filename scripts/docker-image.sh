@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Builds the container image rookery:dev FROM scratch, from this project alone (no registry):
+#   1. release binaries: `rookery`, and the `counter` example app when examples/counter.rs exists;
+#   2. a build context in target/docker/context: the binaries (debug info stripped, symbols kept
+#      for backtraces) in /usr/local/bin, every shared library they link at the path ldd gives
+#      (the dynamic loader included), a few /etc files, /tmp and /data; every file's mtime is set
+#      to the last commit's time, so the same binaries give the same layers;
+#   3. docker build with docker/Dockerfile.
+#
+# Environment:
+#   ROOKERY_IMAGE                  image tag (default rookery:dev)
+#   ROOKERY_IMAGE_WITHOUT_COUNTER  1: leave the counter example out (docker-compose.yml needs it)
+#   SOURCE_DATE_EPOCH              mtime of the context's files (default: last commit's time)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+image="${ROOKERY_IMAGE:-rookery:dev}"
+context=target/docker/context
+rootfs="$context/rootfs"
+
+say() { printf 'docker-image: %s\n' "$*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+command -v docker >/dev/null || die "docker is not installed"
+docker info >/dev/null 2>&1 || die "the Docker engine does not answer (is dockerd running?)"
+
+# 1. Release binaries. One cargo invocation at a time: the machine is small.
+binaries=(target/release/rookery)
+cargo build --release --locked --bin rookery
+if [[ -f examples/counter.rs && "${ROOKERY_IMAGE_WITHOUT_COUNTER:-0}" != 1 ]]; then
+    cargo build --release --locked --example counter
+    binaries+=(target/release/examples/counter)
+else
+    say "building without the counter example app"
+fi
+
+# 2. The context, from nothing each time.
+rm -rf "$context"
+mkdir -p "$rootfs/usr/local/bin" "$rootfs/etc" "$rootfs/tmp" "$context/owned/data"
+chmod 1777 "$rootfs/tmp"
+chmod 0755 "$context/owned" "$context/owned/data"
+
+declare -A libraries=()
+for binary in "${binaries[@]}"; do
+    name="$(basename "$binary")"
+    objcopy --strip-debug "$binary" "$rootfs/usr/local/bin/$name"
+    chmod 0755 "$rootfs/usr/local/bin/$name"
+    # ldd lines: "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)", "/lib64/ld-linux-x86-64.so.2
+    # (0x...)" for the loader, "linux-vdso.so.1 (0x...)" (in the kernel: nothing to copy).
+    ldd_output="$(ldd "$binary" 2>&1)" || die "ldd $binary failed: $ldd_output"
+    if grep -q 'not found' <<<"$ldd_output"; then
+        die "$binary links a library that is not installed: $ldd_output"
+    fi
+    while read -r path; do
+        libraries["$path"]=1
+    done < <(awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' <<<"$ldd_output")
+done
+[[ ${#libraries[@]} -gt 0 ]] || die "ldd found no shared library, not even the loader"
+for path in "${!libraries[@]}"; do
+    mkdir -p "$rootfs$(dirname "$path")"
+    # -L: the file itself where the path is a symlink (/lib64/ld-linux-x86-64.so.2 on Debian).
+    cp -L "$path" "$rootfs$path"
+    chmod 0755 "$rootfs$path"
+done
+
+# Name resolution without a shell or ld.so.cache: glibc's files and dns modules are built into
+# libc.so.6 (glibc >= 2.34), and Docker mounts /etc/hosts and /etc/resolv.conf at run time.
+printf 'hosts: files dns\n' >"$rootfs/etc/nsswitch.conf"
+printf 'root:x:0:0:root:/root:/sbin/nologin\nrookery:x:65532:65532:rookery:/data:/sbin/nologin\n' \
+    >"$rootfs/etc/passwd"
+printf 'root:x:0:\nrookery:x:65532:\n' >"$rootfs/etc/group"
+chmod 0644 "$rootfs/etc/nsswitch.conf" "$rootfs/etc/passwd" "$rootfs/etc/group"
+
+cp docker/Dockerfile "$context/Dockerfile"
+chmod 0644 "$context/Dockerfile"
+epoch="${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}"
+find "$context" -exec touch -h -d "@$epoch" {} +
+
+# 3. The image.
+say "context: $(du -sh "$context" | cut -f1) in $context"
+docker build --tag "$image" "$context"
+size="$(docker image inspect --format '{{.Size}}' "$image")"
+say "built $image: $((size / 1000000)) MB ($size bytes)"

@@ -8,6 +8,8 @@
 //! - [`ring`]: the consistent-hash ring of actor ids to hosts.
 //! - [`table`]: the disseminated table and its version.
 //! - [`net`]: the listener/connector seam every socket goes through.
+//! - [`schedule`]: Dapr's due time, period and ttl formats, and when a schedule fires next.
+//! - [`reminders`]: durable reminders: keys, progress, and the index placement keeps.
 //!
 //! The service itself:
 //! - [`state`]: the replicated state and the commands that change it.
@@ -19,7 +21,9 @@
 //! - [`node`]: wires one placement node together and runs it until shutdown.
 
 pub mod net;
+pub mod reminders;
 pub mod ring;
+pub mod schedule;
 pub mod table;
 
 pub mod raft_types;
@@ -33,3 +37,4 @@ pub mod metrics;
 pub mod node;
 pub mod peer_service;
 pub mod raft_network;
+pub mod reminder_service;

@@ -21,6 +21,8 @@ use crate::leader::{Coordinator, LeaderConfig};
 use crate::metrics::PlacementMetrics;
 use crate::net::SharedTransport;
 use crate::peer_service::PeerService;
+use crate::reminder_service::ReminderService;
+use rookery_proto::v1::placement_reminders_server::PlacementRemindersServer;
 use crate::raft_network::{PeerNetwork, MAX_RAFT_MESSAGE_BYTES};
 use crate::raft_types::{NodeId, PlacementRaft};
 use crate::ring::DEFAULT_VNODES_PER_HOST;
@@ -141,6 +143,7 @@ impl PlacementNode {
         store::check_identity(&db, config.node_id, &config.cluster_name)?;
         let (log_store, state_machine) = store::open_stores(&db)?;
         let applied = state_machine.subscribe();
+        let reminders = state_machine.reminders();
 
         let raft_config = openraft::Config {
             cluster_name: config.cluster_name.clone(),
@@ -181,6 +184,7 @@ impl PlacementNode {
         );
 
         let mut tasks = Vec::new();
+        let applied_for_reminders = applied.clone();
         let host_service = HostService::new(
             raft.clone(),
             coordinator.clone(),
@@ -188,6 +192,13 @@ impl PlacementNode {
             config.members.clone(),
         );
         let peer_service = PeerService::new(raft.clone());
+        let reminder_service = ReminderService::new(
+            raft.clone(),
+            applied_for_reminders,
+            reminders,
+            config.members.clone(),
+            config.vnodes_per_host,
+        );
         let mut server_shutdown = shutdown_rx.clone();
         tasks.push(tokio::spawn(async move {
             let served = tonic::transport::Server::builder()
@@ -195,6 +206,7 @@ impl PlacementNode {
                 .http2_keepalive_interval(Some(Duration::from_secs(10)))
                 .http2_keepalive_timeout(Some(Duration::from_secs(20)))
                 .add_service(PlacementServer::new(host_service))
+                .add_service(PlacementRemindersServer::new(reminder_service))
                 .add_service(
                     RaftPeerServer::new(peer_service)
                         .max_decoding_message_size(MAX_RAFT_MESSAGE_BYTES)

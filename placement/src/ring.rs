@@ -245,12 +245,21 @@ const TWO_POW_64: f64 = 18_446_744_073_709_551_616.0;
 /// Marks a previous host that is not in the new member set, in [`MemberDiff::new_index`].
 const DEPARTED: u32 = u32::MAX;
 
-/// How many times more a point costs to build from scratch (hash its key, then bucket-sort it)
-/// than to carry over from the previous ring (copy it, remap its owner, and index it in the
-/// bucket table). Measured at 1000 hosts × 2000 vnodes with `cargo bench --bench ring`: a
-/// full build takes ~33 ns per point, carrying a point over ~4 ns (see `benches/README.md`).
-/// Rounded down, so that derivation is chosen only when clearly cheaper.
-const BUILD_COST_PER_CARRIED_POINT: usize = 6;
+/// Cost model of [`MemberDiff::is_cheaper_than_full_build`], in units of the cost of carrying
+/// one point over from the previous ring (copy it, remap its owner, count it into the bucket
+/// table: ~1.4 ns). Derivation costs one unit per previous and per new point, plus
+/// [`DEPARTED_POINT_COST`] per point of a departed host and [`BUILD_POINT_COST`] per point of
+/// a joined host; a full build costs [`BUILD_POINT_COST`] per new point. Measured with both
+/// paths forced, best of 10 runs on the 2-core machine, 2000 vnodes (figures in
+/// `benches/README.md`):
+///
+/// - a full build takes ~14.5 ns per point at 10 hosts and 30–45 ns at 1000 (the sort leaves
+///   the caches), so 10 units, the cheap end: derivation is chosen only where clearly cheaper;
+/// - a departed host's point ends a bulk copy; when about half the hosts leave, that costs up
+///   to ~7 ns per previous point, so 7 units (a few departures cost next to nothing).
+const BUILD_POINT_COST: usize = 10;
+/// See [`BUILD_POINT_COST`].
+const DEPARTED_POINT_COST: usize = 7;
 
 /// Host ids sorted and deduplicated: the canonical member list a ring is built over.
 fn sorted_hosts<'a>(hosts: impl IntoIterator<Item = &'a str>) -> Vec<String> {
@@ -339,8 +348,7 @@ impl MemberDiff {
     }
 
     /// Whether deriving the new ring from a previous one of `previous_point_count` points is
-    /// expected to cost less than building it: derivation builds only the joined hosts' points
-    /// but passes over every previous and new point once.
+    /// expected to cost less than building it, by the model of [`BUILD_POINT_COST`].
     fn is_cheaper_than_full_build(
         &self,
         previous_point_count: usize,
@@ -349,10 +357,12 @@ impl MemberDiff {
         let vnodes = vnodes_per_host as usize;
         let new_point_count = (self.new_index.len() - self.departed + self.joined.len()) * vnodes;
         let joined_point_count = self.joined.len() * vnodes;
+        let departed_point_count = self.departed * vnodes;
         let derive_cost = previous_point_count
             + new_point_count
-            + joined_point_count * BUILD_COST_PER_CARRIED_POINT;
-        let build_cost = new_point_count * BUILD_COST_PER_CARRIED_POINT;
+            + departed_point_count * DEPARTED_POINT_COST
+            + joined_point_count * BUILD_POINT_COST;
+        let build_cost = new_point_count * BUILD_POINT_COST;
         derive_cost < build_cost
     }
 }
@@ -780,13 +790,15 @@ mod tests {
         // One host joins or leaves a large ring: one pass instead of hashing 2M points.
         assert!(cheaper(&hosts[1..], &hosts));
         assert!(cheaper(&hosts, &hosts[1..]));
-        // Half the hosts are new: still hashes only half the points.
+        // Half the hosts join or leave: still hashes half the points, or none.
         assert!(cheaper(&hosts[..500], &hosts));
+        assert!(cheaper(&hosts, &hosts[..500]));
         // Starting from nothing, or from a disjoint set: everything is hashed either way.
         assert!(!cheaper(&[], &hosts));
         assert!(!cheaper(&hosts[..500], &hosts[500..]));
-        // A tiny remainder of a large ring: passing over the old points costs more than
+        // A small remainder of a large ring: passing over the old points costs more than
         // building the few new ones.
+        assert!(!cheaper(&hosts, &hosts[..100]));
         assert!(!cheaper(&hosts, &hosts[..1]));
     }
 

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::reminders::{Firing, Outcome, Reminder, ReminderKey};
 use crate::table::{HostInfo, PlacementTable, TableVersion};
 
 /// State every placement node holds once it has applied the log.
@@ -29,14 +30,28 @@ pub enum Command {
         upserts: Vec<HostInfo>,
         removals: Vec<String>,
     },
+    /// Stores a reminder; fails with `AlreadyExists` unless `overwrite`.
+    CreateReminder {
+        reminder: Reminder,
+        overwrite: bool,
+    },
+    DeleteReminder {
+        key: ReminderKey,
+    },
+    /// Progress of fired reminders, batched by a host.
+    RecordFirings {
+        firings: Vec<Firing>,
+    },
 }
 
 /// What applying a command did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommandResponse {
     pub table_version: TableVersion,
-    /// False when the command left the state as it was (the version did not move).
+    /// False when the command left the hosts as they were (the version did not move).
     pub changed: bool,
+    /// What a reminder command did.
+    pub outcome: Outcome,
 }
 
 impl PlacementState {
@@ -45,6 +60,10 @@ impl PlacementState {
     pub fn apply(&mut self, command: &Command) -> CommandResponse {
         let before = self.table_version;
         let changed = match command {
+            // Reminders are kept beside this state (`reminders::ReminderIndex`), by the store.
+            Command::CreateReminder { .. }
+            | Command::DeleteReminder { .. }
+            | Command::RecordFirings { .. } => false,
             Command::ChangeMembership { upserts, removals } => {
                 let mut changed = false;
                 for host_id in removals {
@@ -69,6 +88,7 @@ impl PlacementState {
         CommandResponse {
             table_version: self.table_version,
             changed,
+            outcome: Outcome::Done,
         }
     }
 

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 
 pub use identity::check_identity;
 pub use log_store::LogStore;
-pub use state_machine::{AppliedState, StateMachineStore};
+pub use state_machine::{AppliedState, RemindersView, StateMachineStore};
 
 /// sled reports a data dir held by another process as a plain I/O error; this is the start of
 /// its message (sled 0.34, `Config::try_lock`), the only way to tell that case apart.

@@ -23,7 +23,8 @@ use tokio::sync::{watch, Mutex};
 
 use super::StoreError;
 use crate::raft_types::{NodeId, TypeConfig};
-use crate::state::{CommandResponse, PlacementState};
+use crate::reminders::{Reminder, ReminderIndex, StorageOp, STORAGE_PREFIX};
+use crate::state::{Command, CommandResponse, PlacementState};
 
 type Entry = openraft::Entry<TypeConfig>;
 type Membership = StoredMembership<NodeId, BasicNode>;
@@ -49,6 +50,8 @@ pub struct AppliedState {
 struct SnapshotPayload {
     meta: Meta,
     state: PlacementState,
+    #[serde(default)]
+    reminders: Vec<Reminder>,
 }
 
 /// The state machine storage. Clones share everything (state, sled tree, change feed): openraft
@@ -64,6 +67,23 @@ struct Shared {
     /// blocking a runtime thread.
     machine: Mutex<Machine>,
     changes: watch::Sender<Arc<AppliedState>>,
+    /// Reminders are kept apart from [`Machine`]: there may be millions, so they are changed in
+    /// place (one sled key each) rather than copied and rewritten whole on every apply. Only
+    /// changed while `machine` is locked, so a snapshot sees them consistent with it.
+    reminders: Arc<std::sync::RwLock<ReminderIndex>>,
+}
+
+/// Read access to the stored reminders, for the reminder service.
+#[derive(Clone)]
+pub struct RemindersView {
+    index: Arc<std::sync::RwLock<ReminderIndex>>,
+}
+
+impl RemindersView {
+    /// Runs `f` over the reminders as last applied.
+    pub fn read<T>(&self, f: impl FnOnce(&ReminderIndex) -> T) -> T {
+        f(&self.index.read().unwrap_or_else(|e| e.into_inner()))
+    }
 }
 
 #[derive(Clone)]
@@ -103,14 +123,34 @@ impl StateMachineStore {
                 .unwrap_or_default(),
             state: load(&tree, KEY_STATE, "placement state")?.unwrap_or_default(),
         };
+        let mut reminders = Vec::new();
+        for item in tree.scan_prefix(STORAGE_PREFIX) {
+            let (_, bytes) = item?;
+            let reminder: Reminder =
+                serde_json::from_slice(&bytes).map_err(|source| StoreError::Corrupt {
+                    what: "reminder",
+                    source,
+                })?;
+            reminders.push(reminder);
+        }
         let (changes, _) = watch::channel(machine.applied());
         Ok(StateMachineStore {
             shared: Arc::new(Shared {
                 tree,
                 machine: Mutex::new(machine),
                 changes,
+                reminders: Arc::new(std::sync::RwLock::new(ReminderIndex::from_reminders(
+                    reminders,
+                ))),
             }),
         })
+    }
+
+    /// Read access to the reminders.
+    pub fn reminders(&self) -> RemindersView {
+        RemindersView {
+            index: self.shared.reminders.clone(),
+        }
     }
 
     /// A feed of the applied state. It starts at the state loaded from disk, and moves after
@@ -155,12 +195,35 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         I::IntoIter: OptionalSend,
     {
         let mut machine = self.shared.machine.lock().await;
-        // Work on a copy so memory never runs ahead of disk if the write below fails.
+        // Work on a copy so memory never runs ahead of disk if the write below fails. The
+        // reminders are changed in place instead (they are too many to copy); a failed write is
+        // fatal to Raft, which then stops this node, so they never serve from a diverged state.
         let mut next = machine.clone();
+        let mut reminders = self
+            .shared
+            .reminders
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        let mut ops = Vec::new();
         let mut responses = Vec::new();
         for entry in entries {
             next.last_applied = Some(entry.log_id);
             let response = match entry.payload {
+                EntryPayload::Normal(Command::CreateReminder {
+                    reminder,
+                    overwrite,
+                }) => CommandResponse {
+                    outcome: reminders.create(reminder, overwrite, &mut ops),
+                    ..unchanged(&next.state)
+                },
+                EntryPayload::Normal(Command::DeleteReminder { key }) => CommandResponse {
+                    outcome: reminders.delete(&key, &mut ops),
+                    ..unchanged(&next.state)
+                },
+                EntryPayload::Normal(Command::RecordFirings { firings }) => {
+                    reminders.record(&firings, &mut ops);
+                    unchanged(&next.state)
+                }
                 EntryPayload::Normal(command) => next.state.apply(&command),
                 EntryPayload::Blank => unchanged(&next.state),
                 EntryPayload::Membership(membership) => {
@@ -173,9 +236,20 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         if responses.is_empty() {
             return Ok(responses);
         }
-        let batch = next
+        let mut batch = next
             .batch()
             .map_err(|e| StorageIOError::write_state_machine(&e))?;
+        for op in ops {
+            match op {
+                StorageOp::Put(reminder) => batch.insert(
+                    reminder.key.storage_key(),
+                    serde_json::to_vec(&reminder)
+                        .map_err(|e| StorageIOError::write_state_machine(&e))?,
+                ),
+                StorageOp::Delete(key) => batch.remove(key.storage_key()),
+            }
+        }
+        drop(reminders);
         self.shared
             .tree
             .apply_batch(batch)
@@ -214,13 +288,14 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let payload = SnapshotPayload {
             meta: meta.clone(),
             state: received.state,
+            reminders: received.reminders,
         };
         let bytes = serde_json::to_vec(&payload)
             .map_err(|e| StorageIOError::write_snapshot(signature.clone(), &e))?;
         let next = Machine {
             last_applied: meta.last_log_id,
             last_membership: meta.last_membership.clone(),
-            state: payload.state,
+            state: payload.state.clone(),
         };
 
         let mut machine = self.shared.machine.lock().await;
@@ -228,6 +303,22 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             .batch()
             .map_err(|e| StorageIOError::write_snapshot(signature.clone(), &e))?;
         batch.insert(KEY_SNAPSHOT, bytes);
+        // The snapshot replaces every reminder.
+        for item in self.shared.tree.scan_prefix(STORAGE_PREFIX) {
+            let (key, _) =
+                item.map_err(|e| StorageIOError::write_snapshot(signature.clone(), &e))?;
+            batch.remove(key);
+        }
+        for reminder in &payload.reminders {
+            let value = serde_json::to_vec(reminder)
+                .map_err(|e| StorageIOError::write_snapshot(signature.clone(), &e))?;
+            batch.insert(reminder.key.storage_key(), value);
+        }
+        *self
+            .shared
+            .reminders
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = ReminderIndex::from_reminders(payload.reminders);
         self.shared
             .tree
             .apply_batch(batch)
@@ -267,6 +358,14 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
         let payload = SnapshotPayload {
             meta,
             state: machine.state.clone(),
+            reminders: self
+                .shared
+                .reminders
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .all()
+                .cloned()
+                .collect(),
         };
         let bytes = serde_json::to_vec(&payload)
             .map_err(|e| StorageIOError::write_snapshot(Some(payload.meta.signature()), &e))?;
@@ -295,6 +394,7 @@ fn unchanged(state: &PlacementState) -> CommandResponse {
     CommandResponse {
         table_version: state.table_version,
         changed: false,
+        outcome: Default::default(),
     }
 }
 

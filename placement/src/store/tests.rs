@@ -246,7 +246,8 @@ async fn snapshot_install_survives_reopen() {
         responses,
         [CommandResponse {
             table_version: TableVersion(3),
-            changed: true
+            changed: true,
+            outcome: Default::default(),
         }]
     );
 }
@@ -299,4 +300,72 @@ fn empty_store_has_default_state() {
     let (_db, _log, sm) = open_all(dir.path());
     assert_eq!(sm.current().state, PlacementState::default());
     assert_eq!(sm.current().last_applied, None);
+}
+
+fn reminder(name: &str, due_ms: u64) -> crate::reminders::Reminder {
+    crate::reminders::Reminder {
+        key: crate::reminders::ReminderKey {
+            actor_type: "counter".into(),
+            actor_id: "c1".into(),
+            name: name.into(),
+        },
+        data: b"{}".to_vec(),
+        schedule: crate::schedule::Schedule {
+            due_at_ms: due_ms,
+            period: None,
+            expires_at_ms: None,
+        },
+        next_due_ms: due_ms,
+        fired_count: 0,
+    }
+}
+
+/// Reminders are stored one key each, survive a reopen, refuse a duplicate unless asked to
+/// overwrite, and go away when deleted or spent.
+#[tokio::test]
+async fn reminders_are_stored_and_survive_reopen() {
+    use crate::reminders::{Firing, Outcome};
+    let dir = TempDir::new().unwrap();
+    let (db, _log, mut sm) = open_all(dir.path());
+    let create = |name: &str, due: u64, overwrite: bool| {
+        EntryPayload::Normal(Command::CreateReminder {
+            reminder: reminder(name, due),
+            overwrite,
+        })
+    };
+    let responses = sm
+        .apply([
+            entry(1, 1, create("a", 100, false)),
+            entry(1, 2, create("a", 200, false)),
+            entry(1, 3, create("b", 50, false)),
+            entry(1, 4, create("c", 70, true)),
+        ])
+        .await
+        .unwrap();
+    let outcomes: Vec<_> = responses.iter().map(|r| r.outcome).collect();
+    assert_eq!(outcomes, [Outcome::Done, Outcome::AlreadyExists, Outcome::Done, Outcome::Done]);
+    // "b" fired and is spent; "c" is deleted; a stale report about "a" is ignored.
+    sm.apply([
+        entry(
+            1,
+            5,
+            EntryPayload::Normal(Command::RecordFirings {
+                firings: vec![
+                    Firing { key: reminder("b", 50).key, fired_due_ms: 50, next_due_ms: None },
+                    Firing { key: reminder("a", 100).key, fired_due_ms: 99, next_due_ms: Some(1) },
+                ],
+            }),
+        ),
+        entry(1, 6, EntryPayload::Normal(Command::DeleteReminder { key: reminder("c", 0).key })),
+    ])
+    .await
+    .unwrap();
+    let names = |sm: &StateMachineStore| -> Vec<(String, u64)> {
+        sm.reminders()
+            .read(|index| index.all().map(|r| (r.key.name.clone(), r.next_due_ms)).collect())
+    };
+    assert_eq!(names(&sm), [("a".to_owned(), 100)]);
+    drop((db, _log, sm));
+    let (_db, _log, sm) = open_all(dir.path());
+    assert_eq!(names(&sm), [("a".to_owned(), 100)], "reminders reloaded from sled");
 }

@@ -1,0 +1,239 @@
+//! The `PlacementReminders` gRPC service: reminders stored in the Raft state, for hosts.
+//!
+//! Writes go through Raft and are acknowledged once committed, so an acknowledged reminder
+//! survives the loss of any single placement node. Reads and fetches are served by the leader
+//! from its applied state; a follower answers FAILED_PRECONDITION naming the leader in the
+//! `rookery-leader` metadata, and hosts retry there.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use rookery_proto::v1::placement_reminders_server::PlacementReminders;
+use rookery_proto::v1::{
+    CreateReminderRequest, DeleteReminderResponse, FetchDueRequest, ListRemindersRequest,
+    ListRemindersResponse, RecordFiringsRequest, RecordFiringsResponse, ReminderKey as WireKey,
+    StoredReminder,
+};
+use tokio::sync::watch;
+use tonic::{Request, Response, Status};
+
+use crate::raft_types::{NodeId, PlacementRaft};
+use crate::reminders::{
+    validate_key, Firing, Outcome, Reminder, ReminderKey, MAX_REMINDERS_PER_PAGE,
+    MAX_REMINDER_DATA_BYTES,
+};
+use crate::schedule::{Period, Schedule};
+use crate::state::Command;
+use crate::store::{AppliedState, RemindersView};
+use crate::table::TableVersion;
+
+/// Metadata key naming the leader's address in a follower's refusal.
+pub const LEADER_KEY: &str = "rookery-leader";
+
+type Rings = Arc<crate::table::SharedRings>;
+
+pub struct ReminderService {
+    raft: PlacementRaft,
+    applied: watch::Receiver<Arc<AppliedState>>,
+    reminders: RemindersView,
+    members: BTreeMap<NodeId, String>,
+    vnodes_per_host: u32,
+    /// Rings of the current table, built once per version for fetches.
+    rings: Mutex<Option<(TableVersion, Rings)>>,
+}
+
+pub fn key_from_wire(key: Option<WireKey>) -> Result<ReminderKey, Status> {
+    let key = key.ok_or_else(|| Status::invalid_argument("reminder key is missing"))?;
+    let key = ReminderKey { actor_type: key.actor_type, actor_id: key.actor_id, name: key.name };
+    validate_key(&key).map_err(Status::invalid_argument)?;
+    Ok(key)
+}
+
+pub fn key_to_wire(key: &ReminderKey) -> WireKey {
+    WireKey { actor_type: key.actor_type.clone(), actor_id: key.actor_id.clone(), name: key.name.clone() }
+}
+
+pub fn reminder_to_wire(reminder: &Reminder) -> StoredReminder {
+    StoredReminder {
+        key: Some(key_to_wire(&reminder.key)),
+        data: reminder.data.clone(),
+        due_at_ms: reminder.schedule.due_at_ms,
+        period_ms: reminder.schedule.period.map(|p| p.every_ms).unwrap_or(0),
+        repetitions: reminder.schedule.period.and_then(|p| p.repetitions).unwrap_or(0),
+        expires_at_ms: reminder.schedule.expires_at_ms.unwrap_or(0),
+        next_due_ms: reminder.next_due_ms,
+        fired_count: reminder.fired_count,
+    }
+}
+
+/// A reminder as a host or client describes it; progress starts afresh.
+pub fn reminder_from_wire(wire: StoredReminder) -> Result<Reminder, Status> {
+    let key = key_from_wire(wire.key)?;
+    if wire.data.len() > MAX_REMINDER_DATA_BYTES {
+        return Err(Status::resource_exhausted(format!(
+            "reminder data of {} bytes is over the limit of {MAX_REMINDER_DATA_BYTES}",
+            wire.data.len()
+        )));
+    }
+    let period = (wire.period_ms > 0).then_some(Period {
+        every_ms: wire.period_ms,
+        repetitions: (wire.repetitions > 0).then_some(wire.repetitions),
+    });
+    if wire.period_ms == 0 && wire.repetitions > 0 {
+        return Err(Status::invalid_argument("repetitions need a period"));
+    }
+    let expires_at_ms = (wire.expires_at_ms > 0).then_some(wire.expires_at_ms);
+    if expires_at_ms.is_some_and(|expires| expires < wire.due_at_ms) {
+        return Err(Status::invalid_argument("the reminder expires before it is due"));
+    }
+    Ok(Reminder {
+        key,
+        data: wire.data,
+        schedule: Schedule { due_at_ms: wire.due_at_ms, period, expires_at_ms },
+        next_due_ms: wire.due_at_ms,
+        fired_count: 0,
+    })
+}
+
+impl ReminderService {
+    pub fn new(
+        raft: PlacementRaft,
+        applied: watch::Receiver<Arc<AppliedState>>,
+        reminders: RemindersView,
+        members: BTreeMap<NodeId, String>,
+        vnodes_per_host: u32,
+    ) -> ReminderService {
+        ReminderService { raft, applied, reminders, members, vnodes_per_host, rings: Mutex::new(None) }
+    }
+
+    fn not_leader(&self, leader: Option<NodeId>) -> Status {
+        let mut status = Status::failed_precondition("this placement node is not the leader");
+        if let Some(address) = leader.and_then(|id| self.members.get(&id)) {
+            if let Ok(value) = address.parse() {
+                status.metadata_mut().insert(LEADER_KEY, value);
+            }
+        }
+        status
+    }
+
+    fn require_leader(&self) -> Result<(), Status> {
+        let metrics = self.raft.metrics().borrow().clone();
+        if metrics.current_leader == Some(metrics.id) {
+            Ok(())
+        } else {
+            Err(self.not_leader(metrics.current_leader))
+        }
+    }
+
+    async fn write(&self, command: Command) -> Result<Outcome, Status> {
+        self.require_leader()?;
+        match self.raft.client_write(command).await {
+            Ok(written) => Ok(written.data.outcome),
+            Err(e) => match e.forward_to_leader() {
+                Some(forward) => Err(self.not_leader(forward.leader_id)),
+                None => Err(Status::unavailable(format!("cannot commit: {e}"))),
+            },
+        }
+    }
+
+    fn rings(&self) -> Rings {
+        let state = self.applied.borrow().clone();
+        let version = state.state.table_version;
+        let mut cached = self.rings.lock().expect("rings lock");
+        if let Some((at, rings)) = cached.as_ref() {
+            if *at == version {
+                return rings.clone();
+            }
+        }
+        let rings: Rings = Arc::new(state.state.table(self.vnodes_per_host).shared_rings());
+        *cached = Some((version, rings.clone()));
+        rings
+    }
+}
+
+#[tonic::async_trait]
+impl PlacementReminders for ReminderService {
+    async fn create_reminder(&self, request: Request<CreateReminderRequest>) -> Result<Response<StoredReminder>, Status> {
+        let request = request.into_inner();
+        let wire = request.reminder.ok_or_else(|| Status::invalid_argument("reminder is missing"))?;
+        let reminder = reminder_from_wire(wire)?;
+        let stored = reminder_to_wire(&reminder);
+        let key = reminder.key.clone();
+        match self.write(Command::CreateReminder { reminder, overwrite: request.overwrite }).await? {
+            Outcome::AlreadyExists => Err(Status::already_exists(format!("reminder {key} already exists"))),
+            _ => Ok(Response::new(stored)),
+        }
+    }
+
+    async fn get_reminder(&self, request: Request<WireKey>) -> Result<Response<StoredReminder>, Status> {
+        self.require_leader()?;
+        let key = key_from_wire(Some(request.into_inner()))?;
+        self.reminders
+            .read(|index| index.get(&key).map(reminder_to_wire))
+            .map(Response::new)
+            .ok_or_else(|| Status::not_found(format!("no reminder {key}")))
+    }
+
+    async fn list_reminders(&self, request: Request<ListRemindersRequest>) -> Result<Response<ListRemindersResponse>, Status> {
+        self.require_leader()?;
+        let request = request.into_inner();
+        if request.actor_type.is_empty() {
+            return Err(Status::invalid_argument("actor_type must not be empty"));
+        }
+        let actor_id = (!request.actor_id.is_empty()).then_some(request.actor_id.as_str());
+        let reminders = self.reminders.read(|index| {
+            index
+                .list(&request.actor_type, actor_id)
+                .take(MAX_REMINDERS_PER_PAGE)
+                .map(reminder_to_wire)
+                .collect()
+        });
+        Ok(Response::new(ListRemindersResponse { reminders }))
+    }
+
+    async fn delete_reminder(&self, request: Request<WireKey>) -> Result<Response<DeleteReminderResponse>, Status> {
+        let key = key_from_wire(Some(request.into_inner()))?;
+        let outcome = self.write(Command::DeleteReminder { key }).await?;
+        Ok(Response::new(DeleteReminderResponse { deleted: outcome == Outcome::Done }))
+    }
+
+    async fn fetch_due_reminders(&self, request: Request<FetchDueRequest>) -> Result<Response<ListRemindersResponse>, Status> {
+        self.require_leader()?;
+        let request = request.into_inner();
+        let limit = (request.limit as usize).clamp(1, MAX_REMINDERS_PER_PAGE);
+        let rings = self.rings();
+        let reminders = self.reminders.read(|index| {
+            index
+                .due_until(request.until_ms)
+                .filter(|r| {
+                    rings
+                        .get(&r.key.actor_type)
+                        .and_then(|ring| ring.owner(&r.key.actor_id))
+                        .is_some_and(|owner| owner == request.host_id)
+                })
+                .take(limit)
+                .map(reminder_to_wire)
+                .collect()
+        });
+        Ok(Response::new(ListRemindersResponse { reminders }))
+    }
+
+    async fn record_firings(&self, request: Request<RecordFiringsRequest>) -> Result<Response<RecordFiringsResponse>, Status> {
+        let firings = request
+            .into_inner()
+            .firings
+            .into_iter()
+            .map(|f| {
+                Ok(Firing {
+                    key: key_from_wire(f.key)?,
+                    fired_due_ms: f.fired_due_ms,
+                    next_due_ms: (!f.done).then_some(f.next_due_ms),
+                })
+            })
+            .collect::<Result<Vec<_>, Status>>()?;
+        if !firings.is_empty() {
+            self.write(Command::RecordFirings { firings }).await?;
+        }
+        Ok(Response::new(RecordFiringsResponse {}))
+    }
+}

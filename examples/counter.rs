@@ -9,12 +9,18 @@
 //!
 //! How an app works: it opens one `AppChannel.Connect` stream to its host, sends
 //! `RegisterTypes` first, receives `Registered`, then answers every request the host sends
-//! (`ActivateActor`, `InvokeActor`, `DeactivateActor`) with one `AppReply` carrying the same
+//! (`ActivateActor`, `InvokeActor`, `FireReminder`, `DeactivateActor`) with one `AppReply` carrying the same
 //! `request_id`. The host runs one turn at a time per actor, so the app needs no locking per
 //! actor; this example simply handles requests one after another.
 //!
 //! `Counter` methods: `increment` with data `{"by": n}` (default 1) returns the new value, and
-//! `get` returns the value, both as a JSON number.
+//! `get` returns the value, both as a JSON number. Each time any reminder of a counter fires
+//! (`FireReminder`), the counter adds 1:
+//!
+//! ```sh
+//! rookery reminders create Counter/c1 tick --due PT1S --period R3/PT1S
+//! rookery invoke Counter/c1 get                                # 3, once all three fired
+//! ```
 //!
 //! Values live in this process's memory only (durable actor state comes later): a counter
 //! starts at 0 when it is activated, and when it is deactivated (idle for the type's idle
@@ -109,6 +115,11 @@ async fn serve(
             }
             Some(host_to_app::Message::Invoke(invoke)) => {
                 (invoke.request_id, handle(&invoke, counters))
+            }
+            // Any reminder of a counter adds 1 to it: `get` then tells how often they fired.
+            Some(host_to_app::Message::Reminder(reminder)) => {
+                *counters.entry(reminder.actor_id).or_insert(0) += 1;
+                (reminder.request_id, Ok(Vec::new()))
             }
             None => continue,
         };

@@ -117,6 +117,11 @@ async def serve(host, app_id, counters, pb, pb_grpc):
                 else:
                     # Reaches the caller as an application error with this message.
                     reply = pb.AppReply(request_id=request.invoke.request_id, error=error)
+            elif kind == "reminder":
+                # Any reminder of a counter adds 1 to it.
+                actor_id = request.reminder.actor_id
+                counters[actor_id] = counters.get(actor_id, 0) + 1
+                reply = pb.AppReply(request_id=request.reminder.request_id, data=b"")
             else:
                 continue
             await call.write(pb.AppToHost(reply=reply))

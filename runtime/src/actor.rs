@@ -46,6 +46,26 @@ pub struct Call {
     pub metadata: HashMap<String, String>,
     /// Identifies the chain of nested calls this call belongs to (for reentrancy).
     pub call_chain_id: String,
+    pub kind: CallKind,
+}
+
+/// What a turn is for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CallKind {
+    /// A method call (`method`, `data`).
+    Method,
+    /// A reminder tick: `data` is the reminder's data.
+    Reminder(ReminderTick),
+}
+
+/// One firing of a reminder, as the actor hears it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReminderTick {
+    pub name: String,
+    /// The due instant of this tick, Unix-epoch ms.
+    pub due_at_ms: u64,
+    /// 0: one-shot.
+    pub period_ms: u64,
 }
 
 /// Calls an instance accepts while a turn of its actor is in progress (re-entrant calls).
@@ -126,6 +146,7 @@ impl ActorContext {
             data: data.into(),
             metadata: HashMap::new(),
             call_chain_id: self.call_chain_id.clone(),
+            kind: CallKind::Method,
         };
         router.invoke(call, None).await
     }
@@ -148,6 +169,16 @@ pub trait Actor: Send + 'static {
         method: &str,
         data: Bytes,
     ) -> Result<Bytes, ActorError>;
+
+    /// A reminder of this actor is due. The default ignores it.
+    async fn on_reminder(
+        &mut self,
+        _ctx: &ActorContext,
+        _tick: &ReminderTick,
+        _data: Bytes,
+    ) -> Result<(), ActorError> {
+        Ok(())
+    }
 
     async fn on_deactivate(&mut self, _ctx: &ActorContext) {}
 }

@@ -17,7 +17,7 @@ use futures::{FutureExt, Stream};
 use rookery_proto::v1::app_channel_server::AppChannel;
 use rookery_proto::v1::{
     app_reply, app_to_host, host_to_app, ActivateActor, AppReply, AppToHost, DeactivateActor,
-    HostToApp, InvokeActor, RegisterTypes, Registered,
+    FireReminder, HostToApp, InvokeActor, RegisterTypes, Registered,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
@@ -26,7 +26,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::activation::StopReason;
 use crate::activations::Activations;
-use crate::actor::{ActorChannel, ActorInstance, ActorKey, Call, ReentrantInvoker};
+use crate::actor::{ActorChannel, ActorInstance, ActorKey, Call, CallKind, ReentrantInvoker};
 use crate::config::{ActorDefaults, TypeOptions};
 use crate::error::CallError;
 use crate::types::{Provider, TypeError, TypeRegistry};
@@ -158,6 +158,17 @@ struct AppInstance {
 }
 
 fn invoke_message(request_id: u64, call: Call) -> host_to_app::Message {
+    if let CallKind::Reminder(tick) = call.kind {
+        return host_to_app::Message::Reminder(FireReminder {
+            request_id,
+            actor_type: call.key.actor_type,
+            actor_id: call.key.actor_id,
+            name: tick.name,
+            data: call.data.to_vec(),
+            due_at_ms: tick.due_at_ms,
+            period_ms: tick.period_ms,
+        });
+    }
     host_to_app::Message::Invoke(InvokeActor {
         request_id,
         actor_type: call.key.actor_type,

@@ -7,7 +7,7 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 
 use crate::actor::{
-    Actor, ActorChannel, ActorContext, ActorInstance, ActorKey, Call, ReentrantInvoker,
+    Actor, ActorChannel, ActorContext, ActorInstance, ActorKey, Call, CallKind, ReentrantInvoker,
 };
 use crate::error::CallError;
 use crate::router::Router;
@@ -55,10 +55,15 @@ impl ActorInstance for EmbeddedInstance {
     fn invoke(&mut self, call: Call) -> BoxFuture<'_, Result<Bytes, CallError>> {
         async move {
             let ctx = ActorContext::new(self.key.clone(), call.call_chain_id, self.router.clone());
-            self.actor
-                .handle(&ctx, &call.method, call.data)
-                .await
-                .map_err(|e| CallError::Application(e.0))
+            match call.kind {
+                CallKind::Method => self.actor.handle(&ctx, &call.method, call.data).await,
+                CallKind::Reminder(tick) => self
+                    .actor
+                    .on_reminder(&ctx, &tick, call.data)
+                    .await
+                    .map(|()| Bytes::new()),
+            }
+            .map_err(|e| CallError::Application(e.0))
         }
         .boxed()
     }

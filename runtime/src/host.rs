@@ -27,10 +27,14 @@ use crate::metrics::HostMetrics;
 use crate::placement_client::{
     ActiveActorsProbe, PlacementClient, PlacementClientConfig, UpdateHook,
 };
+use crate::placement_rpc::PlacementRpc;
+use crate::reminder_api::ReminderApi;
+use crate::reminder_scheduler::ReminderScheduler;
 use crate::router::Router;
 use crate::routing::{RoutingTable, ServingGate, TableState};
 use crate::services::{ActorsService, HostInternalService};
 use crate::types::{Provider, TypeError, TypeRegistry};
+use rookery_proto::v1::reminders_server::RemindersServer;
 
 /// Room for the other fields of a request beyond its payload.
 const REQUEST_ENVELOPE_BYTES: usize = 64 * 1024;
@@ -161,16 +165,32 @@ impl Host {
         let decode_limit = config.max_request_bytes + REQUEST_ENVELOPE_BYTES;
         let actors = ActorsServer::new(ActorsService::new(router.clone(), metrics.clone()))
             .max_decoding_message_size(decode_limit);
-        let app_channel = AppChannelServer::new(AppChannelService::new(
-            config.host_id.clone(),
-            types.clone(),
-            activations.clone(),
-            config.actors.clone(),
+        let app_channel = AppChannelServer::new(
+            AppChannelService::new(
+                config.host_id.clone(),
+                types.clone(),
+                activations.clone(),
+                config.actors.clone(),
+            )
+            .ending_on(shutdown_rx.clone()),
         )
-        .ending_on(shutdown_rx.clone()))
         .max_decoding_message_size(MAX_APP_MESSAGE_BYTES);
         let internal_service = HostInternalServer::new(HostInternalService::new(router.clone()))
             .max_decoding_message_size(decode_limit);
+        let placement_rpc = Arc::new(PlacementRpc::new(
+            config.placement.clone(),
+            transport.clone(),
+        ));
+        let reminders = RemindersServer::new(ReminderApi::new(placement_rpc.clone()));
+        tasks.push(tokio::spawn(
+            ReminderScheduler::new(
+                config.host_id.clone(),
+                placement_rpc,
+                router.clone(),
+                metrics.clone(),
+            )
+            .run(table.clone(), shutdown_rx.clone()),
+        ));
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(rookery_proto::FILE_DESCRIPTOR_SET)
             .build_v1()
@@ -183,6 +203,7 @@ impl Host {
         let public = tonic::transport::Server::builder()
             .layer(tower::util::MapResponseLayer::new(map_too_large))
             .add_service(actors)
+            .add_service(reminders)
             .add_service(app_channel)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha);

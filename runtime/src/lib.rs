@@ -15,6 +15,8 @@
 //! - [`actor`]: the channel traits, and the embedded [`actor::Actor`] API.
 //! - [`app_channel`]: the gRPC app channel; [`embedded`]: the in-process one.
 //! - [`types`]: which actor types this host serves, and who provides each.
+//! - [`reminder_api`], [`reminder_scheduler`], [`placement_rpc`]: durable reminders: the
+//!   client API, firing them on the owner, and the calls to the placement leader.
 //! - [`services`]: the `Actors` client API and the `HostInternal` service.
 //! - [`error`]: call errors and their one mapping to gRPC status codes.
 //! - [`http`], [`metrics`]: `/healthz` and Prometheus `/metrics`.
@@ -30,6 +32,9 @@ pub mod host;
 pub mod http;
 pub mod metrics;
 pub mod placement_client;
+pub mod placement_rpc;
+pub mod reminder_api;
+pub mod reminder_scheduler;
 pub mod router;
 pub mod routing;
 pub mod services;

@@ -27,6 +27,10 @@ pub struct HostMetrics {
     pub mailbox_depth: Histogram,
     pub forwarded_total: Counter,
     pub retries_total: Counter,
+    pub reminders_fired_total: Counter,
+    pub reminder_failures_total: Counter,
+    pub reminders_queued: Gauge,
+    pub reminder_delay_seconds: Histogram,
 }
 
 impl Default for HostMetrics {
@@ -45,6 +49,11 @@ impl Default for HostMetrics {
             ),
             forwarded_total: Counter::default(),
             retries_total: Counter::default(),
+            reminders_fired_total: Counter::default(),
+            reminder_failures_total: Counter::default(),
+            reminders_queued: Gauge::default(),
+            // 1 ms .. ~65 s late.
+            reminder_delay_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 17)),
             registry: Registry::default(),
         };
         registry.register(

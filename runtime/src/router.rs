@@ -193,6 +193,21 @@ impl Router {
         }
     }
 
+    /// Runs a call (a reminder tick) on this host, if it owns the actor under its current
+    /// table; "moved" otherwise.
+    pub async fn fire_local(&self, call: Call) -> Result<Bytes, CallError> {
+        let table = self
+            .table()
+            .ok_or_else(|| CallError::Unavailable("no placement table yet".into()))?;
+        match table.owner(&call.key.actor_type, &call.key.actor_id) {
+            Some(owner) if owner.id == self.host_id => self.run_local(call, &table).await,
+            _ => Err(CallError::Moved(format!(
+                "actor {} is not owned here",
+                call.key
+            ))),
+        }
+    }
+
     /// Runs a call on this host, which owns the actor under `table`.
     async fn run_local(&self, call: Call, table: &RoutingTable) -> Result<Bytes, CallError> {
         // The table may have moved on while the call travelled: check ownership again against

@@ -15,7 +15,7 @@ use rookery_proto::v1::{
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
-use crate::actor::{ActorKey, Call};
+use crate::actor::{ActorKey, Call, CallKind};
 use crate::error::CallError;
 use crate::metrics::{CallLabels, HostMetrics};
 use crate::router::Router;
@@ -33,6 +33,7 @@ fn to_call(request: InvokeRequest, call_chain_id: String) -> Call {
         data: Bytes::from(request.data),
         metadata: request.metadata,
         call_chain_id,
+        kind: CallKind::Method,
     }
 }
 

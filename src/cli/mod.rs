@@ -6,6 +6,7 @@
 mod host;
 mod invoke;
 mod placement;
+mod reminders;
 mod status;
 mod up;
 
@@ -28,6 +29,8 @@ enum Command {
     Host(host::HostArgs),
     /// Call an actor method through a host.
     Invoke(invoke::InvokeArgs),
+    /// Manage durable reminders (create, get, list, delete).
+    Reminders(reminders::RemindersArgs),
     /// Run one node of the Raft-replicated placement service.
     Placement(placement::PlacementArgs),
     /// Show the placement cluster: leader, term, members, table version, hosts.
@@ -52,6 +55,7 @@ pub fn main() -> ExitCode {
             Command::Up(args) => up::run(args).await,
             Command::Host(args) => host::run(args).await,
             Command::Invoke(args) => invoke::run(args).await,
+            Command::Reminders(args) => reminders::run(args).await,
             Command::Placement(args) => placement::run(args).await,
             Command::Status(args) => status::run(args).await,
         }

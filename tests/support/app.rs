@@ -81,6 +81,9 @@ pub struct ActorRecord {
     /// When the last reply was sent / the last deactivation heard.
     pub last_reply_at: Option<Instant>,
     pub last_deactivated_at: Option<Instant>,
+    /// Reminder ticks heard: (name, due instant, wall-clock instant heard), Unix-epoch ms.
+    /// Each also adds 1 to `value`, as the Counter example does.
+    pub reminders: Vec<(String, u64, u64)>,
 }
 
 impl ActorRecord {
@@ -397,6 +400,28 @@ async fn serve(shared: &Arc<Shared>) -> (String, bool) {
                     }
                 }
                 reply(&out, deactivate.request_id, Ok(Vec::new()));
+            }
+            host_to_app::Message::Reminder(reminder) => {
+                let heard_ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis() as u64)
+                    .unwrap_or_default();
+                {
+                    let mut record = shared.record();
+                    let key = (reminder.actor_type.clone(), reminder.actor_id.clone());
+                    let actor = record.actors.entry(key.clone()).or_default();
+                    let inactive = !actor.active;
+                    actor.value += 1;
+                    actor
+                        .reminders
+                        .push((reminder.name.clone(), reminder.due_at_ms, heard_ms));
+                    if inactive {
+                        record
+                            .violations
+                            .push(format!("{key:?} reminded ({}) before activation", reminder.name));
+                    }
+                }
+                reply(&out, reminder.request_id, Ok(Vec::new()));
             }
             host_to_app::Message::Invoke(invoke) => {
                 let hang = invoke.method == "hang";

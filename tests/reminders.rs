@@ -1,0 +1,187 @@
+//! Durable reminders, end to end: created through a host's client API or the CLI, stored in the
+//! placement Raft state, fired on the host that owns the actor — never before their due time —
+//! and surviving the loss of that host, of the placement leader, and a restart of every
+//! placement node.
+
+mod support;
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rookery_proto::v1::reminders_client::RemindersClient;
+use rookery_proto::v1::{CreateActorReminderRequest, ReminderRef};
+use support::app::{actor_type, TestApp};
+use support::cluster::Cluster;
+use support::host_process::HostProcess;
+use support::wait::{wait_until, DEADLINE};
+use tonic::Code;
+
+const COUNTER: &str = "Counter";
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
+}
+
+async fn create(
+    host: &HostProcess,
+    id: &str,
+    name: &str,
+    due: &str,
+    period: &str,
+    ttl: &str,
+) -> Result<(), tonic::Status> {
+    let mut request = tonic::Request::new(CreateActorReminderRequest {
+        reminder: Some(ReminderRef { actor_type: COUNTER.into(), actor_id: id.into(), name: name.into() }),
+        due_time: due.into(),
+        period: period.into(),
+        ttl: ttl.into(),
+        data: b"tick".to_vec(),
+        fail_if_exists: false,
+    });
+    request.set_timeout(Duration::from_secs(30));
+    RemindersClient::new(host.channel()).create_reminder(request).await.map(|_| ())
+}
+
+/// A host with an app serving Counter.
+async fn member(cluster: &Cluster) -> (HostProcess, TestApp) {
+    let host = HostProcess::builder(cluster.addr_list()).start();
+    host.wait_ready().await;
+    let app = TestApp::builder(host.grpc_addr.clone()).serve(actor_type(COUNTER)).start();
+    app.wait_registered().await;
+    (host, app)
+}
+
+/// Ticks of reminder `name` of actor `id` heard by any of `apps`: (due, heard) instants.
+fn ticks(apps: &[&TestApp], id: &str, name: &str) -> Vec<(u64, u64)> {
+    let mut ticks: Vec<(u64, u64)> = apps
+        .iter()
+        .flat_map(|app| app.actor(COUNTER, id).reminders)
+        .filter(|(n, _, _)| n == name)
+        .map(|(_, due, heard)| (due, heard))
+        .collect();
+    ticks.sort();
+    ticks
+}
+
+async fn wait_ticks(apps: &[&TestApp], id: &str, name: &str, n: usize) -> Vec<(u64, u64)> {
+    wait_until(format!("{n} ticks of {id}/{name}"), DEADLINE, || async {
+        let seen = ticks(apps, id, name);
+        if seen.len() >= n { Ok(seen) } else { Err(format!("{} ticks so far", seen.len())) }
+    })
+    .await
+}
+
+async fn wait_serving(cluster: &Cluster, hosts: usize) {
+    cluster
+        .wait_status(format!("{hosts} hosts serving {COUNTER}"), DEADLINE, |s| {
+            let n = s.hosts.iter().filter(|h| h.actor_types.iter().any(|t| t == COUNTER)).count();
+            if n == hosts { Ok(()) } else { Err(format!("{n} hosts")) }
+        })
+        .await;
+}
+
+/// One-shot fires once, not before its due time; R3/PT1S exactly three times; a ttl stops a
+/// periodic reminder; delete stops it; bad durations are refused naming field and value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reminders_fire_on_schedule_and_stop_when_told() {
+    let cluster = Cluster::builder().nodes(1).start();
+    cluster.wait_for_leader().await;
+    let (host, app) = member(&cluster).await;
+    wait_serving(&cluster, 1).await;
+    let apps = [&app];
+
+    let registered_at = now_ms();
+    create(&host, "once", "r", "PT1S", "", "").await.expect("create one-shot");
+    create(&host, "thrice", "r", "0s", "R3/PT1S", "").await.expect("create R3");
+    create(&host, "ttl", "r", "0s", "PT0.5S", "PT1.6S").await.expect("create with ttl");
+    create(&host, "deleted", "r", "0s", "PT0.5S", "").await.expect("create periodic");
+
+    let once = wait_ticks(&apps, "once", "r", 1).await;
+    assert!(once[0].1 >= registered_at + 1_000, "fired at {} before its due time {}", once[0].1, registered_at + 1_000);
+    assert!(once[0].1 >= once[0].0, "a tick heard before its due instant: {once:?}");
+
+    wait_ticks(&apps, "deleted", "r", 2).await;
+    let mut request = tonic::Request::new(ReminderRef { actor_type: COUNTER.into(), actor_id: "deleted".into(), name: "r".into() });
+    request.set_timeout(Duration::from_secs(30));
+    let deleted = RemindersClient::new(host.channel()).delete_reminder(request).await.expect("delete");
+    assert!(deleted.into_inner().deleted);
+    let at_delete = ticks(&apps, "deleted", "r").len();
+
+    wait_ticks(&apps, "thrice", "r", 3).await;
+    wait_ticks(&apps, "ttl", "r", 4).await;
+    // Time for any wrong extra tick to show up: two periods of the fastest reminder and more.
+    let settle = Instant::now();
+    wait_until("extra ticks to have had their chance", DEADLINE, || async {
+        if settle.elapsed() >= Duration::from_secs(3) { Ok(()) } else { Err("settling".to_owned()) }
+    })
+    .await;
+    assert_eq!(ticks(&apps, "once", "r").len(), 1, "a one-shot reminder fires once");
+    assert_eq!(ticks(&apps, "thrice", "r").len(), 3, "R3/PT1S fires exactly three times");
+    assert_eq!(ticks(&apps, "ttl", "r").len(), 4, "PT0.5S with ttl PT1.6S fires at 0, 0.5, 1.0, 1.5 s");
+    // A tick already in flight when the delete committed may still land.
+    assert!(ticks(&apps, "deleted", "r").len() <= at_delete + 1, "delete stops a reminder");
+    for id in ["once", "thrice", "ttl", "deleted"] {
+        for (due, heard) in ticks(&apps, id, "r") {
+            assert!(heard >= due, "{id}: tick due {due} heard at {heard}, before its due time");
+        }
+    }
+
+    let bad = create(&host, "bad", "r", "5 seconds", "", "").await.expect_err("a bad due time");
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    assert!(bad.message().contains("dueTime") && bad.message().contains("5 seconds"), "{}", bad.message());
+    let bad = create(&host, "bad", "r", "", "R0/PT1S", "").await.expect_err("R0");
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    assert!(bad.message().contains("period"), "{}", bad.message());
+    app.assert_no_violations();
+}
+
+/// A periodic reminder keeps firing through kill -9 of the host that owns its actor (on the new
+/// owner), kill -9 of the placement leader, and a stop and restart of every placement node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reminders_survive_host_and_placement_failures() {
+    let cluster = Cluster::builder().nodes(3).start();
+    cluster.wait_for_leader().await;
+    let (host_a, app_a) = member(&cluster).await;
+    let (host_b, app_b) = member(&cluster).await;
+    wait_serving(&cluster, 2).await;
+    let apps = [&app_a, &app_b];
+    // Several actors, so that each host owns some.
+    let ids: Vec<String> = (0..8).map(|i| format!("r{i}")).collect();
+    for id in &ids {
+        create(&host_a, id, "beat", "0s", "PT0.5S", "").await.expect("create");
+    }
+    for id in &ids {
+        wait_ticks(&apps, id, "beat", 1).await;
+    }
+    let owned_by_a: Vec<&String> = ids.iter().filter(|id| !app_a.actor(COUNTER, id).reminders.is_empty()).collect();
+    assert!(!owned_by_a.is_empty(), "host A owns some of the actors");
+
+    // The owner crashes: its actors' reminders fire on host B.
+    host_a.kill9();
+    drop(app_a);
+    let apps = [&app_b];
+    for id in &owned_by_a {
+        let before = ticks(&apps, id, "beat").len();
+        wait_ticks(&apps, id, "beat", before + 2).await;
+    }
+
+    // The placement leader crashes.
+    let leader = cluster.status().await.expect("status").confirmed_leader().expect("leader");
+    cluster.kill9(leader);
+    let before = ticks(&apps, &ids[0], "beat").len();
+    wait_ticks(&apps, &ids[0], "beat", before + 3).await;
+    cluster.restart(leader);
+    cluster.wait_for_leader().await;
+
+    // Every placement node stops and starts again: the reminders come back from disk.
+    cluster.stop_all().await;
+    cluster.restart_all();
+    cluster.wait_for_leader().await;
+    for id in &ids {
+        let before = ticks(&apps, id, "beat").len();
+        wait_ticks(&apps, id, "beat", before + 2).await;
+    }
+    for (id, (due, heard)) in ids.iter().flat_map(|id| ticks(&apps, id, "beat").into_iter().map(move |t| (id, t))) {
+        assert!(heard >= due, "{id}: tick due {due} heard at {heard}");
+    }
+    drop(host_b);
+}

@@ -185,3 +185,71 @@ async fn reminders_survive_host_and_placement_failures() {
     }
     drop(host_b);
 }
+
+/// 10,000 reminders across 3 hosts all fire, each within one period plus a slack of its due
+/// time, and never before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_reminders_all_fire_within_a_period() {
+    const REMINDERS: usize = 10_000;
+    const CONCURRENCY: usize = 64;
+    /// Stated slack beyond one period: fetch interval, batching and a loaded 2-core machine.
+    const SLACK_MS: u64 = 3_000;
+    const PERIOD_MS: u64 = 10_000;
+    let cluster = Cluster::builder().nodes(3).start();
+    cluster.wait_for_leader().await;
+    let mut members = Vec::new();
+    for _ in 0..3 {
+        members.push(member(&cluster).await);
+    }
+    wait_serving(&cluster, 3).await;
+    let started = Instant::now();
+    let hosts: Vec<&HostProcess> = members.iter().map(|(h, _)| h).collect();
+    let created = std::sync::atomic::AtomicUsize::new(0);
+    futures::future::join_all((0..CONCURRENCY).map(|worker| {
+        let hosts = &hosts;
+        let created = &created;
+        async move {
+            let mut i = worker;
+            while i < REMINDERS {
+                let host = hosts[i % hosts.len()];
+                create(host, &format!("m{i}"), "r", "PT2S", "PT10S", "").await.expect("create");
+                created.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                i += CONCURRENCY;
+            }
+        }
+    }))
+    .await;
+    eprintln!("{REMINDERS} reminders registered in {:?}", started.elapsed());
+    let apps: Vec<&TestApp> = members.iter().map(|(_, a)| a).collect();
+    let first_ticks = wait_until(format!("every one of {REMINDERS} reminders fired"), DEADLINE * 4, || async {
+        let mut first = Vec::with_capacity(REMINDERS);
+        for i in 0..REMINDERS {
+            match ticks(&apps, &format!("m{i}"), "r").first() {
+                Some(tick) => first.push(*tick),
+                None => return Err(format!("m{i} has not fired; {} have", first.len())),
+            }
+        }
+        Ok(first)
+    })
+    .await;
+    let mut late: Vec<u64> = first_ticks.iter().map(|(due, heard)| heard.saturating_sub(*due)).collect();
+    late.sort();
+    eprintln!(
+        "first firing, ms after due: p50 {} p99 {} max {}",
+        late[late.len() / 2],
+        late[late.len() * 99 / 100],
+        late[late.len() - 1]
+    );
+    assert!(first_ticks.iter().all(|(due, heard)| heard >= due), "a reminder fired before its due time");
+    assert!(
+        late[late.len() - 1] <= PERIOD_MS + SLACK_MS,
+        "some reminder fired {} ms after its due time, more than one period plus slack",
+        late[late.len() - 1]
+    );
+    let per_host: Vec<usize> = apps
+        .iter()
+        .map(|app| app.record().actors.values().filter(|a| !a.reminders.is_empty()).count())
+        .collect();
+    eprintln!("actors with fired reminders per host: {per_host:?}");
+    assert!(per_host.iter().all(|n| *n > 0), "every host fired some: {per_host:?}");
+}

@@ -21,12 +21,12 @@ use crate::leader::{Coordinator, LeaderConfig};
 use crate::metrics::PlacementMetrics;
 use crate::net::SharedTransport;
 use crate::peer_service::PeerService;
-use crate::reminder_service::ReminderService;
-use rookery_proto::v1::placement_reminders_server::PlacementRemindersServer;
 use crate::raft_network::{PeerNetwork, MAX_RAFT_MESSAGE_BYTES};
 use crate::raft_types::{NodeId, PlacementRaft};
+use crate::reminder_service::ReminderService;
 use crate::ring::DEFAULT_VNODES_PER_HOST;
 use crate::store;
+use rookery_proto::v1::placement_reminders_server::PlacementRemindersServer;
 
 /// Everything a placement node is configured with.
 #[derive(Clone, Debug)]

@@ -32,7 +32,87 @@ pub const LEADER_KEY: &str = "rookery-leader";
 
 type Rings = Arc<crate::table::SharedRings>;
 
+/// Commands gathered into one Raft entry at most; a bound on one entry's size.
+pub const MAX_COMMANDS_PER_PROPOSAL: usize = 1_024;
+/// Proposals in flight at once; more requests wait in the queue and join the next ones.
+pub const MAX_PROPOSALS_IN_FLIGHT: usize = 4;
+/// Reminder writes waiting to be proposed.
+pub const PROPOSAL_QUEUE_CAPACITY: usize = 16_384;
+
+type Proposal = (Command, tokio::sync::oneshot::Sender<Result<Outcome, Status>>);
+
+/// Group commit: concurrent reminder writes are proposed together as one `Batch` entry, so
+/// they share one Raft round trip and one disk flush. A write that arrives alone is proposed
+/// at once; while proposals are in flight, newer writes gather for the next one.
+struct Proposer {
+    queue: tokio::sync::mpsc::Sender<Proposal>,
+}
+
+impl Proposer {
+    fn spawn(raft: PlacementRaft, members: BTreeMap<NodeId, String>) -> Proposer {
+        let (queue, mut pending) = tokio::sync::mpsc::channel::<Proposal>(PROPOSAL_QUEUE_CAPACITY);
+        let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_PROPOSALS_IN_FLIGHT));
+        tokio::spawn(async move {
+            while let Some(first) = pending.recv().await {
+                let permit = in_flight.clone().acquire_owned().await.expect("semaphore open");
+                let mut proposals = vec![first];
+                while proposals.len() < MAX_COMMANDS_PER_PROPOSAL {
+                    match pending.try_recv() {
+                        Ok(next) => proposals.push(next),
+                        Err(_) => break,
+                    }
+                }
+                let raft = raft.clone();
+                let members = members.clone();
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    let (commands, replies): (Vec<Command>, Vec<_>) = proposals.into_iter().unzip();
+                    match raft.client_write(Command::Batch(commands)).await {
+                        Ok(written) => {
+                            for (reply, outcome) in replies.into_iter().zip(written.data.outcomes) {
+                                let _ = reply.send(Ok(outcome));
+                            }
+                        }
+                        Err(e) => {
+                            let status = match e.forward_to_leader() {
+                                Some(forward) => not_leader(&members, forward.leader_id),
+                                None => Status::unavailable(format!("cannot commit: {e}")),
+                            };
+                            for reply in replies {
+                                let _ = reply.send(Err(status.clone()));
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        Proposer { queue }
+    }
+
+    async fn propose(&self, command: Command) -> Result<Outcome, Status> {
+        let (reply, outcome) = tokio::sync::oneshot::channel();
+        self.queue
+            .send((command, reply))
+            .await
+            .map_err(|_| Status::unavailable("the placement node is shutting down"))?;
+        outcome
+            .await
+            .unwrap_or_else(|_| Err(Status::unavailable("the proposal was dropped")))
+    }
+}
+
+fn not_leader(members: &BTreeMap<NodeId, String>, leader: Option<NodeId>) -> Status {
+    let mut status = Status::failed_precondition("this placement node is not the leader");
+    if let Some(address) = leader.and_then(|id| members.get(&id)) {
+        if let Ok(value) = address.parse() {
+            status.metadata_mut().insert(LEADER_KEY, value);
+        }
+    }
+    status
+}
+
 pub struct ReminderService {
+    proposer: Proposer,
     raft: PlacementRaft,
     applied: watch::Receiver<Arc<AppliedState>>,
     reminders: RemindersView,
@@ -44,13 +124,21 @@ pub struct ReminderService {
 
 pub fn key_from_wire(key: Option<WireKey>) -> Result<ReminderKey, Status> {
     let key = key.ok_or_else(|| Status::invalid_argument("reminder key is missing"))?;
-    let key = ReminderKey { actor_type: key.actor_type, actor_id: key.actor_id, name: key.name };
+    let key = ReminderKey {
+        actor_type: key.actor_type,
+        actor_id: key.actor_id,
+        name: key.name,
+    };
     validate_key(&key).map_err(Status::invalid_argument)?;
     Ok(key)
 }
 
 pub fn key_to_wire(key: &ReminderKey) -> WireKey {
-    WireKey { actor_type: key.actor_type.clone(), actor_id: key.actor_id.clone(), name: key.name.clone() }
+    WireKey {
+        actor_type: key.actor_type.clone(),
+        actor_id: key.actor_id.clone(),
+        name: key.name.clone(),
+    }
 }
 
 pub fn reminder_to_wire(reminder: &Reminder) -> StoredReminder {
@@ -59,7 +147,11 @@ pub fn reminder_to_wire(reminder: &Reminder) -> StoredReminder {
         data: reminder.data.clone(),
         due_at_ms: reminder.schedule.due_at_ms,
         period_ms: reminder.schedule.period.map(|p| p.every_ms).unwrap_or(0),
-        repetitions: reminder.schedule.period.and_then(|p| p.repetitions).unwrap_or(0),
+        repetitions: reminder
+            .schedule
+            .period
+            .and_then(|p| p.repetitions)
+            .unwrap_or(0),
         expires_at_ms: reminder.schedule.expires_at_ms.unwrap_or(0),
         next_due_ms: reminder.next_due_ms,
         fired_count: reminder.fired_count,
@@ -84,12 +176,18 @@ pub fn reminder_from_wire(wire: StoredReminder) -> Result<Reminder, Status> {
     }
     let expires_at_ms = (wire.expires_at_ms > 0).then_some(wire.expires_at_ms);
     if expires_at_ms.is_some_and(|expires| expires < wire.due_at_ms) {
-        return Err(Status::invalid_argument("the reminder expires before it is due"));
+        return Err(Status::invalid_argument(
+            "the reminder expires before it is due",
+        ));
     }
     Ok(Reminder {
         key,
         data: wire.data,
-        schedule: Schedule { due_at_ms: wire.due_at_ms, period, expires_at_ms },
+        schedule: Schedule {
+            due_at_ms: wire.due_at_ms,
+            period,
+            expires_at_ms,
+        },
         next_due_ms: wire.due_at_ms,
         fired_count: 0,
     })
@@ -103,17 +201,19 @@ impl ReminderService {
         members: BTreeMap<NodeId, String>,
         vnodes_per_host: u32,
     ) -> ReminderService {
-        ReminderService { raft, applied, reminders, members, vnodes_per_host, rings: Mutex::new(None) }
+        ReminderService {
+            proposer: Proposer::spawn(raft.clone(), members.clone()),
+            raft,
+            applied,
+            reminders,
+            members,
+            vnodes_per_host,
+            rings: Mutex::new(None),
+        }
     }
 
     fn not_leader(&self, leader: Option<NodeId>) -> Status {
-        let mut status = Status::failed_precondition("this placement node is not the leader");
-        if let Some(address) = leader.and_then(|id| self.members.get(&id)) {
-            if let Ok(value) = address.parse() {
-                status.metadata_mut().insert(LEADER_KEY, value);
-            }
-        }
-        status
+        not_leader(&self.members, leader)
     }
 
     fn require_leader(&self) -> Result<(), Status> {
@@ -127,13 +227,7 @@ impl ReminderService {
 
     async fn write(&self, command: Command) -> Result<Outcome, Status> {
         self.require_leader()?;
-        match self.raft.client_write(command).await {
-            Ok(written) => Ok(written.data.outcome),
-            Err(e) => match e.forward_to_leader() {
-                Some(forward) => Err(self.not_leader(forward.leader_id)),
-                None => Err(Status::unavailable(format!("cannot commit: {e}"))),
-            },
-        }
+        self.proposer.propose(command).await
     }
 
     fn rings(&self) -> Rings {
@@ -153,19 +247,35 @@ impl ReminderService {
 
 #[tonic::async_trait]
 impl PlacementReminders for ReminderService {
-    async fn create_reminder(&self, request: Request<CreateReminderRequest>) -> Result<Response<StoredReminder>, Status> {
+    async fn create_reminder(
+        &self,
+        request: Request<CreateReminderRequest>,
+    ) -> Result<Response<StoredReminder>, Status> {
         let request = request.into_inner();
-        let wire = request.reminder.ok_or_else(|| Status::invalid_argument("reminder is missing"))?;
+        let wire = request
+            .reminder
+            .ok_or_else(|| Status::invalid_argument("reminder is missing"))?;
         let reminder = reminder_from_wire(wire)?;
         let stored = reminder_to_wire(&reminder);
         let key = reminder.key.clone();
-        match self.write(Command::CreateReminder { reminder, overwrite: request.overwrite }).await? {
-            Outcome::AlreadyExists => Err(Status::already_exists(format!("reminder {key} already exists"))),
+        match self
+            .write(Command::CreateReminder {
+                reminder,
+                overwrite: request.overwrite,
+            })
+            .await?
+        {
+            Outcome::AlreadyExists => Err(Status::already_exists(format!(
+                "reminder {key} already exists"
+            ))),
             _ => Ok(Response::new(stored)),
         }
     }
 
-    async fn get_reminder(&self, request: Request<WireKey>) -> Result<Response<StoredReminder>, Status> {
+    async fn get_reminder(
+        &self,
+        request: Request<WireKey>,
+    ) -> Result<Response<StoredReminder>, Status> {
         self.require_leader()?;
         let key = key_from_wire(Some(request.into_inner()))?;
         self.reminders
@@ -174,7 +284,10 @@ impl PlacementReminders for ReminderService {
             .ok_or_else(|| Status::not_found(format!("no reminder {key}")))
     }
 
-    async fn list_reminders(&self, request: Request<ListRemindersRequest>) -> Result<Response<ListRemindersResponse>, Status> {
+    async fn list_reminders(
+        &self,
+        request: Request<ListRemindersRequest>,
+    ) -> Result<Response<ListRemindersResponse>, Status> {
         self.require_leader()?;
         let request = request.into_inner();
         if request.actor_type.is_empty() {
@@ -191,13 +304,21 @@ impl PlacementReminders for ReminderService {
         Ok(Response::new(ListRemindersResponse { reminders }))
     }
 
-    async fn delete_reminder(&self, request: Request<WireKey>) -> Result<Response<DeleteReminderResponse>, Status> {
+    async fn delete_reminder(
+        &self,
+        request: Request<WireKey>,
+    ) -> Result<Response<DeleteReminderResponse>, Status> {
         let key = key_from_wire(Some(request.into_inner()))?;
         let outcome = self.write(Command::DeleteReminder { key }).await?;
-        Ok(Response::new(DeleteReminderResponse { deleted: outcome == Outcome::Done }))
+        Ok(Response::new(DeleteReminderResponse {
+            deleted: outcome == Outcome::Done,
+        }))
     }
 
-    async fn fetch_due_reminders(&self, request: Request<FetchDueRequest>) -> Result<Response<ListRemindersResponse>, Status> {
+    async fn fetch_due_reminders(
+        &self,
+        request: Request<FetchDueRequest>,
+    ) -> Result<Response<ListRemindersResponse>, Status> {
         self.require_leader()?;
         let request = request.into_inner();
         let limit = (request.limit as usize).clamp(1, MAX_REMINDERS_PER_PAGE);
@@ -218,7 +339,10 @@ impl PlacementReminders for ReminderService {
         Ok(Response::new(ListRemindersResponse { reminders }))
     }
 
-    async fn record_firings(&self, request: Request<RecordFiringsRequest>) -> Result<Response<RecordFiringsResponse>, Status> {
+    async fn record_firings(
+        &self,
+        request: Request<RecordFiringsRequest>,
+    ) -> Result<Response<RecordFiringsResponse>, Status> {
         let firings = request
             .into_inner()
             .firings

@@ -245,21 +245,17 @@ const TWO_POW_64: f64 = 18_446_744_073_709_551_616.0;
 /// Marks a previous host that is not in the new member set, in [`MemberDiff::new_index`].
 const DEPARTED: u32 = u32::MAX;
 
-/// Cost model of [`MemberDiff::is_cheaper_than_full_build`], in units of the cost of carrying
-/// one point over from the previous ring (copy it, remap its owner, count it into the bucket
-/// table: ~1.4 ns). Derivation costs one unit per previous and per new point, plus
-/// [`DEPARTED_POINT_COST`] per point of a departed host and [`BUILD_POINT_COST`] per point of
-/// a joined host; a full build costs [`BUILD_POINT_COST`] per new point. Measured with both
-/// paths forced, best of 10 runs on the 2-core machine, 2000 vnodes (figures in
-/// `benches/README.md`):
+/// Cost model of [`MemberDiff::is_cheaper_than_full_build`]: what one point costs to build
+/// from scratch (hash its key, bucket-sort it), in units of the cost of carrying one point
+/// over from the previous ring (copy it or drop it, remap its owner, count it into the bucket
+/// table: 1.1–1.5 ns). Derivation costs one unit per previous and per new point plus this per
+/// point of a joined host; a full build costs this per new point.
 ///
-/// - a full build takes ~14.5 ns per point at 10 hosts and 30–45 ns at 1000 (the sort leaves
-///   the caches), so 10 units, the cheap end: derivation is chosen only where clearly cheaper;
-/// - a departed host's point ends a bulk copy; when about half the hosts leave, that costs up
-///   to ~7 ns per previous point, so 7 units (a few departures cost next to nothing).
+/// Measured with both paths forced, best of 10 runs on the 2-core machine at 2000 vnodes
+/// (figures in `benches/README.md`): a full build takes ~14 ns per point at 10 hosts, ~20 ns
+/// at 100 and 30–45 ns at 1000, as the sort leaves the caches: 10–30 units. 10, the cheap
+/// end, so that derivation is chosen only where it is clearly cheaper.
 const BUILD_POINT_COST: usize = 10;
-/// See [`BUILD_POINT_COST`].
-const DEPARTED_POINT_COST: usize = 7;
 
 /// Host ids sorted and deduplicated: the canonical member list a ring is built over.
 fn sorted_hosts<'a>(hosts: impl IntoIterator<Item = &'a str>) -> Vec<String> {
@@ -357,11 +353,8 @@ impl MemberDiff {
         let vnodes = vnodes_per_host as usize;
         let new_point_count = (self.new_index.len() - self.departed + self.joined.len()) * vnodes;
         let joined_point_count = self.joined.len() * vnodes;
-        let departed_point_count = self.departed * vnodes;
-        let derive_cost = previous_point_count
-            + new_point_count
-            + departed_point_count * DEPARTED_POINT_COST
-            + joined_point_count * BUILD_POINT_COST;
+        let derive_cost =
+            previous_point_count + new_point_count + joined_point_count * BUILD_POINT_COST;
         let build_cost = new_point_count * BUILD_POINT_COST;
         derive_cost < build_cost
     }
@@ -370,11 +363,14 @@ impl MemberDiff {
 /// Merges the previous ring's points, minus those of departed hosts and with owners remapped
 /// through `new_index`, with the joined hosts' sorted points. Both inputs are sorted by
 /// (point, owner index) and remapping preserves that order, so the output is sorted by
-/// (point, new owner index): the order a full build produces, ties included.
+/// (point, new owner index): the order a full build produces, ties included. `point_count` is
+/// the length of the output.
 ///
-/// The previous points between two joined points are carried over as a run (a bulk copy and
-/// an owner remap), not compared one by one against the next joined point: a few joined
-/// points among millions make runs of thousands.
+/// One streaming pass over the previous points. Each is written at the output cursor, which
+/// advances only if its host stays: a branch on "departed?" would mispredict on every departed
+/// point, which is ruinous when many hosts leave at once. The only branch per point, "does the
+/// next joined point come first?", goes the same way for the thousand or so points between two
+/// joined ones.
 fn merge_points(
     previous_points: &[u64],
     previous_owners: &[u32],
@@ -383,59 +379,42 @@ fn merge_points(
     joined_owners: &[u32],
     point_count: usize,
 ) -> (Vec<u64>, Vec<u32>) {
-    let mut points = Vec::with_capacity(point_count);
-    let mut owners = Vec::with_capacity(point_count);
-    let any_departed = new_index.contains(&DEPARTED);
-    // Carries a run of previous points over, in bulk copies between departed hosts' points
-    // (which are as rare as departed hosts are among all).
-    let carry = |run: std::ops::Range<usize>, points: &mut Vec<u64>, owners: &mut Vec<u32>| {
-        let (mut run_points, mut run_owners) =
-            (&previous_points[run.clone()], &previous_owners[run]);
-        while !run_points.is_empty() {
-            let staying = if any_departed {
-                run_owners
-                    .iter()
-                    .position(|&owner| new_index[owner as usize] == DEPARTED)
-                    .unwrap_or(run_owners.len())
-            } else {
-                run_owners.len()
-            };
-            points.extend_from_slice(&run_points[..staying]);
-            owners.extend(
-                run_owners[..staying]
-                    .iter()
-                    .map(|&owner| new_index[owner as usize]),
-            );
-            // Skip the departed point the run stopped at, if any.
-            let skipped = (staying + 1).min(run_points.len());
-            run_points = &run_points[skipped..];
-            run_owners = &run_owners[skipped..];
-        }
-    };
-    // Previous points before `next` have been carried over.
-    let mut next = 0;
-    for (&joined_point, &joined_owner) in joined_points.iter().zip(joined_owners) {
-        // The run ends at the first previous point that sorts after the joined one: a greater
-        // point, or an equal point of a staying host with a greater new index (a joined host
-        // is never a previous one, so never equal). Departed hosts' points may end up in the
-        // run either way: `carry` drops them.
-        let mut end = next;
-        while end < previous_points.len() && previous_points[end] < joined_point {
-            end += 1;
-        }
-        while end < previous_points.len() && previous_points[end] == joined_point {
-            let owner = new_index[previous_owners[end] as usize];
-            if owner != DEPARTED && owner > joined_owner {
+    // One slot of slack: a departed point is written at the cursor too, and then overwritten
+    // or cut off, including when every slot before it is taken.
+    let mut points = vec![0u64; point_count + 1];
+    let mut owners = vec![0u32; point_count + 1];
+    let mut written = 0;
+    let mut joined = joined_points.iter().zip(joined_owners).peekable();
+    for (&point, &previous_owner) in previous_points.iter().zip(previous_owners) {
+        let owner = new_index[previous_owner as usize];
+        // Joined points that sort before this one go first: smaller points, and equal ones of
+        // a smaller host index (a joined host is never a previous one, so indices never tie).
+        // A departed host's point has no place in the order, so no equal joined point goes
+        // on its account: shifted by one, DEPARTED wraps to 0, below every joined index.
+        let tie_rank = owner.wrapping_add(1);
+        while let Some(&(&joined_point, &joined_owner)) = joined.peek() {
+            if joined_point > point || (joined_point == point && joined_owner + 1 > tie_rank) {
                 break;
             }
-            end += 1;
+            points[written] = joined_point;
+            owners[written] = joined_owner;
+            written += 1;
+            joined.next();
         }
-        carry(next..end, &mut points, &mut owners);
-        next = end;
-        points.push(joined_point);
-        owners.push(joined_owner);
+        points[written] = point;
+        owners[written] = owner;
+        written += usize::from(owner != DEPARTED);
     }
-    carry(next..previous_points.len(), &mut points, &mut owners);
+    for (&joined_point, &joined_owner) in joined {
+        points[written] = joined_point;
+        owners[written] = joined_owner;
+        written += 1;
+    }
+    // Also guards the layout: a mismatch would mean a member diff that does not fit the
+    // previous ring.
+    assert_eq!(written, point_count, "derived ring has a wrong point count");
+    points.truncate(point_count);
+    owners.truncate(point_count);
     (points, owners)
 }
 
@@ -798,7 +777,7 @@ mod tests {
         assert!(!cheaper(&hosts[..500], &hosts[500..]));
         // A small remainder of a large ring: passing over the old points costs more than
         // building the few new ones.
-        assert!(!cheaper(&hosts, &hosts[..100]));
+        assert!(!cheaper(&hosts, &hosts[..10]));
         assert!(!cheaper(&hosts, &hosts[..1]));
     }
 
@@ -830,14 +809,6 @@ mod tests {
         let (previous_points, previous_owners): (Vec<u64>, Vec<u32>) =
             previous.iter().copied().unzip();
         let (joined_points, joined_owners): (Vec<u64>, Vec<u32>) = joined.iter().copied().unzip();
-        let (points, owners) = merge_points(
-            &previous_points,
-            &previous_owners,
-            &new_index,
-            &joined_points,
-            &joined_owners,
-            previous.len() + joined.len(),
-        );
         // What a full build does: tag every surviving point with its new index and sort.
         let mut expected: Vec<(u64, u32)> = previous
             .iter()
@@ -846,8 +817,20 @@ mod tests {
             .chain(joined.iter().copied())
             .collect();
         expected.sort_unstable();
+        let (points, owners) = merge_points(
+            &previous_points,
+            &previous_owners,
+            &new_index,
+            &joined_points,
+            &joined_owners,
+            expected.len(),
+        );
         let merged: Vec<(u64, u32)> = points.into_iter().zip(owners).collect();
         assert_eq!(merged, expected);
+
+        // The last point written is a departed host's: it lands in the slack slot.
+        let (points, owners) = merge_points(&[1, 2], &[0, 1], &[0, DEPARTED], &[], &[], 1);
+        assert_eq!((points, owners), (vec![1], vec![0]));
     }
 
     #[test]

@@ -42,6 +42,9 @@ pub enum Command {
     RecordFirings {
         firings: Vec<Firing>,
     },
+    /// Several commands in one log entry, applied in order: concurrent reminder writes share
+    /// one Raft round and one disk flush.
+    Batch(Vec<Command>),
 }
 
 /// What applying a command did.
@@ -52,6 +55,8 @@ pub struct CommandResponse {
     pub changed: bool,
     /// What a reminder command did.
     pub outcome: Outcome,
+    /// For a batch: the outcome of each command, in order.
+    pub outcomes: Vec<Outcome>,
 }
 
 impl PlacementState {
@@ -63,7 +68,8 @@ impl PlacementState {
             // Reminders are kept beside this state (`reminders::ReminderIndex`), by the store.
             Command::CreateReminder { .. }
             | Command::DeleteReminder { .. }
-            | Command::RecordFirings { .. } => false,
+            | Command::RecordFirings { .. }
+            | Command::Batch(_) => false,
             Command::ChangeMembership { upserts, removals } => {
                 let mut changed = false;
                 for host_id in removals {
@@ -89,6 +95,7 @@ impl PlacementState {
             table_version: self.table_version,
             changed,
             outcome: Outcome::Done,
+            outcomes: Vec::new(),
         }
     }
 

@@ -209,22 +209,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         for entry in entries {
             next.last_applied = Some(entry.log_id);
             let response = match entry.payload {
-                EntryPayload::Normal(Command::CreateReminder {
-                    reminder,
-                    overwrite,
-                }) => CommandResponse {
-                    outcome: reminders.create(reminder, overwrite, &mut ops),
-                    ..unchanged(&next.state)
-                },
-                EntryPayload::Normal(Command::DeleteReminder { key }) => CommandResponse {
-                    outcome: reminders.delete(&key, &mut ops),
-                    ..unchanged(&next.state)
-                },
-                EntryPayload::Normal(Command::RecordFirings { firings }) => {
-                    reminders.record(&firings, &mut ops);
-                    unchanged(&next.state)
-                }
-                EntryPayload::Normal(command) => next.state.apply(&command),
+                EntryPayload::Normal(command) => apply_command(&mut next.state, &mut reminders, &mut ops, command),
                 EntryPayload::Blank => unchanged(&next.state),
                 EntryPayload::Membership(membership) => {
                     next.last_membership = StoredMembership::new(Some(entry.log_id), membership);
@@ -389,12 +374,52 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
     }
 }
 
+/// Applies one command: membership changes to the state, reminder commands to the index
+/// (recording the sled changes in `ops`), a batch one by one.
+fn apply_command(
+    state: &mut PlacementState,
+    reminders: &mut ReminderIndex,
+    ops: &mut Vec<StorageOp>,
+    command: Command,
+) -> CommandResponse {
+    match command {
+        Command::CreateReminder { reminder, overwrite } => CommandResponse {
+            outcome: reminders.create(reminder, overwrite, ops),
+            ..unchanged(state)
+        },
+        Command::DeleteReminder { key } => CommandResponse {
+            outcome: reminders.delete(&key, ops),
+            ..unchanged(state)
+        },
+        Command::RecordFirings { firings } => {
+            reminders.record(&firings, ops);
+            unchanged(state)
+        }
+        Command::Batch(commands) => {
+            let mut outcomes = Vec::with_capacity(commands.len());
+            let mut changed = false;
+            for command in commands {
+                let response = apply_command(state, reminders, ops, command);
+                changed |= response.changed;
+                outcomes.push(response.outcome);
+            }
+            CommandResponse {
+                changed,
+                outcomes,
+                ..unchanged(state)
+            }
+        }
+        membership @ Command::ChangeMembership { .. } => state.apply(&membership),
+    }
+}
+
 /// The response to an entry that carries no command.
 fn unchanged(state: &PlacementState) -> CommandResponse {
     CommandResponse {
         table_version: state.table_version,
         changed: false,
         outcome: Default::default(),
+        outcomes: Vec::new(),
     }
 }
 

@@ -248,6 +248,7 @@ async fn snapshot_install_survives_reopen() {
             table_version: TableVersion(3),
             changed: true,
             outcome: Default::default(),
+            outcomes: Vec::new(),
         }]
     );
 }
@@ -343,7 +344,15 @@ async fn reminders_are_stored_and_survive_reopen() {
         .await
         .unwrap();
     let outcomes: Vec<_> = responses.iter().map(|r| r.outcome).collect();
-    assert_eq!(outcomes, [Outcome::Done, Outcome::AlreadyExists, Outcome::Done, Outcome::Done]);
+    assert_eq!(
+        outcomes,
+        [
+            Outcome::Done,
+            Outcome::AlreadyExists,
+            Outcome::Done,
+            Outcome::Done
+        ]
+    );
     // "b" fired and is spent; "c" is deleted; a stale report about "a" is ignored.
     sm.apply([
         entry(
@@ -351,21 +360,43 @@ async fn reminders_are_stored_and_survive_reopen() {
             5,
             EntryPayload::Normal(Command::RecordFirings {
                 firings: vec![
-                    Firing { key: reminder("b", 50).key, fired_due_ms: 50, next_due_ms: None },
-                    Firing { key: reminder("a", 100).key, fired_due_ms: 99, next_due_ms: Some(1) },
+                    Firing {
+                        key: reminder("b", 50).key,
+                        fired_due_ms: 50,
+                        next_due_ms: None,
+                    },
+                    Firing {
+                        key: reminder("a", 100).key,
+                        fired_due_ms: 99,
+                        next_due_ms: Some(1),
+                    },
                 ],
             }),
         ),
-        entry(1, 6, EntryPayload::Normal(Command::DeleteReminder { key: reminder("c", 0).key })),
+        entry(
+            1,
+            6,
+            EntryPayload::Normal(Command::DeleteReminder {
+                key: reminder("c", 0).key,
+            }),
+        ),
     ])
     .await
     .unwrap();
     let names = |sm: &StateMachineStore| -> Vec<(String, u64)> {
-        sm.reminders()
-            .read(|index| index.all().map(|r| (r.key.name.clone(), r.next_due_ms)).collect())
+        sm.reminders().read(|index| {
+            index
+                .all()
+                .map(|r| (r.key.name.clone(), r.next_due_ms))
+                .collect()
+        })
     };
     assert_eq!(names(&sm), [("a".to_owned(), 100)]);
     drop((db, _log, sm));
     let (_db, _log, sm) = open_all(dir.path());
-    assert_eq!(names(&sm), [("a".to_owned(), 100)], "reminders reloaded from sled");
+    assert_eq!(
+        names(&sm),
+        [("a".to_owned(), 100)],
+        "reminders reloaded from sled"
+    );
 }

@@ -113,15 +113,27 @@ async fn serve(
                 counters.remove(&deactivate.actor_id);
                 (deactivate.request_id, Ok(Vec::new()))
             }
+            Some(host_to_app::Message::Invoke(invoke)) if fence_passed(invoke.not_after_ms) => {
+                send(&outbox, lease_expired(invoke.request_id)).await?;
+                continue;
+            }
             Some(host_to_app::Message::Invoke(invoke)) => {
                 (invoke.request_id, handle(&invoke, counters))
             }
             // Any reminder of a counter adds 1 to it: `get` then tells how often they fired.
+            Some(host_to_app::Message::Reminder(reminder))
+                if fence_passed(reminder.not_after_ms) =>
+            {
+                send(&outbox, lease_expired(reminder.request_id)).await?;
+                continue;
+            }
             Some(host_to_app::Message::Reminder(reminder)) => {
                 *counters.entry(reminder.actor_id).or_insert(0) += 1;
                 (reminder.request_id, Ok(Vec::new()))
             }
-            None => continue,
+            // Counter registers no timers; answer any tick so the turn ends.
+            Some(host_to_app::Message::Timer(timer)) => (timer.request_id, Ok(Vec::new())),
+            Some(host_to_app::Message::TimerRegistered(_)) | None => continue,
         };
         let result = match result {
             Ok(data) => app_reply::Result::Data(data),
@@ -135,6 +147,29 @@ async fn serve(
             })))
             .await?;
     }
+    Ok(())
+}
+
+/// Whether a turn arrived after its fence: the host's claim on the actor may have lapsed
+/// (e.g. the host was paused) and another host may be running the actor, so the turn must
+/// not run here. Every app should make this check before starting a turn.
+fn fence_passed(not_after_ms: u64) -> bool {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default();
+    not_after_ms != 0 && now_ms > not_after_ms
+}
+
+fn lease_expired(request_id: u64) -> AppToHost {
+    message(app_to_host::Message::Reply(AppReply {
+        request_id,
+        result: Some(app_reply::Result::LeaseExpired(Default::default())),
+    }))
+}
+
+async fn send(outbox: &mpsc::Sender<AppToHost>, message: AppToHost) -> anyhow::Result<()> {
+    outbox.send(message).await?;
     Ok(())
 }
 

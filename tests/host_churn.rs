@@ -51,6 +51,8 @@ struct Load {
     /// (when, entry host id, why).
     failed: Mutex<Vec<(Instant, String, String)>>,
     stop: AtomicBool,
+    /// The ledger's epoch, for event times in messages.
+    epoch: Instant,
 }
 
 impl Load {
@@ -72,7 +74,9 @@ impl Load {
             .iter()
             .filter(|(at, _, _)| *at >= since)
             .partition(|(_, entry, _)| Some(entry.as_str()) == crashed);
-        let why = |v: Vec<&(Instant, String, String)>| v.into_iter().map(|(_, _, why)| why.clone()).collect();
+        let why = |v: Vec<&(Instant, String, String)>| {
+            v.into_iter().map(|(_, _, why)| why.clone()).collect()
+        };
         (why(entered_crashed), why(others))
     }
 }
@@ -92,7 +96,15 @@ async fn call(member: &Member, id: &str) -> Result<(), String> {
         .invoke(request)
         .await
         .map(|_| ())
-        .map_err(|status| format!("{} via {}: {:?} {}", id, member.host.id, status.code(), status.message()))
+        .map_err(|status| {
+            format!(
+                "{} via {}: {:?} {}",
+                id,
+                member.host.id,
+                status.code(),
+                status.message()
+            )
+        })
 }
 
 /// Calls random actors through random callable hosts until told to stop.
@@ -110,11 +122,12 @@ async fn drive(load: Arc<Load>, seed: u64) {
             Ok(()) => {
                 load.ok.fetch_add(1, Ordering::Relaxed);
             }
-            Err(why) => load
-                .failed
-                .lock()
-                .unwrap()
-                .push((Instant::now(), member.host.id.clone(), why)),
+            Err(why) => {
+                load.failed
+                    .lock()
+                    .unwrap()
+                    .push((Instant::now(), member.host.id.clone(), why))
+            }
         }
     }
 }
@@ -155,10 +168,13 @@ async fn measure<F, Fut>(
     Fut: std::future::Future<Output = ()>,
 {
     let started = Instant::now();
+    eprintln!("event {name:?} starts at +{:?}", started - load.epoch);
     event().await;
-    wait_until(format!("every actor answering after: {name}"), DEADLINE * 2, || async {
-        sweep(load).await
-    })
+    wait_until(
+        format!("every actor answering after: {name}"),
+        DEADLINE * 2,
+        || async { sweep(load).await },
+    )
     .await;
     let recovery = started.elapsed();
     let (lost, failed) = load.failures_since(started, crashed);
@@ -179,7 +195,9 @@ async fn measure<F, Fut>(
 }
 
 async fn start_member(cluster: &Cluster, ledger: &Arc<Ledger>, name: &str) -> Arc<Member> {
-    let host = HostProcess::builder(cluster.addr_list()).app_id(name).start();
+    let host = HostProcess::builder(cluster.addr_list())
+        .app_id(name)
+        .start();
     host.wait_ready().await;
     let app = TestApp::builder(host.grpc_addr.clone())
         .app_id(name)
@@ -209,18 +227,22 @@ async fn placement_of(members: &[Arc<Member>]) -> BTreeMap<String, String> {
 
 async fn wait_hosts(cluster: &Cluster, want: usize) {
     cluster
-        .wait_status(format!("{want} hosts serving {ACTOR_TYPE}"), DEADLINE, |s| {
-            let serving = s
-                .hosts
-                .iter()
-                .filter(|h| h.actor_types.iter().any(|t| t == ACTOR_TYPE))
-                .count();
-            if serving == want {
-                Ok(())
-            } else {
-                Err(format!("{serving} hosts serve {ACTOR_TYPE}"))
-            }
-        })
+        .wait_status(
+            format!("{want} hosts serving {ACTOR_TYPE}"),
+            DEADLINE,
+            |s| {
+                let serving = s
+                    .hosts
+                    .iter()
+                    .filter(|h| h.actor_types.iter().any(|t| t == ACTOR_TYPE))
+                    .count();
+                if serving == want {
+                    Ok(())
+                } else {
+                    Err(format!("{serving} hosts serve {ACTOR_TYPE}"))
+                }
+            },
+        )
         .await;
 }
 
@@ -239,8 +261,11 @@ async fn churn_keeps_one_activation_per_actor_and_calls_ride_through() {
         ok: AtomicU64::new(0),
         failed: Mutex::new(Vec::new()),
         stop: AtomicBool::new(false),
+        epoch: ledger.epoch,
     });
-    sweep(&load).await.expect("every actor answers before the churn");
+    sweep(&load)
+        .await
+        .expect("every actor answers before the churn");
     let drivers: Vec<_> = (0..CALLERS as u64)
         .map(|seed| tokio::spawn(drive(load.clone(), seed)))
         .collect();
@@ -249,27 +274,50 @@ async fn churn_keeps_one_activation_per_actor_and_calls_ride_through() {
     // 1. A host crashes and comes back.
     let crashed = members[1].clone();
     let crashed_id = crashed.host.id.clone();
-    measure(&load, &mut reports, "kill -9 a host", Some(&crashed_id), || async {
-        crashed.callable.store(false, Ordering::SeqCst);
-        crashed.host.kill9();
-    })
+    measure(
+        &load,
+        &mut reports,
+        "kill -9 a host",
+        Some(&crashed_id),
+        || async {
+            crashed.callable.store(false, Ordering::SeqCst);
+            crashed.host.kill9();
+        },
+    )
     .await;
-    measure(&load, &mut reports, "restart the killed host", None, || async {
-        crashed.host.restart();
-        crashed.host.wait_ready().await;
-        crashed.callable.store(true, Ordering::SeqCst);
-        wait_hosts(&cluster, 3).await;
-    })
+    measure(
+        &load,
+        &mut reports,
+        "restart the killed host",
+        None,
+        || async {
+            crashed.host.restart();
+            crashed.host.wait_ready().await;
+            crashed.callable.store(true, Ordering::SeqCst);
+            wait_hosts(&cluster, 3).await;
+        },
+    )
     .await;
 
     // 2. The placement leader crashes.
-    measure(&load, &mut reports, "kill -9 the placement leader", None, || async {
-        let leader = cluster.status().await.expect("status").confirmed_leader().expect("a leader");
-        cluster.kill9(leader);
-        cluster.wait_for_leader().await;
-        cluster.restart(leader);
-        cluster.wait_for_leader().await;
-    })
+    measure(
+        &load,
+        &mut reports,
+        "kill -9 the placement leader",
+        None,
+        || async {
+            let leader = cluster
+                .status()
+                .await
+                .expect("status")
+                .confirmed_leader()
+                .expect("a leader");
+            cluster.kill9(leader);
+            cluster.wait_for_leader().await;
+            cluster.restart(leader);
+            cluster.wait_for_leader().await;
+        },
+    )
     .await;
 
     // 3. A fourth host joins.
@@ -284,12 +332,18 @@ async fn churn_keeps_one_activation_per_actor_and_calls_ride_through() {
     // 4. A host leaves gracefully: only its actors move.
     let leaver = members[2].clone();
     let before = placement_of(&members).await;
-    measure(&load, &mut reports, "a host leaves gracefully", None, || async {
-        leaver.callable.store(false, Ordering::SeqCst);
-        let status = leaver.host.stop().await;
-        assert!(status.success(), "the leaving host exits 0, got {status:?}");
-        wait_hosts(&cluster, 3).await;
-    })
+    measure(
+        &load,
+        &mut reports,
+        "a host leaves gracefully",
+        None,
+        || async {
+            leaver.callable.store(false, Ordering::SeqCst);
+            let status = leaver.host.stop().await;
+            assert!(status.success(), "the leaving host exits 0, got {status:?}");
+            wait_hosts(&cluster, 3).await;
+        },
+    )
     .await;
     let after = placement_of(&members).await;
     let mut moved_from_others = Vec::new();
@@ -312,15 +366,21 @@ async fn churn_keeps_one_activation_per_actor_and_calls_ride_through() {
 
     // 5. A host pauses for longer than its lease, then resumes.
     let paused = members[0].clone();
-    measure(&load, &mut reports, "SIGSTOP a host longer than its lease", None, || async {
-        paused.callable.store(false, Ordering::SeqCst);
-        paused.host.signal("STOP");
-        tokio::time::sleep(PAUSE).await; // the pause itself is the event under test
-        paused.host.signal("CONT");
-        paused.host.wait_ready().await;
-        paused.callable.store(true, Ordering::SeqCst);
-        wait_hosts(&cluster, 3).await;
-    })
+    measure(
+        &load,
+        &mut reports,
+        "SIGSTOP a host longer than its lease",
+        None,
+        || async {
+            paused.callable.store(false, Ordering::SeqCst);
+            paused.host.signal("STOP");
+            tokio::time::sleep(PAUSE).await; // the pause itself is the event under test
+            paused.host.signal("CONT");
+            paused.host.wait_ready().await;
+            paused.callable.store(true, Ordering::SeqCst);
+            wait_hosts(&cluster, 3).await;
+        },
+    )
     .await;
 
     load.stop.store(true, Ordering::SeqCst);
@@ -328,7 +388,9 @@ async fn churn_keeps_one_activation_per_actor_and_calls_ride_through() {
         driver.await.expect("driver");
     }
 
-    eprintln!("\n| event | failed calls | lost with the crashed entry host | every actor answers after |");
+    eprintln!(
+        "\n| event | failed calls | lost with the crashed entry host | every actor answers after |"
+    );
     eprintln!("|---|---|---|---|");
     for report in &reports {
         eprintln!(
@@ -347,10 +409,25 @@ async fn churn_keeps_one_activation_per_actor_and_calls_ride_through() {
         summary.activations,
         load.ok.load(Ordering::Relaxed)
     );
-    assert!(violations.is_empty(), "single activation violated:\n{}", violations.join("\n"));
-    assert!(summary.turns > ACTORS, "the load ran ({} turns)", summary.turns);
-    let failed: Vec<_> = reports.iter().filter(|r| r.failed_calls > 0).map(|r| r.event).collect();
-    assert!(failed.is_empty(), "calls failed within their deadline during: {failed:?}");
+    assert!(
+        violations.is_empty(),
+        "single activation violated:\n{}",
+        violations.join("\n")
+    );
+    assert!(
+        summary.turns > ACTORS,
+        "the load ran ({} turns)",
+        summary.turns
+    );
+    let failed: Vec<_> = reports
+        .iter()
+        .filter(|r| r.failed_calls > 0)
+        .map(|r| r.event)
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "calls failed within their deadline during: {failed:?}"
+    );
     for member in &members {
         member.app.assert_no_violations();
     }

@@ -18,7 +18,10 @@ use tonic::Code;
 const COUNTER: &str = "Counter";
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
 }
 
 async fn create(
@@ -30,7 +33,11 @@ async fn create(
     ttl: &str,
 ) -> Result<(), tonic::Status> {
     let mut request = tonic::Request::new(CreateActorReminderRequest {
-        reminder: Some(ReminderRef { actor_type: COUNTER.into(), actor_id: id.into(), name: name.into() }),
+        reminder: Some(ReminderRef {
+            actor_type: COUNTER.into(),
+            actor_id: id.into(),
+            name: name.into(),
+        }),
         due_time: due.into(),
         period: period.into(),
         ttl: ttl.into(),
@@ -38,14 +45,19 @@ async fn create(
         fail_if_exists: false,
     });
     request.set_timeout(Duration::from_secs(30));
-    RemindersClient::new(host.channel()).create_reminder(request).await.map(|_| ())
+    RemindersClient::new(host.channel())
+        .create_reminder(request)
+        .await
+        .map(|_| ())
 }
 
 /// A host with an app serving Counter.
 async fn member(cluster: &Cluster) -> (HostProcess, TestApp) {
     let host = HostProcess::builder(cluster.addr_list()).start();
     host.wait_ready().await;
-    let app = TestApp::builder(host.grpc_addr.clone()).serve(actor_type(COUNTER)).start();
+    let app = TestApp::builder(host.grpc_addr.clone())
+        .serve(actor_type(COUNTER))
+        .start();
     app.wait_registered().await;
     (host, app)
 }
@@ -65,7 +77,11 @@ fn ticks(apps: &[&TestApp], id: &str, name: &str) -> Vec<(u64, u64)> {
 async fn wait_ticks(apps: &[&TestApp], id: &str, name: &str, n: usize) -> Vec<(u64, u64)> {
     wait_until(format!("{n} ticks of {id}/{name}"), DEADLINE, || async {
         let seen = ticks(apps, id, name);
-        if seen.len() >= n { Ok(seen) } else { Err(format!("{} ticks so far", seen.len())) }
+        if seen.len() >= n {
+            Ok(seen)
+        } else {
+            Err(format!("{} ticks so far", seen.len()))
+        }
     })
     .await
 }
@@ -73,8 +89,16 @@ async fn wait_ticks(apps: &[&TestApp], id: &str, name: &str, n: usize) -> Vec<(u
 async fn wait_serving(cluster: &Cluster, hosts: usize) {
     cluster
         .wait_status(format!("{hosts} hosts serving {COUNTER}"), DEADLINE, |s| {
-            let n = s.hosts.iter().filter(|h| h.actor_types.iter().any(|t| t == COUNTER)).count();
-            if n == hosts { Ok(()) } else { Err(format!("{n} hosts")) }
+            let n = s
+                .hosts
+                .iter()
+                .filter(|h| h.actor_types.iter().any(|t| t == COUNTER))
+                .count();
+            if n == hosts {
+                Ok(())
+            } else {
+                Err(format!("{n} hosts"))
+            }
         })
         .await;
 }
@@ -90,19 +114,42 @@ async fn reminders_fire_on_schedule_and_stop_when_told() {
     let apps = [&app];
 
     let registered_at = now_ms();
-    create(&host, "once", "r", "PT1S", "", "").await.expect("create one-shot");
-    create(&host, "thrice", "r", "0s", "R3/PT1S", "").await.expect("create R3");
-    create(&host, "ttl", "r", "0s", "PT0.5S", "PT1.6S").await.expect("create with ttl");
-    create(&host, "deleted", "r", "0s", "PT0.5S", "").await.expect("create periodic");
+    create(&host, "once", "r", "PT1S", "", "")
+        .await
+        .expect("create one-shot");
+    create(&host, "thrice", "r", "0s", "R3/PT1S", "")
+        .await
+        .expect("create R3");
+    create(&host, "ttl", "r", "0s", "PT0.5S", "PT1.6S")
+        .await
+        .expect("create with ttl");
+    create(&host, "deleted", "r", "0s", "PT0.5S", "")
+        .await
+        .expect("create periodic");
 
     let once = wait_ticks(&apps, "once", "r", 1).await;
-    assert!(once[0].1 >= registered_at + 1_000, "fired at {} before its due time {}", once[0].1, registered_at + 1_000);
-    assert!(once[0].1 >= once[0].0, "a tick heard before its due instant: {once:?}");
+    assert!(
+        once[0].1 >= registered_at + 1_000,
+        "fired at {} before its due time {}",
+        once[0].1,
+        registered_at + 1_000
+    );
+    assert!(
+        once[0].1 >= once[0].0,
+        "a tick heard before its due instant: {once:?}"
+    );
 
     wait_ticks(&apps, "deleted", "r", 2).await;
-    let mut request = tonic::Request::new(ReminderRef { actor_type: COUNTER.into(), actor_id: "deleted".into(), name: "r".into() });
+    let mut request = tonic::Request::new(ReminderRef {
+        actor_type: COUNTER.into(),
+        actor_id: "deleted".into(),
+        name: "r".into(),
+    });
     request.set_timeout(Duration::from_secs(30));
-    let deleted = RemindersClient::new(host.channel()).delete_reminder(request).await.expect("delete");
+    let deleted = RemindersClient::new(host.channel())
+        .delete_reminder(request)
+        .await
+        .expect("delete");
     assert!(deleted.into_inner().deleted);
     let at_delete = ticks(&apps, "deleted", "r").len();
 
@@ -111,24 +158,54 @@ async fn reminders_fire_on_schedule_and_stop_when_told() {
     // Time for any wrong extra tick to show up: two periods of the fastest reminder and more.
     let settle = Instant::now();
     wait_until("extra ticks to have had their chance", DEADLINE, || async {
-        if settle.elapsed() >= Duration::from_secs(3) { Ok(()) } else { Err("settling".to_owned()) }
+        if settle.elapsed() >= Duration::from_secs(3) {
+            Ok(())
+        } else {
+            Err("settling".to_owned())
+        }
     })
     .await;
-    assert_eq!(ticks(&apps, "once", "r").len(), 1, "a one-shot reminder fires once");
-    assert_eq!(ticks(&apps, "thrice", "r").len(), 3, "R3/PT1S fires exactly three times");
-    assert_eq!(ticks(&apps, "ttl", "r").len(), 4, "PT0.5S with ttl PT1.6S fires at 0, 0.5, 1.0, 1.5 s");
+    assert_eq!(
+        ticks(&apps, "once", "r").len(),
+        1,
+        "a one-shot reminder fires once"
+    );
+    assert_eq!(
+        ticks(&apps, "thrice", "r").len(),
+        3,
+        "R3/PT1S fires exactly three times"
+    );
+    assert_eq!(
+        ticks(&apps, "ttl", "r").len(),
+        4,
+        "PT0.5S with ttl PT1.6S fires at 0, 0.5, 1.0, 1.5 s"
+    );
     // A tick already in flight when the delete committed may still land.
-    assert!(ticks(&apps, "deleted", "r").len() <= at_delete + 1, "delete stops a reminder");
+    assert!(
+        ticks(&apps, "deleted", "r").len() <= at_delete + 1,
+        "delete stops a reminder"
+    );
     for id in ["once", "thrice", "ttl", "deleted"] {
         for (due, heard) in ticks(&apps, id, "r") {
-            assert!(heard >= due, "{id}: tick due {due} heard at {heard}, before its due time");
+            assert!(
+                heard >= due,
+                "{id}: tick due {due} heard at {heard}, before its due time"
+            );
         }
     }
 
-    let bad = create(&host, "bad", "r", "5 seconds", "", "").await.expect_err("a bad due time");
+    let bad = create(&host, "bad", "r", "5 seconds", "", "")
+        .await
+        .expect_err("a bad due time");
     assert_eq!(bad.code(), Code::InvalidArgument);
-    assert!(bad.message().contains("dueTime") && bad.message().contains("5 seconds"), "{}", bad.message());
-    let bad = create(&host, "bad", "r", "", "R0/PT1S", "").await.expect_err("R0");
+    assert!(
+        bad.message().contains("dueTime") && bad.message().contains("5 seconds"),
+        "{}",
+        bad.message()
+    );
+    let bad = create(&host, "bad", "r", "", "R0/PT1S", "")
+        .await
+        .expect_err("R0");
     assert_eq!(bad.code(), Code::InvalidArgument);
     assert!(bad.message().contains("period"), "{}", bad.message());
     app.assert_no_violations();
@@ -147,12 +224,17 @@ async fn reminders_survive_host_and_placement_failures() {
     // Several actors, so that each host owns some.
     let ids: Vec<String> = (0..8).map(|i| format!("r{i}")).collect();
     for id in &ids {
-        create(&host_a, id, "beat", "0s", "PT0.5S", "").await.expect("create");
+        create(&host_a, id, "beat", "0s", "PT0.5S", "")
+            .await
+            .expect("create");
     }
     for id in &ids {
         wait_ticks(&apps, id, "beat", 1).await;
     }
-    let owned_by_a: Vec<&String> = ids.iter().filter(|id| !app_a.actor(COUNTER, id).reminders.is_empty()).collect();
+    let owned_by_a: Vec<&String> = ids
+        .iter()
+        .filter(|id| !app_a.actor(COUNTER, id).reminders.is_empty())
+        .collect();
     assert!(!owned_by_a.is_empty(), "host A owns some of the actors");
 
     // The owner crashes: its actors' reminders fire on host B.
@@ -165,7 +247,12 @@ async fn reminders_survive_host_and_placement_failures() {
     }
 
     // The placement leader crashes.
-    let leader = cluster.status().await.expect("status").confirmed_leader().expect("leader");
+    let leader = cluster
+        .status()
+        .await
+        .expect("status")
+        .confirmed_leader()
+        .expect("leader");
     cluster.kill9(leader);
     let before = ticks(&apps, &ids[0], "beat").len();
     wait_ticks(&apps, &ids[0], "beat", before + 3).await;
@@ -180,7 +267,10 @@ async fn reminders_survive_host_and_placement_failures() {
         let before = ticks(&apps, id, "beat").len();
         wait_ticks(&apps, id, "beat", before + 2).await;
     }
-    for (id, (due, heard)) in ids.iter().flat_map(|id| ticks(&apps, id, "beat").into_iter().map(move |t| (id, t))) {
+    for (id, (due, heard)) in ids
+        .iter()
+        .flat_map(|id| ticks(&apps, id, "beat").into_iter().map(move |t| (id, t)))
+    {
         assert!(heard >= due, "{id}: tick due {due} heard at {heard}");
     }
     drop(host_b);
@@ -212,27 +302,39 @@ async fn ten_thousand_reminders_all_fire_within_a_period() {
             let mut i = worker;
             while i < REMINDERS {
                 let host = hosts[i % hosts.len()];
-                create(host, &format!("m{i}"), "r", "PT2S", "PT10S", "").await.expect("create");
+                create(host, &format!("m{i}"), "r", "PT2S", "PT10S", "")
+                    .await
+                    .expect("create");
                 created.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 i += CONCURRENCY;
             }
         }
     }))
     .await;
-    eprintln!("{REMINDERS} reminders registered in {:?}", started.elapsed());
+    eprintln!(
+        "{REMINDERS} reminders registered in {:?}",
+        started.elapsed()
+    );
     let apps: Vec<&TestApp> = members.iter().map(|(_, a)| a).collect();
-    let first_ticks = wait_until(format!("every one of {REMINDERS} reminders fired"), DEADLINE * 4, || async {
-        let mut first = Vec::with_capacity(REMINDERS);
-        for i in 0..REMINDERS {
-            match ticks(&apps, &format!("m{i}"), "r").first() {
-                Some(tick) => first.push(*tick),
-                None => return Err(format!("m{i} has not fired; {} have", first.len())),
+    let first_ticks = wait_until(
+        format!("every one of {REMINDERS} reminders fired"),
+        DEADLINE * 4,
+        || async {
+            let mut first = Vec::with_capacity(REMINDERS);
+            for i in 0..REMINDERS {
+                match ticks(&apps, &format!("m{i}"), "r").first() {
+                    Some(tick) => first.push(*tick),
+                    None => return Err(format!("m{i} has not fired; {} have", first.len())),
+                }
             }
-        }
-        Ok(first)
-    })
+            Ok(first)
+        },
+    )
     .await;
-    let mut late: Vec<u64> = first_ticks.iter().map(|(due, heard)| heard.saturating_sub(*due)).collect();
+    let mut late: Vec<u64> = first_ticks
+        .iter()
+        .map(|(due, heard)| heard.saturating_sub(*due))
+        .collect();
     late.sort();
     eprintln!(
         "first firing, ms after due: p50 {} p99 {} max {}",
@@ -240,7 +342,10 @@ async fn ten_thousand_reminders_all_fire_within_a_period() {
         late[late.len() * 99 / 100],
         late[late.len() - 1]
     );
-    assert!(first_ticks.iter().all(|(due, heard)| heard >= due), "a reminder fired before its due time");
+    assert!(
+        first_ticks.iter().all(|(due, heard)| heard >= due),
+        "a reminder fired before its due time"
+    );
     assert!(
         late[late.len() - 1] <= PERIOD_MS + SLACK_MS,
         "some reminder fired {} ms after its due time, more than one period plus slack",
@@ -248,8 +353,93 @@ async fn ten_thousand_reminders_all_fire_within_a_period() {
     );
     let per_host: Vec<usize> = apps
         .iter()
-        .map(|app| app.record().actors.values().filter(|a| !a.reminders.is_empty()).count())
+        .map(|app| {
+            app.record()
+                .actors
+                .values()
+                .filter(|a| !a.reminders.is_empty())
+                .count()
+        })
         .collect();
     eprintln!("actors with fired reminders per host: {per_host:?}");
-    assert!(per_host.iter().all(|n| *n > 0), "every host fired some: {per_host:?}");
+    assert!(
+        per_host.iter().all(|n| *n > 0),
+        "every host fired some: {per_host:?}"
+    );
+}
+
+/// Timers belong to an activation: registered from the actor's code over the app channel, they
+/// fire as turns on schedule, do not keep an idle actor active, and end with the activation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timers_fire_as_turns_and_end_with_their_activation() {
+    let cluster = Cluster::builder().nodes(1).start();
+    cluster.wait_for_leader().await;
+    let host = HostProcess::builder(cluster.addr_list())
+        .config_yaml("actors:\n  idle_timeout_ms: 1500\n  scan_interval_ms: 200\n")
+        .start();
+    host.wait_ready().await;
+    let app = TestApp::builder(host.grpc_addr.clone())
+        .serve(actor_type(COUNTER))
+        .start();
+    app.wait_registered().await;
+    wait_serving(&cluster, 1).await;
+    let timer =
+        serde_json::json!({"name": "t", "due": "0s", "period": "PT0.3S", "callback": "tick"});
+    host.invoke_json(COUNTER, "tm", "start_timer", timer)
+        .await
+        .expect("start a timer");
+    let bad = serde_json::json!({"name": "bad", "due": "soon", "period": "", "callback": "x"});
+    host.invoke_json(COUNTER, "tm", "start_timer", bad)
+        .await
+        .expect("ask for a bad timer");
+    wait_until("three timer ticks", DEADLINE, || async {
+        let n = app.actor(COUNTER, "tm").timers.len();
+        if n >= 3 {
+            Ok(())
+        } else {
+            Err(format!("{n} ticks"))
+        }
+    })
+    .await;
+    // The timer alone does not keep the actor active: it is collected when idle.
+    let deactivated_at = app
+        .wait_for("the timer's actor collected while idle", |r| {
+            r.actors
+                .get(&(COUNTER.to_owned(), "tm".to_owned()))
+                .and_then(|a| a.last_deactivated_at)
+                .ok_or("still active".to_owned())
+        })
+        .await;
+    let record = app.actor(COUNTER, "tm");
+    assert!(record
+        .timers
+        .iter()
+        .all(|(name, callback, _)| name == "t" && callback == "tick"));
+    let settle = Instant::now();
+    wait_until("a late tick to have had its chance", DEADLINE, || async {
+        if settle.elapsed() >= Duration::from_secs(1) {
+            Ok(())
+        } else {
+            Err("settling".to_owned())
+        }
+    })
+    .await;
+    let after: Vec<_> = app
+        .actor(COUNTER, "tm")
+        .timers
+        .into_iter()
+        .filter(|(_, _, at)| *at > deactivated_at)
+        .collect();
+    assert!(
+        after.is_empty(),
+        "timer ticks after the activation ended: {after:?}"
+    );
+    let errors = app.record().timer_errors;
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("dueTime") && e.contains("soon")),
+        "bad timer refused: {errors:?}"
+    );
+    app.assert_no_violations();
 }

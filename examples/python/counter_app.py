@@ -22,6 +22,7 @@ first start when they are not there yet.
 
 import argparse
 import asyncio
+import time
 import json
 import os
 import sys
@@ -104,6 +105,13 @@ async def serve(host, app_id, counters, pb, pb_grpc):
             if kind == "registered":
                 print(f"counter_app: serving Counter on host {request.registered.host_id}", flush=True)
                 continue
+            turn = getattr(request, kind) if kind in ("invoke", "reminder", "timer") else None
+            if turn is not None and turn.not_after_ms and time.time() * 1000 > turn.not_after_ms:
+                # The fence: the host's claim on the actor may have lapsed (it was paused), and
+                # another host may run the actor now. Refuse the turn; the host retries it there.
+                reply = pb.AppReply(request_id=turn.request_id, lease_expired=pb.LeaseExpired())
+                await call.write(pb.AppToHost(reply=reply))
+                continue
             if kind == "activate":
                 counters[request.activate.actor_id] = 0
                 reply = pb.AppReply(request_id=request.activate.request_id, data=b"")
@@ -117,6 +125,9 @@ async def serve(host, app_id, counters, pb, pb_grpc):
                 else:
                     # Reaches the caller as an application error with this message.
                     reply = pb.AppReply(request_id=request.invoke.request_id, error=error)
+            elif kind == "timer":
+                # Counter registers no timers; answer any tick so the turn ends.
+                reply = pb.AppReply(request_id=request.timer.request_id, data=b"")
             elif kind == "reminder":
                 # Any reminder of a counter adds 1 to it.
                 actor_id = request.reminder.actor_id

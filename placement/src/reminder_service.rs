@@ -39,7 +39,10 @@ pub const MAX_PROPOSALS_IN_FLIGHT: usize = 4;
 /// Reminder writes waiting to be proposed.
 pub const PROPOSAL_QUEUE_CAPACITY: usize = 16_384;
 
-type Proposal = (Command, tokio::sync::oneshot::Sender<Result<Outcome, Status>>);
+type Proposal = (
+    Command,
+    tokio::sync::oneshot::Sender<Result<Outcome, Status>>,
+);
 
 /// Group commit: concurrent reminder writes are proposed together as one `Batch` entry, so
 /// they share one Raft round trip and one disk flush. A write that arrives alone is proposed
@@ -54,7 +57,11 @@ impl Proposer {
         let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_PROPOSALS_IN_FLIGHT));
         tokio::spawn(async move {
             while let Some(first) = pending.recv().await {
-                let permit = in_flight.clone().acquire_owned().await.expect("semaphore open");
+                let permit = in_flight
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .expect("semaphore open");
                 let mut proposals = vec![first];
                 while proposals.len() < MAX_COMMANDS_PER_PROPOSAL {
                     match pending.try_recv() {

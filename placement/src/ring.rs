@@ -88,9 +88,10 @@ impl HashRing {
     /// Builds the same ring as [`HashRing::new`] (same points, owners and tie-breaks), reusing
     /// the points of `previous`, the ring of an earlier member set, where that is cheaper:
     /// the points of hosts that left are filtered out and those of hosts that joined are hashed,
-    /// sorted and merged in, so only the joined hosts' vnodes are hashed. With no `previous`, a
-    /// different vnode count, or so many joined hosts that hashing them costs about as much as
-    /// a full build, it builds from scratch.
+    /// sorted and merged in, so only the joined hosts' vnodes are hashed. It builds from
+    /// scratch with no `previous`, with a different vnode count, or where the pass over the
+    /// previous ring would cost more than it saves (many joined hosts, or a small remainder of
+    /// a large ring; see [`BUILD_POINT_COST`]).
     ///
     /// Panics as [`HashRing::new`] does.
     pub fn new_after<'a>(
@@ -161,7 +162,6 @@ impl HashRing {
             &joined_owners,
             point_count,
         );
-        debug_assert_eq!(points.len(), point_count);
         let (bucket_starts, bucket_shift) = bucket_table(&points);
         HashRing {
             points,

@@ -103,13 +103,13 @@ impl PlacementTable {
                 members.entry(actor_type).or_default().push(&host.id);
             }
         }
-        // Previous rings by member set, to find the one with exactly the new members without
+        // Previous rings by member set, to find one with exactly the new members without
         // comparing against every previous ring (ring hosts are sorted and deduplicated).
-        let previous_by_members: HashMap<&[String], &Arc<HashRing>> = previous
+        let previous_by_members: HashMap<Vec<&str>, &Arc<HashRing>> = previous
             .into_iter()
             .flat_map(|rings| rings.values())
             .filter(|ring| ring.vnodes_per_host() == self.vnodes_per_host)
-            .map(|ring| (ring.hosts(), ring))
+            .map(|ring| (ring.hosts().iter().map(String::as_str).collect(), ring))
             .collect();
         let mut built: HashMap<Vec<&str>, Arc<HashRing>> = HashMap::new();
         let mut rings = SharedRings::new();
@@ -121,7 +121,18 @@ impl PlacementTable {
             let ring = match built.get(&hosts) {
                 Some(ring) => Arc::clone(ring),
                 None => {
-                    let ring = self.ring_over(actor_type, &hosts, previous, &previous_by_members);
+                    let ring = match previous_by_members.get(&hosts) {
+                        Some(&same_members) => Arc::clone(same_members),
+                        None => {
+                            // Most likely a host or two away from the new members.
+                            let base = previous.and_then(|rings| rings.get(actor_type));
+                            Arc::new(HashRing::new_after(
+                                hosts.iter().copied(),
+                                self.vnodes_per_host,
+                                base.map(Arc::as_ref),
+                            ))
+                        }
+                    };
                     built.insert(hosts, Arc::clone(&ring));
                     ring
                 }
@@ -131,32 +142,85 @@ impl PlacementTable {
         rings
     }
 
-    /// The ring over sorted, deduplicated `hosts` for `actor_type`, taken over, derived or
-    /// built as [`PlacementTable::rings_after`] describes.
-    fn ring_over(
-        &self,
-        actor_type: &str,
-        hosts: &[&str],
-        previous: Option<&SharedRings>,
-        previous_by_members: &HashMap<&[String], &Arc<HashRing>>,
-    ) -> Arc<HashRing> {
-        let owned_hosts: Vec<String> = hosts.iter().map(|&host| host.to_owned()).collect();
-        if let Some(&same_members) = previous_by_members.get(owned_hosts.as_slice()) {
-            return Arc::clone(same_members);
-        }
-        let base = previous.and_then(|rings| rings.get(actor_type));
-        Arc::new(HashRing::new_after(
-            hosts.iter().copied(),
-            self.vnodes_per_host,
-            base.map(Arc::as_ref),
-        ))
-    }
-
     /// The host with the given id, if it is in the table.
     pub fn host(&self, host_id: &str) -> Option<&HostInfo> {
         self.hosts
             .binary_search_by(|h| h.id.as_str().cmp(host_id))
             .ok()
             .map(|i| &self.hosts[i])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(version: u64, hosts: &[(&str, &[&str])]) -> PlacementTable {
+        PlacementTable {
+            version: TableVersion(version),
+            vnodes_per_host: 50,
+            hosts: hosts
+                .iter()
+                .map(|(id, types)| HostInfo {
+                    id: id.to_string(),
+                    address: format!("{id}:7000"),
+                    app_id: "app".to_owned(),
+                    actor_types: types.iter().map(|t| t.to_string()).collect(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn rings_are_shared_taken_over_and_derived() {
+        let v1 = table(1, &[("h1", &["A", "B", "C"]), ("h2", &["A", "B"])]);
+        let rings_v1 = v1.shared_rings();
+        // A and B have the same members: one ring.
+        assert!(Arc::ptr_eq(&rings_v1["A"], &rings_v1["B"]));
+        assert!(!Arc::ptr_eq(&rings_v1["A"], &rings_v1["C"]));
+
+        // h3 joins serving A only; C and B keep their members.
+        let v2 = table(
+            2,
+            &[
+                ("h1", &["A", "B", "C"]),
+                ("h2", &["A", "B"]),
+                ("h3", &["A"]),
+            ],
+        );
+        let rings_v2 = v2.rings_after(Some(&rings_v1));
+        assert!(Arc::ptr_eq(&rings_v2["B"], &rings_v1["B"]));
+        assert!(Arc::ptr_eq(&rings_v2["C"], &rings_v1["C"]));
+        assert!(!Arc::ptr_eq(&rings_v2["A"], &rings_v1["A"]));
+        assert_eq!(rings_v2["A"].hosts(), ["h1", "h2", "h3"]);
+        for (actor_type, ring) in v2.shared_rings() {
+            assert!(*rings_v2[&actor_type] == *ring, "{actor_type}");
+        }
+
+        // h3 leaves and h2 takes C: all three types now have B's members, so B's previous
+        // ring is taken over, also by the types it did not belong to.
+        let v3 = table(3, &[("h1", &["A", "B", "C"]), ("h2", &["A", "B", "C"])]);
+        let rings_v3 = v3.rings_after(Some(&rings_v2));
+        for actor_type in ["A", "B", "C"] {
+            assert!(Arc::ptr_eq(&rings_v3[actor_type], &rings_v2["B"]));
+        }
+
+        // A different vnode count: nothing is reused.
+        let mut v4 = v3.clone();
+        v4.vnodes_per_host = 60;
+        let rings_v4 = v4.rings_after(Some(&rings_v3));
+        assert!(!Arc::ptr_eq(&rings_v4["A"], &rings_v3["A"]));
+        assert_eq!(rings_v4["A"].vnodes_per_host(), 60);
+    }
+
+    #[test]
+    fn plain_rings_equal_shared_ones() {
+        let v1 = table(1, &[("h1", &["A", "B"]), ("h2", &["A"])]);
+        let shared = v1.shared_rings();
+        let plain = v1.rings();
+        assert_eq!(plain.len(), 2);
+        for (actor_type, ring) in plain {
+            assert!(ring == *shared[&actor_type]);
+        }
     }
 }

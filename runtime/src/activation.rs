@@ -17,7 +17,9 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
-use crate::actor::{ActorChannel, ActorKey, Call, ReentrantInvoker};
+use crate::actor::{
+    ActorChannel, ActorKey, Call, CallKind, ReentrantInvoker, TimerSpec, TimerTick,
+};
 use crate::config::TypeOptions;
 use crate::error::CallError;
 use crate::metrics::HostMetrics;
@@ -65,6 +67,10 @@ pub struct Activation {
     gate: ServingGate,
     /// The serving epoch the activation was created in; it may run turns only in that epoch.
     serving_epoch: u64,
+    /// Timers of this activation by name: each a task that queues its ticks as turns.
+    timers: Mutex<std::collections::HashMap<String, tokio::task::JoinHandle<()>>>,
+    /// Itself, for timer tasks (which must not keep it alive).
+    me: Weak<Activation>,
     epoch: Instant,
     activated_at_ms: AtomicU64,
     metrics: Arc<HostMetrics>,
@@ -106,7 +112,7 @@ impl Activation {
         let (stop, stop_rx) = watch::channel(None);
         let (done_tx, done) = watch::channel(false);
         let now = Instant::now();
-        let activation = Arc::new(Activation {
+        let activation = Arc::new_cyclic(|me| Activation {
             key,
             id,
             options,
@@ -120,6 +126,8 @@ impl Activation {
             last_used: Mutex::new(now),
             serving_epoch: gate.epoch(),
             gate,
+            timers: Mutex::new(std::collections::HashMap::new()),
+            me: me.clone(),
             epoch: now,
             activated_at_ms: AtomicU64::new(0),
             metrics,
@@ -137,7 +145,12 @@ impl Activation {
 
     /// Runs one call on this actor: queued for its turn, or re-entering the chain in progress.
     pub async fn call(&self, call: Call) -> Result<Bytes, CallError> {
-        *self.last_used.lock().expect("last_used lock") = Instant::now();
+        // Timer ticks do not count as use (as in Orleans): a timer alone does not keep an
+        // idle actor active.
+        let counts_as_use = !matches!(call.kind, CallKind::Timer(_));
+        if counts_as_use {
+            *self.last_used.lock().expect("last_used lock") = Instant::now();
+        }
         let same_chain = !call.call_chain_id.is_empty()
             && self.current_chain.lock().expect("chain lock").as_deref()
                 == Some(call.call_chain_id.as_str());
@@ -205,6 +218,62 @@ impl Activation {
             "actor {} did not answer within its call timeout of {} ms",
             self.key, self.options.call_timeout_ms
         ))
+    }
+
+    /// Registers (or replaces) a timer: its ticks are queued as turns of this actor until it
+    /// is unregistered, its schedule ends, or the activation ends.
+    pub fn register_timer(&self, spec: TimerSpec) {
+        let me = self.me.clone();
+        let name = spec.name.clone();
+        let task = tokio::spawn(async move {
+            let mut due_ms = spec.schedule.due_at_ms;
+            let mut fired = 0u32;
+            loop {
+                let wait_ms = due_ms.saturating_sub(crate::reminder_scheduler::now_ms());
+                tokio::time::sleep(Duration::from_millis(wait_ms)).await;
+                let Some(activation) = me.upgrade() else {
+                    return;
+                };
+                let call = Call {
+                    key: activation.key.clone(),
+                    method: format!("timer/{}", spec.name),
+                    data: spec.data.clone(),
+                    metadata: Default::default(),
+                    call_chain_id: crate::router::new_call_chain_id(),
+                    kind: CallKind::Timer(TimerTick {
+                        name: spec.name.clone(),
+                        callback: spec.callback.clone(),
+                    }),
+                };
+                let result = activation.call(call).await;
+                drop(activation);
+                if let Err(e) = result {
+                    if e.is_retryable() {
+                        return; // the activation is ending
+                    }
+                    tracing::debug!(timer = %spec.name, error = %e, "timer callback failed");
+                }
+                fired += 1;
+                match spec.schedule.next_after(due_ms, fired) {
+                    Some(next) => due_ms = next,
+                    None => return,
+                }
+            }
+        });
+        if let Some(previous) = self.timers.lock().expect("timers lock").insert(name, task) {
+            previous.abort();
+        }
+    }
+
+    /// Stops a timer; false if there was none of that name.
+    pub fn unregister_timer(&self, name: &str) -> bool {
+        match self.timers.lock().expect("timers lock").remove(name) {
+            Some(task) => {
+                task.abort();
+                true
+            }
+            None => false,
+        }
     }
 
     /// Asks the activation to end after its turn in progress.
@@ -318,8 +387,18 @@ async fn run(
                 ))));
                 continue;
             }
+            if activation.gate.epoch() != activation.serving_epoch {
+                // The lease lapsed and the table changed meanwhile: another host may have run
+                // this actor since. This activation is stale; the call is retried on a fresh one.
+                let _ = turn.reply.send(Err(CallError::Moved(format!(
+                    "activation of {key} predates a lease lapse; reactivating"
+                ))));
+                activation.request_stop(StopReason::Moved);
+                continue;
+            }
             *activation.current_chain.lock().expect("chain lock") =
                 Some(turn.call.call_chain_id.clone());
+            let counts_as_use = !matches!(turn.call.kind, CallKind::Timer(_));
             let result = match tokio::time::timeout(
                 activation.options.call_timeout(),
                 instance.invoke(turn.call),
@@ -330,7 +409,9 @@ async fn run(
                 Err(_) => Err(activation.timed_out()),
             };
             *activation.current_chain.lock().expect("chain lock") = None;
-            *activation.last_used.lock().expect("last_used lock") = Instant::now();
+            if counts_as_use {
+                *activation.last_used.lock().expect("last_used lock") = Instant::now();
+            }
             let _ = turn.reply.send(result);
         }
         reason = stop.borrow().unwrap_or(StopReason::Shutdown);

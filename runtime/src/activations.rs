@@ -97,6 +97,21 @@ impl Activations {
         }
     }
 
+    /// Whether (and until when) this host may run turns.
+    pub fn gate(&self) -> &ServingGate {
+        &self.gate
+    }
+
+    /// The live activation of an actor on this host, if any.
+    pub fn get(&self, key: &ActorKey) -> Option<Arc<Activation>> {
+        self.map
+            .lock()
+            .expect("activations lock")
+            .get(key)
+            .filter(|a| !a.is_stopping())
+            .cloned()
+    }
+
     /// Asks every activation matching `predicate` to end; returns them, to wait on.
     pub fn stop_where(
         &self,

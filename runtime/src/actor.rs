@@ -56,6 +56,25 @@ pub enum CallKind {
     Method,
     /// A reminder tick: `data` is the reminder's data.
     Reminder(ReminderTick),
+    /// A timer tick: `data` is the timer's data.
+    Timer(TimerTick),
+}
+
+/// One firing of an activation's timer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TimerTick {
+    pub name: String,
+    /// The callback named at registration (Dapr's timer callback method).
+    pub callback: String,
+}
+
+/// A timer as registered by actor code.
+#[derive(Clone, Debug)]
+pub struct TimerSpec {
+    pub name: String,
+    pub schedule: rookery_placement::schedule::Schedule,
+    pub callback: String,
+    pub data: Bytes,
 }
 
 /// One firing of a reminder, as the actor hears it.
@@ -128,6 +147,50 @@ impl ActorContext {
         &self.key.actor_id
     }
 
+    /// Registers (or replaces) a timer of this activation: `due`, `period` and `ttl` in the
+    /// formats of reminders (`PT1S`, `500ms`, `R3/PT1S`, an RFC3339 time). It fires
+    /// [`Actor::on_timer`] as a turn, and ends with the activation.
+    pub fn register_timer(
+        &self,
+        name: &str,
+        due: &str,
+        period: &str,
+        ttl: &str,
+        callback: &str,
+        data: impl Into<Bytes>,
+    ) -> Result<(), CallError> {
+        let schedule = rookery_placement::schedule::parse_schedule(
+            due,
+            period,
+            ttl,
+            crate::reminder_scheduler::now_ms(),
+        )
+        .map_err(|e| CallError::InvalidArgument(e.to_string()))?;
+        let activation = self.activation()?;
+        activation.register_timer(TimerSpec {
+            name: name.to_owned(),
+            schedule,
+            callback: callback.to_owned(),
+            data: data.into(),
+        });
+        Ok(())
+    }
+
+    /// Stops a timer of this activation; false if there was none of that name.
+    pub fn unregister_timer(&self, name: &str) -> Result<bool, CallError> {
+        Ok(self.activation()?.unregister_timer(name))
+    }
+
+    fn activation(&self) -> Result<std::sync::Arc<crate::activation::Activation>, CallError> {
+        let router = self
+            .router
+            .upgrade()
+            .ok_or_else(|| CallError::Unavailable("the host is shutting down".into()))?;
+        router.activations().get(&self.key).ok_or_else(|| {
+            CallError::InvalidArgument(format!("actor {} is not active on this host", self.key))
+        })
+    }
+
     /// Calls a method of another actor (anywhere in the cluster) within this turn's call chain.
     pub async fn call(
         &self,
@@ -169,6 +232,16 @@ pub trait Actor: Send + 'static {
         method: &str,
         data: Bytes,
     ) -> Result<Bytes, ActorError>;
+
+    /// A timer of this activation is due. The default ignores it.
+    async fn on_timer(
+        &mut self,
+        _ctx: &ActorContext,
+        _tick: &TimerTick,
+        _data: Bytes,
+    ) -> Result<(), ActorError> {
+        Ok(())
+    }
 
     /// A reminder of this actor is due. The default ignores it.
     async fn on_reminder(

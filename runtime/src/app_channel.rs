@@ -17,7 +17,8 @@ use futures::{FutureExt, Stream};
 use rookery_proto::v1::app_channel_server::AppChannel;
 use rookery_proto::v1::{
     app_reply, app_to_host, host_to_app, ActivateActor, AppReply, AppToHost, DeactivateActor,
-    FireReminder, HostToApp, InvokeActor, RegisterTypes, Registered,
+    FireReminder, FireTimer, HostToApp, InvokeActor, RegisterTimer, RegisterTypes, Registered,
+    TimerRegistered,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
@@ -26,9 +27,12 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::activation::StopReason;
 use crate::activations::Activations;
-use crate::actor::{ActorChannel, ActorInstance, ActorKey, Call, CallKind, ReentrantInvoker};
+use crate::actor::{
+    ActorChannel, ActorInstance, ActorKey, Call, CallKind, ReentrantInvoker, TimerSpec,
+};
 use crate::config::{ActorDefaults, TypeOptions};
 use crate::error::CallError;
+use crate::routing::ServingGate;
 use crate::types::{Provider, TypeError, TypeRegistry};
 
 /// Requests queued to one app before senders wait.
@@ -108,6 +112,9 @@ impl AppConnection {
         let result = match reply.result {
             Some(app_reply::Result::Data(data)) => Ok(Bytes::from(data)),
             Some(app_reply::Result::Error(message)) => Err(CallError::Application(message)),
+            Some(app_reply::Result::LeaseExpired(_)) => Err(CallError::Moved(
+                "the app refused a turn that reached it after the host's lease".into(),
+            )),
             None => Ok(Bytes::new()),
         };
         let _ = waiter.send(result);
@@ -127,6 +134,7 @@ impl AppConnection {
 /// One actor type served by one app connection.
 struct AppTypeChannel {
     connection: Arc<AppConnection>,
+    gate: ServingGate,
 }
 
 impl ActorChannel for AppTypeChannel {
@@ -135,6 +143,7 @@ impl ActorChannel for AppTypeChannel {
         key: ActorKey,
     ) -> BoxFuture<'static, Result<Box<dyn ActorInstance>, CallError>> {
         let connection = self.connection.clone();
+        let gate = self.gate.clone();
         async move {
             let (actor_type, actor_id) = (key.actor_type.clone(), key.actor_id.clone());
             connection
@@ -146,7 +155,11 @@ impl ActorChannel for AppTypeChannel {
                     })
                 })
                 .await?;
-            Ok(Box::new(AppInstance { connection, key }) as Box<dyn ActorInstance>)
+            Ok(Box::new(AppInstance {
+                connection,
+                key,
+                gate,
+            }) as Box<dyn ActorInstance>)
         }
         .boxed()
     }
@@ -155,9 +168,63 @@ impl ActorChannel for AppTypeChannel {
 struct AppInstance {
     connection: Arc<AppConnection>,
     key: ActorKey,
+    gate: ServingGate,
 }
 
-fn invoke_message(request_id: u64, call: Call) -> host_to_app::Message {
+fn timer_answer(correlation_id: u64, error: String) -> HostToApp {
+    HostToApp {
+        message: Some(host_to_app::Message::TimerRegistered(TimerRegistered {
+            correlation_id,
+            error,
+        })),
+    }
+}
+
+/// Registers a timer an app asked for on one of its active actors.
+fn register_timer(activations: &Activations, timer: RegisterTimer) -> HostToApp {
+    let key = ActorKey::new(timer.actor_type, timer.actor_id);
+    let schedule = match rookery_placement::schedule::parse_schedule(
+        &timer.due_time,
+        &timer.period,
+        &timer.ttl,
+        crate::reminder_scheduler::now_ms(),
+    ) {
+        Ok(schedule) => schedule,
+        Err(e) => return timer_answer(timer.correlation_id, e.to_string()),
+    };
+    if timer.name.is_empty() {
+        return timer_answer(timer.correlation_id, "timer name must not be empty".into());
+    }
+    match activations.get(&key) {
+        Some(activation) => {
+            activation.register_timer(TimerSpec {
+                name: timer.name,
+                schedule,
+                callback: timer.callback,
+                data: Bytes::from(timer.data),
+            });
+            timer_answer(timer.correlation_id, String::new())
+        }
+        None => timer_answer(
+            timer.correlation_id,
+            format!("actor {key} is not active on this host"),
+        ),
+    }
+}
+
+/// The request for one turn. `not_after_ms` is the fence the app checks before starting it.
+fn invoke_message(request_id: u64, call: Call, not_after_ms: u64) -> host_to_app::Message {
+    if let CallKind::Timer(tick) = &call.kind {
+        return host_to_app::Message::Timer(FireTimer {
+            request_id,
+            actor_type: call.key.actor_type,
+            actor_id: call.key.actor_id,
+            name: tick.name.clone(),
+            callback: tick.callback.clone(),
+            data: call.data.to_vec(),
+            not_after_ms,
+        });
+    }
     if let CallKind::Reminder(tick) = call.kind {
         return host_to_app::Message::Reminder(FireReminder {
             request_id,
@@ -167,6 +234,7 @@ fn invoke_message(request_id: u64, call: Call) -> host_to_app::Message {
             data: call.data.to_vec(),
             due_at_ms: tick.due_at_ms,
             period_ms: tick.period_ms,
+            not_after_ms,
         });
     }
     host_to_app::Message::Invoke(InvokeActor {
@@ -177,19 +245,33 @@ fn invoke_message(request_id: u64, call: Call) -> host_to_app::Message {
         data: call.data.to_vec(),
         metadata: call.metadata,
         call_chain_id: call.call_chain_id,
+        not_after_ms,
     })
 }
 
 impl ActorInstance for AppInstance {
     fn invoke(&mut self, call: Call) -> BoxFuture<'_, Result<Bytes, CallError>> {
-        async move { self.connection.request(|id| invoke_message(id, call)).await }.boxed()
+        async move {
+            let gate = self.gate.clone();
+            self.connection
+                .request(|id| invoke_message(id, call, gate.not_after_ms()))
+                .await
+        }
+        .boxed()
     }
 
     fn reentrant_invoker(&self) -> Option<ReentrantInvoker> {
         let connection = self.connection.clone();
+        let gate = self.gate.clone();
         Some(Arc::new(move |call: Call| {
             let connection = connection.clone();
-            async move { connection.request(|id| invoke_message(id, call)).await }.boxed()
+            let gate = gate.clone();
+            async move {
+                connection
+                    .request(|id| invoke_message(id, call, gate.not_after_ms()))
+                    .await
+            }
+            .boxed()
         }))
     }
 
@@ -288,6 +370,7 @@ impl AppChannelService {
             }
             let channel: Arc<dyn ActorChannel> = Arc::new(AppTypeChannel {
                 connection: connection.clone(),
+                gate: self.activations.gate().clone(),
             });
             types.push((t.actor_type, channel, options));
         }
@@ -363,6 +446,27 @@ impl AppChannel for AppChannelService {
                             let _ = connection.outbox.try_send(Err(status));
                             break;
                         }
+                    }
+                    Ok(AppToHost {
+                        message: Some(app_to_host::Message::RegisterTimer(timer)),
+                    }) => {
+                        let answer = register_timer(&activations, timer);
+                        let _ = connection.outbox.try_send(Ok(answer));
+                    }
+                    Ok(AppToHost {
+                        message: Some(app_to_host::Message::UnregisterTimer(timer)),
+                    }) => {
+                        let key = ActorKey::new(timer.actor_type, timer.actor_id);
+                        let error = match activations.get(&key) {
+                            Some(activation) => {
+                                activation.unregister_timer(&timer.name);
+                                String::new()
+                            }
+                            None => format!("actor {key} is not active on this host"),
+                        };
+                        let _ = connection
+                            .outbox
+                            .try_send(Ok(timer_answer(timer.correlation_id, error)));
                     }
                     Ok(AppToHost { message: None }) => {}
                     Err(_) => break,

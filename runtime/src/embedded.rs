@@ -62,6 +62,11 @@ impl ActorInstance for EmbeddedInstance {
                     .on_reminder(&ctx, &tick, call.data)
                     .await
                     .map(|()| Bytes::new()),
+                CallKind::Timer(tick) => self
+                    .actor
+                    .on_timer(&ctx, &tick, call.data)
+                    .await
+                    .map(|()| Bytes::new()),
             }
             .map_err(|e| CallError::Application(e.0))
         }

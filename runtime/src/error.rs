@@ -77,7 +77,10 @@ impl CallError {
                 CallError::Overloaded(message)
             }
             Code::ResourceExhausted => CallError::TooLarge(message),
-            Code::DeadlineExceeded | Code::Cancelled => CallError::DeadlineExceeded(message),
+            Code::DeadlineExceeded => CallError::DeadlineExceeded(message),
+            // CANCELLED from a forward is the connection to the owner dropping mid-call (the
+            // owner died): retryable like UNAVAILABLE.
+            Code::Cancelled => CallError::Unavailable(message),
             // A bare UNKNOWN is what tonic reports for a connection that broke mid-call (the
             // peer died): our hosts only send UNKNOWN marked as an application error.
             Code::Unavailable | Code::Aborted | Code::Unknown => CallError::Unavailable(message),

@@ -151,6 +151,22 @@ impl ServingGate {
         self.always_open || self.state.borrow().may_serve(tokio::time::Instant::now())
     }
 
+    /// The wall-clock instant (Unix-epoch ms) after which no turn may start under the current
+    /// lease: the fence apps check (`not_after_ms`). 0 when serving without a lease.
+    pub fn not_after_ms(&self) -> u64 {
+        if self.always_open {
+            return 0;
+        }
+        let now = tokio::time::Instant::now();
+        match self.state.borrow().lease_until {
+            Some(until) if until > now => {
+                crate::reminder_scheduler::now_ms() + (until - now).as_millis() as u64
+            }
+            // Expired or never granted: any turn would be late already.
+            _ => 1,
+        }
+    }
+
     /// The current serving epoch (see [`TableState::epoch`]).
     pub fn epoch(&self) -> u64 {
         self.state.borrow().epoch
@@ -167,6 +183,56 @@ impl ServingGate {
             match tokio::time::timeout_at(deadline, state.changed()).await {
                 Ok(Ok(())) => continue,
                 _ => return self.is_open(),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rookery_proto::v1::HostEntry;
+
+    fn wire(version: u64, hosts: &[(&str, &[&str])]) -> WireTable {
+        WireTable {
+            version,
+            vnodes_per_host: 100,
+            hosts: hosts
+                .iter()
+                .map(|(id, types)| HostEntry {
+                    host_id: id.to_string(),
+                    address: format!("{id}:7000"),
+                    app_id: "app".to_owned(),
+                    actor_types: types.iter().map(|t| t.to_string()).collect(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn tables_built_after_the_previous_one_route_like_fresh_ones() {
+        let v1 = wire(
+            1,
+            &[("h1", &["A", "B"]), ("h2", &["A", "B"]), ("h3", &["A"])],
+        );
+        // h4 joins serving A, h2 leaves: B changes by one host, A by two.
+        let v2 = wire(
+            2,
+            &[("h1", &["A", "B"]), ("h3", &["A"]), ("h4", &["A", "B"])],
+        );
+        let previous = RoutingTable::from_wire(v1);
+        let derived = RoutingTable::from_wire_after(v2.clone(), Some(&previous));
+        let fresh = RoutingTable::from_wire(v2);
+        assert_eq!(derived.version(), TableVersion(2));
+        assert!(derived.serves("A") && derived.serves("B") && !derived.serves("C"));
+        for i in 0..2000 {
+            let id = format!("actor-{i}");
+            for actor_type in ["A", "B", "C"] {
+                assert_eq!(
+                    derived.owner(actor_type, &id).map(|h| &h.id),
+                    fresh.owner(actor_type, &id).map(|h| &h.id),
+                    "{actor_type}/{id}"
+                );
             }
         }
     }

@@ -30,7 +30,7 @@ use rookery_proto::v1::actors_client::ActorsClient;
 use rookery_proto::v1::app_channel_client::AppChannelClient;
 use rookery_proto::v1::{
     app_reply, app_to_host, host_to_app, ActorTypeOptions, AppReply, AppToHost, InvokeActor,
-    InvokeRequest, RegisterTypes,
+    InvokeRequest, RegisterTimer, RegisterTypes,
 };
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
@@ -84,6 +84,8 @@ pub struct ActorRecord {
     /// Reminder ticks heard: (name, due instant, wall-clock instant heard), Unix-epoch ms.
     /// Each also adds 1 to `value`, as the Counter example does.
     pub reminders: Vec<(String, u64, u64)>,
+    /// Timer ticks heard: (name, callback, when).
+    pub timers: Vec<(String, String, Instant)>,
 }
 
 impl ActorRecord {
@@ -107,6 +109,10 @@ pub struct AppRecord {
     pub violations: Vec<String>,
     /// Status code and message of every nested call (`call`) that failed.
     pub nested_errors: Vec<(Code, String)>,
+    /// Errors the host answered timer registrations with.
+    pub timer_errors: Vec<String>,
+    /// Turns refused because they arrived after their `not_after_ms` fence.
+    pub lease_refusals: u64,
     /// `call_chain_id` of every InvokeActor, in order (for chain assertions).
     pub call_chains: Vec<(ActorKey, String)>,
 }
@@ -401,7 +407,40 @@ async fn serve(shared: &Arc<Shared>) -> (String, bool) {
                 }
                 reply(&out, deactivate.request_id, Ok(Vec::new()));
             }
+            host_to_app::Message::Timer(timer) => {
+                if past(timer.not_after_ms) {
+                    shared.record().lease_refusals += 1;
+                    lease_expired(&out, timer.request_id);
+                    continue;
+                }
+                {
+                    let mut record = shared.record();
+                    let key = (timer.actor_type.clone(), timer.actor_id.clone());
+                    let actor = record.actors.entry(key.clone()).or_default();
+                    let inactive = !actor.active;
+                    actor
+                        .timers
+                        .push((timer.name.clone(), timer.callback.clone(), Instant::now()));
+                    if inactive {
+                        record.violations.push(format!(
+                            "{key:?} timer {} fired while not active",
+                            timer.name
+                        ));
+                    }
+                }
+                reply(&out, timer.request_id, Ok(Vec::new()));
+            }
+            host_to_app::Message::TimerRegistered(answer) => {
+                if !answer.error.is_empty() {
+                    shared.record().timer_errors.push(answer.error);
+                }
+            }
             host_to_app::Message::Reminder(reminder) => {
+                if past(reminder.not_after_ms) {
+                    shared.record().lease_refusals += 1;
+                    lease_expired(&out, reminder.request_id);
+                    continue;
+                }
                 let heard_ms = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map(|d| d.as_millis() as u64)
@@ -416,9 +455,10 @@ async fn serve(shared: &Arc<Shared>) -> (String, bool) {
                         .reminders
                         .push((reminder.name.clone(), reminder.due_at_ms, heard_ms));
                     if inactive {
-                        record
-                            .violations
-                            .push(format!("{key:?} reminded ({}) before activation", reminder.name));
+                        record.violations.push(format!(
+                            "{key:?} reminded ({}) before activation",
+                            reminder.name
+                        ));
                     }
                 }
                 reply(&out, reminder.request_id, Ok(Vec::new()));
@@ -476,6 +516,16 @@ async fn handle_invoke(
     invoke: InvokeActor,
 ) {
     let key: ActorKey = (invoke.actor_type.clone(), invoke.actor_id.clone());
+    // The fence: a turn that reaches the app after the host's lease is refused, not run.
+    if past(invoke.not_after_ms) {
+        {
+            let mut record = shared.record();
+            record.lease_refusals += 1;
+            record.actors.entry(key).or_default().in_flight -= 1;
+        }
+        lease_expired(&out, invoke.request_id);
+        return;
+    }
     let started = Instant::now();
     let activation = shared.record().actor(&key.0, &key.1).activations;
     let result = match invoke.method.as_str() {
@@ -488,6 +538,7 @@ async fn handle_invoke(
             .and_then(|m| m.as_str().map(str::to_owned))
             .unwrap_or_else(|| "requested failure".to_owned())),
         "call" => nested_call(&shared, &invoke).await,
+        "start_timer" => start_timer(&out, &invoke),
         other => Err(format!("unknown method {other:?}")),
     };
     {
@@ -506,6 +557,24 @@ async fn handle_invoke(
         ledger.record(key, turn);
     }
     reply(&out, invoke.request_id, result);
+}
+
+/// Whether a turn's `not_after_ms` fence (0: none) has passed.
+fn past(not_after_ms: u64) -> bool {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default();
+    not_after_ms != 0 && now_ms > not_after_ms
+}
+
+fn lease_expired(out: &mpsc::UnboundedSender<AppToHost>, request_id: u64) {
+    let _ = out.send(AppToHost {
+        message: Some(app_to_host::Message::Reply(AppReply {
+            request_id,
+            result: Some(app_reply::Result::LeaseExpired(Default::default())),
+        })),
+    });
 }
 
 fn json_field(data: &[u8], field: &str) -> Option<Value> {
@@ -533,6 +602,35 @@ async fn increment(shared: &Shared, key: &ActorKey, data: &[u8]) -> Result<Vec<u
     let actor = record.actors.entry(key.clone()).or_default();
     actor.value = read + by;
     Ok(json!(actor.value).to_string().into_bytes())
+}
+
+/// `start_timer` `{"name", "due", "period", "ttl", "callback"}`: registers a timer of this
+/// activation through the app channel (the host's answer is recorded, not awaited).
+fn start_timer(
+    out: &mpsc::UnboundedSender<AppToHost>,
+    invoke: &InvokeActor,
+) -> Result<Vec<u8>, String> {
+    let field = |name: &str| {
+        json_field(&invoke.data, name)
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default()
+    };
+    let register = RegisterTimer {
+        correlation_id: invoke.request_id,
+        actor_type: invoke.actor_type.clone(),
+        actor_id: invoke.actor_id.clone(),
+        name: field("name"),
+        due_time: field("due"),
+        period: field("period"),
+        ttl: field("ttl"),
+        callback: field("callback"),
+        data: Vec::new(),
+    };
+    out.send(AppToHost {
+        message: Some(app_to_host::Message::RegisterTimer(register)),
+    })
+    .map_err(|_| "the stream to the host is closed".to_owned())?;
+    Ok(b"null".to_vec())
 }
 
 /// `call`: invokes the actor named in the request through the host, in this turn's chain.

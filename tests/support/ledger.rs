@@ -24,9 +24,19 @@ pub struct TurnRecord {
     pub end: Instant,
 }
 
-#[derive(Default)]
 pub struct Ledger {
     turns: Mutex<BTreeMap<ActorKey, Vec<TurnRecord>>>,
+    /// Times in messages are reported relative to this.
+    pub epoch: Instant,
+}
+
+impl Default for Ledger {
+    fn default() -> Self {
+        Ledger {
+            turns: Mutex::default(),
+            epoch: Instant::now(),
+        }
+    }
 }
 
 /// What the ledger holds, for the report.
@@ -79,10 +89,15 @@ impl Ledger {
                 match order.iter().position(|o| *o == id) {
                     None => order.push(id),
                     Some(position) if position + 1 != order.len() => violations.push(format!(
-                        "{key:?}: activation {} on {} ran a turn after the newer activation {:?} had run one",
+                        "{key:?}: activation {} on {} ran a turn at +{:?} after the newer activation {:?} had run one (its turns: {:?})",
                         record.activation,
                         record.app,
-                        order.last()
+                        record.start - self.epoch,
+                        order.last(),
+                        records
+                            .iter()
+                            .map(|r| (r.app.clone(), r.activation, r.start - self.epoch))
+                            .collect::<Vec<_>>()
                     )),
                     Some(_) => {}
                 }

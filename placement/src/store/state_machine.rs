@@ -209,7 +209,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         for entry in entries {
             next.last_applied = Some(entry.log_id);
             let response = match entry.payload {
-                EntryPayload::Normal(command) => apply_command(&mut next.state, &mut reminders, &mut ops, command),
+                EntryPayload::Normal(command) => {
+                    apply_command(&mut next.state, &mut reminders, &mut ops, command)
+                }
                 EntryPayload::Blank => unchanged(&next.state),
                 EntryPayload::Membership(membership) => {
                     next.last_membership = StoredMembership::new(Some(entry.log_id), membership);
@@ -383,7 +385,10 @@ fn apply_command(
     command: Command,
 ) -> CommandResponse {
     match command {
-        Command::CreateReminder { reminder, overwrite } => CommandResponse {
+        Command::CreateReminder {
+            reminder,
+            overwrite,
+        } => CommandResponse {
             outcome: reminders.create(reminder, overwrite, ops),
             ..unchanged(state)
         },

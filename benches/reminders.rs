@@ -1,0 +1,302 @@
+//! Reminder benchmarks on real sockets, real Raft (3 placement nodes) and real sled files, in
+//! one process: registrations per second through a host's client API, firings per second and
+//! firing delay (p50/p99) of reminders all due at once, and the memory of stored reminders in
+//! a placement node's index.
+//!
+//! Run with `cargo bench --bench reminders`; results are recorded in benches/README.md.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use rookery_placement::net::TcpTransport;
+use rookery_placement::node::{PlacementConfig, PlacementNode};
+use rookery_placement::reminders::{Reminder, ReminderIndex, ReminderKey};
+use rookery_placement::schedule::Schedule;
+use rookery_proto::v1::reminders_client::RemindersClient;
+use rookery_proto::v1::{CreateActorReminderRequest, ReminderRef};
+use rookery_runtime::actor::{Actor, ActorContext, ActorError, ActorKey, ReminderTick};
+use rookery_runtime::config::{ActorDefaults, HostConfig};
+use rookery_runtime::host::Host;
+
+/// Reminders registered for the registration rate (and then fired for the firing rate).
+const REMINDERS: usize = 50_000;
+/// Concurrent registrations in flight.
+const CONCURRENCY: usize = 256;
+/// Reminders in the memory measurement.
+const STORED_FOR_MEMORY: usize = 1_000_000;
+const DEADLINE: Duration = Duration::from_secs(300);
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Records how late each tick fired.
+struct Ticker {
+    delays_ms: Arc<Mutex<Vec<u64>>>,
+    fired: Arc<AtomicU64>,
+}
+
+#[async_trait::async_trait]
+impl Actor for Ticker {
+    async fn handle(
+        &mut self,
+        _ctx: &ActorContext,
+        _method: &str,
+        data: Bytes,
+    ) -> Result<Bytes, ActorError> {
+        Ok(data)
+    }
+
+    async fn on_reminder(
+        &mut self,
+        _ctx: &ActorContext,
+        tick: &ReminderTick,
+        _data: Bytes,
+    ) -> Result<(), ActorError> {
+        self.delays_ms
+            .lock()
+            .unwrap()
+            .push(now_ms().saturating_sub(tick.due_at_ms));
+        self.fired.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+fn percentile(sorted: &[u64], p: f64) -> u64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+async fn cluster_and_host(
+    dir: &std::path::Path,
+) -> (
+    Vec<PlacementNode>,
+    Host,
+    Arc<Mutex<Vec<u64>>>,
+    Arc<AtomicU64>,
+) {
+    let members: BTreeMap<u64, String> = (1..=3)
+        .map(|id| (id, format!("127.0.0.1:{}", free_port())))
+        .collect();
+    let mut nodes = Vec::new();
+    for id in 1..=3 {
+        let mut config = PlacementConfig::single_node(
+            members[&id].clone(),
+            members[&id].clone(),
+            dir.join(format!("p{id}")),
+        );
+        config.node_id = id;
+        config.members = members.clone();
+        config.debounce_ms = 0;
+        nodes.push(
+            PlacementNode::start(config, TcpTransport::shared())
+                .await
+                .expect("placement"),
+        );
+    }
+    let grpc = format!("127.0.0.1:{}", free_port());
+    let host = Host::start(
+        HostConfig {
+            host_id: grpc.clone(),
+            app_id: "bench".into(),
+            placement: members.values().cloned().collect(),
+            grpc_listen: grpc.clone(),
+            internal_listen: None,
+            advertise_address: grpc,
+            internal_advertise_address: None,
+            http_listen: None,
+            data_dir: dir.join("host"),
+            max_request_bytes: 4 << 20,
+            actors: ActorDefaults::default(),
+            heartbeat_interval_ms: 500,
+            serve_without_lease: false,
+        },
+        TcpTransport::shared(),
+    )
+    .await
+    .expect("host");
+    let delays = Arc::new(Mutex::new(Vec::new()));
+    let fired = Arc::new(AtomicU64::new(0));
+    let (d, f) = (delays.clone(), fired.clone());
+    host.register_actor(
+        "Ticker",
+        ActorDefaults::default().type_options(),
+        move |_key: &ActorKey| Ticker {
+            delays_ms: d.clone(),
+            fired: f.clone(),
+        },
+    )
+    .expect("register");
+    // Ready: the host owns the type in its table.
+    let mut table = host.table();
+    tokio::time::timeout(
+        DEADLINE,
+        table.wait_for(|s| s.table.as_ref().is_some_and(|t| t.serves("Ticker")) && !s.locked),
+    )
+    .await
+    .expect("host ready")
+    .expect("host alive");
+    (nodes, host, delays, fired)
+}
+
+async fn registrations_and_firings() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (nodes, host, delays, fired) = cluster_and_host(dir.path()).await;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", host.grpc_addr()))
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("connect");
+    // Every reminder is due a while after the last registration, so firing is measured apart.
+    let due_at = now_ms() + 60_000;
+    let due = rfc3339(due_at);
+    let next = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..CONCURRENCY)
+        .map(|_| {
+            let mut client = RemindersClient::new(channel.clone());
+            let next = next.clone();
+            let due = due.clone();
+            tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                    if i >= REMINDERS {
+                        return;
+                    }
+                    let request = CreateActorReminderRequest {
+                        reminder: Some(ReminderRef {
+                            actor_type: "Ticker".into(),
+                            actor_id: format!("t{i}"),
+                            name: "r".into(),
+                        }),
+                        due_time: due.clone(),
+                        period: String::new(),
+                        ttl: String::new(),
+                        data: Vec::new(),
+                        fail_if_exists: false,
+                    };
+                    client.create_reminder(request).await.expect("create");
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.await.expect("worker");
+    }
+    let registration = started.elapsed();
+    let per_second = REMINDERS as f64 / registration.as_secs_f64();
+    println!("| registrations, 3 placement nodes, concurrency {CONCURRENCY} | {REMINDERS} | {per_second:.0}/s | {:.1} s |", registration.as_secs_f64());
+    // Wait for the due time, then for every firing.
+    let fire_started = Instant::now();
+    let deadline = Instant::now() + DEADLINE;
+    while fired.load(Ordering::Relaxed) < REMINDERS as u64 {
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {REMINDERS} fired",
+            fired.load(Ordering::Relaxed)
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut delays = delays.lock().unwrap().clone();
+    delays.sort();
+    // The first firing happens at the due time; the rate counts from the earliest to the last.
+    let spread_ms = delays[delays.len() - 1].saturating_sub(delays[0]).max(1);
+    println!(
+        "| firings of {REMINDERS} reminders due at once | {REMINDERS} | {:.0}/s | delay p50 {} ms, p99 {} ms, max {} ms |",
+        REMINDERS as f64 * 1000.0 / spread_ms as f64,
+        percentile(&delays, 0.5),
+        percentile(&delays, 0.99),
+        delays[delays.len() - 1]
+    );
+    let _ = fire_started;
+    host.shutdown().await;
+    for node in nodes {
+        node.shutdown().await;
+    }
+}
+
+/// An RFC3339 UTC time for `ms` since the epoch.
+fn rfc3339(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        ms % 1000
+    )
+}
+
+fn memory_of_stored_reminders() {
+    let before = rss_bytes();
+    let index = ReminderIndex::from_reminders((0..STORED_FOR_MEMORY).map(|i| Reminder {
+        key: ReminderKey {
+            actor_type: "Ticker".into(),
+            actor_id: format!("t{i}"),
+            name: "r".into(),
+        },
+        data: Vec::new(),
+        schedule: Schedule {
+            due_at_ms: 1_000 + i as u64,
+            period: None,
+            expires_at_ms: None,
+        },
+        next_due_ms: 1_000 + i as u64,
+        fired_count: 0,
+    }));
+    let after = rss_bytes();
+    println!(
+        "| memory of {STORED_FOR_MEMORY} stored reminders (placement index, empty data) | {} | {} bytes each | {:.0} MiB |",
+        index.len(),
+        (after - before) / STORED_FOR_MEMORY as u64,
+        (after - before) as f64 / (1 << 20) as f64
+    );
+}
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("reminder benches run only under `cargo bench`");
+        return;
+    }
+    println!("| benchmark | count | rate | notes |");
+    println!("|---|---|---|---|");
+    memory_of_stored_reminders();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(registrations_and_firings());
+}

@@ -178,8 +178,12 @@ fn print_text(report: &Value) {
             .flatten()
             .filter_map(Value::as_str)
             .collect();
+        let active = h["active_actors"]
+            .as_u64()
+            .map(|n| n.to_string())
+            .unwrap_or_else(|| "-".into());
         println!(
-            "  {:<20} {:<24} {:<10} {}  [{}]",
+            "  {:<20} {:<24} {:<10} {}  {:>8} active  [{}]",
             h["id"].as_str().unwrap_or(""),
             h["address"].as_str().unwrap_or(""),
             h["app_id"].as_str().unwrap_or(""),
@@ -188,6 +192,7 @@ fn print_text(report: &Value) {
             } else {
                 "absent   "
             },
+            active,
             types.join(", ")
         );
     }

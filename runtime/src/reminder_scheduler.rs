@@ -119,7 +119,12 @@ impl ReminderScheduler {
         let mut flush = tokio::time::interval(Duration::from_millis(FLUSH_INTERVAL_MS));
         flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let next_due = pending.keys().next().map(|(due, _)| *due);
+            // With no firing slot free, due ticks wait for a result to come back instead.
+            let next_due = pending
+                .keys()
+                .next()
+                .map(|(due, _)| *due)
+                .filter(|_| permits.available_permits() > 0);
             let wake = async {
                 match next_due {
                     Some(due) => {
@@ -138,22 +143,26 @@ impl ReminderScheduler {
                 }
                 _ = wake => {
                     let now = now_ms();
-                    // Fire everything due by now (never before: the wall clock decides).
+                    // Fire everything due by now (never before: the wall clock decides), as far
+                    // as firing slots allow; the rest waits for slots freed by finished firings
+                    // (whose results wake this loop). The loop never waits for a slot itself:
+                    // finished firings hand their results to it.
                     while let Some(entry) = pending.first_entry() {
                         if entry.key().0 > now {
                             break;
                         }
+                        let Ok(permit) = permits.clone().try_acquire_owned() else { break };
                         let ((due, key), reminder) = entry.remove_entry();
                         queued.remove(&key);
                         in_hand.insert(key.clone(), due);
-                        let permit = permits.clone().acquire_owned().await.expect("semaphore open");
                         let router = self.router.clone();
                         let fired_tx = fired_tx.clone();
                         let metrics = self.metrics.clone();
                         tokio::spawn(async move {
-                            let _permit = permit;
                             metrics.reminder_delay_seconds.observe(now_ms().saturating_sub(due) as f64 / 1000.0);
                             let result = fire(&router, &key, &reminder).await;
+                            // The slot is free before the result queues up.
+                            drop(permit);
                             let _ = fired_tx.send(Fired { reminder, result }).await;
                         });
                     }

@@ -91,7 +91,7 @@ impl HashRing {
     /// sorted and merged in, so only the joined hosts' vnodes are hashed. It builds from
     /// scratch with no `previous`, with a different vnode count, or where the pass over the
     /// previous ring would cost more than it saves (many joined hosts, or a small remainder of
-    /// a large ring; see [`BUILD_POINT_COST`]).
+    /// a large ring; see the cost model at `BUILD_POINT_COST`).
     ///
     /// Panics as [`HashRing::new`] does.
     pub fn new_after<'a>(
@@ -248,13 +248,13 @@ const DEPARTED: u32 = u32::MAX;
 /// Cost model of [`MemberDiff::is_cheaper_than_full_build`]: what one point costs to build
 /// from scratch (hash its key, bucket-sort it), in units of the cost of carrying one point
 /// over from the previous ring (copy it or drop it, remap its owner, count it into the bucket
-/// table: 1.1–1.5 ns). Derivation costs one unit per previous and per new point plus this per
+/// table: ~1.5–1.7 ns). Derivation costs one unit per previous and per new point plus this per
 /// point of a joined host; a full build costs this per new point.
 ///
-/// Measured with both paths forced, best of 10 runs on the 2-core machine at 2000 vnodes
-/// (figures in `benches/README.md`): a full build takes ~14 ns per point at 10 hosts, ~20 ns
-/// at 100 and 30–45 ns at 1000, as the sort leaves the caches: 10–30 units. 10, the cheap
-/// end, so that derivation is chosen only where it is clearly cheaper.
+/// Measured with each path forced, best of 20 runs on the 2-core machine at 2000 vnodes
+/// (table in `benches/README.md`): a full build takes ~14 ns per point at 10 hosts, ~20 ns at
+/// 100 and 35–60 ns at 1000, as the sort leaves the caches: 9–35 units. 10, the cheap end, so
+/// that derivation is chosen only where it is clearly cheaper.
 const BUILD_POINT_COST: usize = 10;
 
 /// Host ids sorted and deduplicated: the canonical member list a ring is built over.

@@ -6,17 +6,21 @@
 //! - minimal movement: removing hosts moves only their keys; adding hosts moves keys only to
 //!   them;
 //! - determinism: the owner depends on the member set only, not on the order or repetition in
-//!   which members are listed.
+//!   which members are listed;
+//! - incremental building: a ring derived from the previous ring over a sequence of joins and
+//!   leaves, and the rings of a table derived from the previous table's, are identical to
+//!   rings built from scratch (same points, hence the same owner for every actor).
 //!
 //! Case counts are set so the file runs in a few seconds in debug builds on 2 cores.
 
-use std::collections::BTreeSet;
-use std::sync::OnceLock;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, OnceLock};
 
 use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::RngSeed;
 use rookery_placement::ring::{HashRing, DEFAULT_VNODES_PER_HOST};
+use rookery_placement::table::{HostInfo, PlacementTable, TableVersion};
 
 /// Host ids as operators might write them: names, addresses, ports.
 const HOST_ID: &str = "[a-z0-9][a-z0-9.:-]{0,23}";
@@ -163,6 +167,156 @@ proptest! {
         prop_assert_eq!(a.load_fractions(), b.load_fractions());
         for id in ids(MOVEMENT_IDS) {
             prop_assert_eq!(a.owner(id), b.owner(id), "owner of {} differs", id);
+        }
+    }
+}
+
+/// One membership change of a join/leave sequence.
+#[derive(Clone, Debug)]
+enum Change {
+    /// These hosts join (those already members stay).
+    Join(BTreeSet<String>),
+    /// The members at these positions leave.
+    Leave(Vec<Index>),
+    /// Both at once, as when a host is replaced under a new id.
+    Replace(Index, String),
+}
+
+fn change() -> impl Strategy<Value = Change> {
+    prop_oneof![
+        3 => prop::collection::btree_set(HOST_ID, 1..=2).prop_map(Change::Join),
+        3 => prop::collection::vec(any::<Index>(), 1..=2).prop_map(Change::Leave),
+        1 => prop::collection::btree_set(HOST_ID, 3..=12).prop_map(Change::Join),
+        1 => (any::<Index>(), HOST_ID).prop_map(|(i, host)| Change::Replace(i, host)),
+    ]
+}
+
+impl Change {
+    fn apply(&self, hosts: &mut BTreeSet<String>) {
+        let members: Vec<String> = hosts.iter().cloned().collect();
+        match self {
+            Change::Join(joined) => hosts.extend(joined.iter().cloned()),
+            Change::Leave(_) | Change::Replace(..) if members.is_empty() => {}
+            Change::Leave(left) => {
+                for i in left {
+                    hosts.remove(i.get(&members));
+                }
+            }
+            Change::Replace(i, host) => {
+                hosts.remove(i.get(&members));
+                hosts.insert(host.clone());
+            }
+        }
+    }
+}
+
+/// Vnode counts for the incremental tests: the default is rarer than in [`vnodes`] because
+/// every case builds each ring twice per change.
+fn incremental_vnodes() -> impl Strategy<Value = u32> {
+    prop_oneof![4 => 0u32..=8, 4 => 9u32..=300, 1 => Just(DEFAULT_VNODES_PER_HOST)]
+}
+
+/// Actor types the table tests draw from: few, so that types often share member sets.
+const ACTOR_TYPES: [&str; 3] = ["Cart", "Order", "User"];
+
+/// A table whose hosts register the types of their bitmask in `ACTOR_TYPES`.
+fn table(version: u64, vnodes_per_host: u32, hosts: &BTreeMap<String, u8>) -> PlacementTable {
+    PlacementTable {
+        version: TableVersion(version),
+        vnodes_per_host,
+        hosts: hosts
+            .iter()
+            .map(|(id, types)| HostInfo {
+                id: id.clone(),
+                address: format!("{id}:7000"),
+                app_id: "app".to_owned(),
+                actor_types: ACTOR_TYPES
+                    .iter()
+                    .enumerate()
+                    .filter(|(bit, _)| types & (1 << bit) != 0)
+                    .map(|(_, name)| name.to_string())
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn derived_rings_equal_full_builds_over_join_leave_sequences(
+        initial in prop::collection::btree_set(HOST_ID, 0..=10),
+        changes in prop::collection::vec(change(), 1..=8),
+        vnodes in incremental_vnodes(),
+    ) {
+        let mut hosts = initial;
+        let mut ring = ring_of(&hosts, vnodes);
+        for change in &changes {
+            change.apply(&mut hosts);
+            // Chained: each ring is derived from the previous derived ring, so a discrepancy
+            // would compound rather than be repaired by a full build in between.
+            let derived = HashRing::new_after(hosts.iter().map(String::as_str), vnodes, Some(&ring));
+            let built = ring_of(&hosts, vnodes);
+            prop_assert_eq!(derived.hosts(), built.hosts());
+            for id in &ids(MOVEMENT_IDS)[..2000] {
+                prop_assert_eq!(derived.owner(id), built.owner(id), "owner of {} after {:?}", id, change);
+            }
+            prop_assert!(derived == built, "layout differs after {:?}", change);
+            ring = derived;
+        }
+    }
+
+    #[test]
+    fn table_rings_derived_from_the_previous_table_equal_fresh_ones(
+        initial in prop::collection::btree_map(HOST_ID, 1u8..8, 0..=8),
+        changes in prop::collection::vec(
+            prop_oneof![
+                // A host joins or re-registers with the types of the mask; mask 0 leaves.
+                (HOST_ID, 0u8..8).prop_map(|(host, types)| (None, host, types)),
+                (any::<Index>(), 0u8..8).prop_map(|(i, types)| (Some(i), String::new(), types)),
+            ],
+            1..=8,
+        ),
+        vnodes in incremental_vnodes(),
+    ) {
+        let mut hosts = initial;
+        let mut version = 1;
+        let mut rings = table(version, vnodes, &hosts).shared_rings();
+        for (existing, new_host, types) in changes {
+            let host = match existing {
+                Some(i) if !hosts.is_empty() => {
+                    i.get(&hosts.keys().cloned().collect::<Vec<_>>()).clone()
+                }
+                _ => new_host,
+            };
+            if types == 0 {
+                hosts.remove(&host);
+            } else {
+                hosts.insert(host, types);
+            }
+            version += 1;
+            let next = table(version, vnodes, &hosts);
+            let derived = next.rings_after(Some(&rings));
+            let fresh = next.shared_rings();
+            prop_assert_eq!(derived.keys().collect::<Vec<_>>(), fresh.keys().collect::<Vec<_>>());
+            for (actor_type, ring) in &derived {
+                prop_assert!(**ring == *fresh[actor_type], "ring of {} differs", actor_type);
+                // Unchanged member sets keep their ring; equal ones share it.
+                if let Some(before) = rings.get(actor_type) {
+                    if before.hosts() == ring.hosts() {
+                        prop_assert!(Arc::ptr_eq(before, ring), "ring of {} rebuilt", actor_type);
+                    }
+                }
+                for (other_type, other) in &derived {
+                    prop_assert_eq!(
+                        Arc::ptr_eq(ring, other),
+                        ring.hosts() == other.hosts(),
+                        "{} and {} sharing", actor_type, other_type
+                    );
+                }
+            }
+            rings = derived;
         }
     }
 }

@@ -17,7 +17,14 @@ pub struct PlacementMetrics {
     pub hosts_removed_total: Counter,
     pub round_duration_seconds: Histogram,
     pub commit_latency_seconds: Histogram,
+    pub reminders_stored: Gauge,
+    /// Reminders whose due time passed more than [`OVERDUE_AFTER_MS`] ago: no host fired them,
+    /// e.g. because no host serves their actor type.
+    pub reminders_overdue: Gauge,
 }
+
+/// How late a reminder must be to count as overdue.
+pub const OVERDUE_AFTER_MS: u64 = 5_000;
 
 impl Default for PlacementMetrics {
     fn default() -> Self {
@@ -31,6 +38,18 @@ impl Default for PlacementMetrics {
         // 0.5 ms .. ~16 s: from an idle local round to one that waits out a round timeout.
         let round_duration_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
         let commit_latency_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
+        let reminders_stored = Gauge::default();
+        let reminders_overdue = Gauge::default();
+        registry.register(
+            "reminders_stored",
+            "Reminders in the placement state",
+            reminders_stored.clone(),
+        );
+        registry.register(
+            "reminders_overdue",
+            "Reminders due more than 5 s ago and not yet fired (e.g. no host serves their type)",
+            reminders_overdue.clone(),
+        );
         registry.register(
             "is_leader",
             "1 while this node is the Raft leader",
@@ -77,6 +96,8 @@ impl Default for PlacementMetrics {
             hosts_removed_total,
             round_duration_seconds,
             commit_latency_seconds,
+            reminders_stored,
+            reminders_overdue,
         }
     }
 }

@@ -108,6 +108,33 @@ pub enum NodeError {
     NotAMember(NodeId, Vec<NodeId>),
 }
 
+/// Keeps the reminder gauges current (once a second: counting overdue reminders walks them).
+async fn count_reminders(
+    reminders: store::RemindersView,
+    metrics: Arc<PlacementMetrics>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or_default();
+        let (stored, overdue) = reminders.read(|index| {
+            let overdue = index
+                .due_until(now_ms.saturating_sub(crate::metrics::OVERDUE_AFTER_MS))
+                .count();
+            (index.len(), overdue)
+        });
+        metrics.reminders_stored.set(stored as i64);
+        metrics.reminders_overdue.set(overdue as i64);
+    }
+}
+
 /// A running placement node.
 pub struct PlacementNode {
     raft: PlacementRaft,
@@ -144,6 +171,7 @@ impl PlacementNode {
         let (log_store, state_machine) = store::open_stores(&db)?;
         let applied = state_machine.subscribe();
         let reminders = state_machine.reminders();
+        let reminders_for_metrics = reminders.clone();
 
         let raft_config = openraft::Config {
             cluster_name: config.cluster_name.clone(),
@@ -222,6 +250,11 @@ impl PlacementNode {
         }));
         tasks.push(tokio::spawn(coordinator.run(shutdown_rx.clone())));
 
+        tasks.push(tokio::spawn(count_reminders(
+            reminders_for_metrics,
+            metrics.clone(),
+            shutdown_rx.clone(),
+        )));
         let http_addr = match &config.http_listen {
             Some(addr) => {
                 let (bound, task) =

@@ -28,7 +28,7 @@ use crate::placement_client::{
     ActiveActorsProbe, PlacementClient, PlacementClientConfig, UpdateHook,
 };
 use crate::placement_rpc::PlacementRpc;
-use crate::reminder_api::ReminderApi;
+use crate::reminder_api::{ReminderApi, ReminderClient};
 use crate::reminder_scheduler::ReminderScheduler;
 use crate::router::Router;
 use crate::routing::{RoutingTable, ServingGate, TableState};
@@ -60,6 +60,7 @@ pub enum HostError {
 /// A running host.
 pub struct Host {
     router: Arc<Router>,
+    reminders: ReminderClient,
     types: Arc<TypeRegistry>,
     activations: Arc<Activations>,
     metrics: Arc<HostMetrics>,
@@ -181,7 +182,8 @@ impl Host {
             config.placement.clone(),
             transport.clone(),
         ));
-        let reminders = RemindersServer::new(ReminderApi::new(placement_rpc.clone()));
+        let reminder_client = ReminderClient::new(placement_rpc.clone());
+        let reminders = RemindersServer::new(ReminderApi::new(reminder_client.clone()));
         tasks.push(tokio::spawn(
             ReminderScheduler::new(
                 config.host_id.clone(),
@@ -275,6 +277,7 @@ impl Host {
         tracing::info!(host_id = %config.host_id, grpc = %grpc_addr, "host started");
         Ok(Host {
             router,
+            reminders: reminder_client,
             types,
             activations,
             metrics,
@@ -314,6 +317,11 @@ impl Host {
         timeout: Option<Duration>,
     ) -> Result<bytes::Bytes, CallError> {
         self.router.invoke(call, timeout).await
+    }
+
+    /// Durable reminders, for Rust code embedding this host.
+    pub fn reminders(&self) -> &ReminderClient {
+        &self.reminders
     }
 
     pub fn grpc_addr(&self) -> &str {

@@ -1,5 +1,6 @@
-//! The host's `Reminders` gRPC service for clients: parses Dapr's schedule strings, then
-//! stores, reads and deletes reminders in the placement service.
+//! Durable reminders for clients: the host's `Reminders` gRPC service, and [`ReminderClient`]
+//! for Rust code embedding a host. Both parse Dapr's schedule strings, then store, read and
+//! delete reminders in the placement service.
 
 use std::sync::Arc;
 
@@ -16,14 +17,10 @@ use tonic::{Request, Response, Status};
 use crate::placement_rpc::PlacementRpc;
 use crate::reminder_scheduler::now_ms;
 
-pub struct ReminderApi {
+/// Reminders with the messages of the `Reminders` service: create, get, list, delete.
+#[derive(Clone)]
+pub struct ReminderClient {
     rpc: Arc<PlacementRpc>,
-}
-
-impl ReminderApi {
-    pub fn new(rpc: Arc<PlacementRpc>) -> ReminderApi {
-        ReminderApi { rpc }
-    }
 }
 
 fn key(reference: Option<ReminderRef>) -> Result<WireKey, Status> {
@@ -52,13 +49,17 @@ fn info(stored: StoredReminder) -> ReminderInfo {
     }
 }
 
-#[tonic::async_trait]
-impl Reminders for ReminderApi {
-    async fn create_reminder(
+impl ReminderClient {
+    pub fn new(rpc: Arc<PlacementRpc>) -> ReminderClient {
+        ReminderClient { rpc }
+    }
+
+    /// Creates (or, unless `fail_if_exists`, replaces) a reminder; returns it as stored.
+    /// Acknowledged once committed in the placement Raft log.
+    pub async fn create(
         &self,
-        request: Request<CreateActorReminderRequest>,
-    ) -> Result<Response<ReminderInfo>, Status> {
-        let request = request.into_inner();
+        request: CreateActorReminderRequest,
+    ) -> Result<ReminderInfo, Status> {
         let key = key(request.reminder)?;
         let schedule = parse_schedule(&request.due_time, &request.period, &request.ttl, now_ms())
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
@@ -86,14 +87,11 @@ impl Reminders for ReminderApi {
                 async move { client.create_reminder(request).await }
             })
             .await?;
-        Ok(Response::new(info(created.into_inner())))
+        Ok(info(created.into_inner()))
     }
 
-    async fn get_reminder(
-        &self,
-        request: Request<ReminderRef>,
-    ) -> Result<Response<ReminderInfo>, Status> {
-        let key = key(Some(request.into_inner()))?;
+    pub async fn get(&self, reference: ReminderRef) -> Result<ReminderInfo, Status> {
+        let key = key(Some(reference))?;
         let found = self
             .rpc
             .call(|mut client, timeout| {
@@ -102,14 +100,11 @@ impl Reminders for ReminderApi {
                 async move { client.get_reminder(request).await }
             })
             .await?;
-        Ok(Response::new(info(found.into_inner())))
+        Ok(info(found.into_inner()))
     }
 
-    async fn list_reminders(
-        &self,
-        request: Request<ListActorRemindersRequest>,
-    ) -> Result<Response<ReminderList>, Status> {
-        let request = request.into_inner();
+    /// The reminders of a type, or of one actor when `actor_id` is set.
+    pub async fn list(&self, request: ListActorRemindersRequest) -> Result<ReminderList, Status> {
         let listed = self
             .rpc
             .call(|mut client, timeout| {
@@ -121,21 +116,22 @@ impl Reminders for ReminderApi {
                 async move { client.list_reminders(list).await }
             })
             .await?;
-        Ok(Response::new(ReminderList {
+        Ok(ReminderList {
             reminders: listed
                 .into_inner()
                 .reminders
                 .into_iter()
                 .map(info)
                 .collect(),
-        }))
+        })
     }
 
-    async fn delete_reminder(
+    /// Deletes a reminder; `deleted` is false if there was none.
+    pub async fn delete(
         &self,
-        request: Request<ReminderRef>,
-    ) -> Result<Response<DeleteActorReminderResponse>, Status> {
-        let key = key(Some(request.into_inner()))?;
+        reference: ReminderRef,
+    ) -> Result<DeleteActorReminderResponse, Status> {
+        let key = key(Some(reference))?;
         let deleted = self
             .rpc
             .call(|mut client, timeout| {
@@ -144,8 +140,62 @@ impl Reminders for ReminderApi {
                 async move { client.delete_reminder(request).await }
             })
             .await?;
-        Ok(Response::new(DeleteActorReminderResponse {
+        Ok(DeleteActorReminderResponse {
             deleted: deleted.into_inner().deleted,
-        }))
+        })
+    }
+}
+
+/// The `Reminders` gRPC service.
+pub struct ReminderApi {
+    client: ReminderClient,
+}
+
+impl ReminderApi {
+    pub fn new(client: ReminderClient) -> ReminderApi {
+        ReminderApi { client }
+    }
+}
+
+#[tonic::async_trait]
+impl Reminders for ReminderApi {
+    async fn create_reminder(
+        &self,
+        request: Request<CreateActorReminderRequest>,
+    ) -> Result<Response<ReminderInfo>, Status> {
+        self.client
+            .create(request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn get_reminder(
+        &self,
+        request: Request<ReminderRef>,
+    ) -> Result<Response<ReminderInfo>, Status> {
+        self.client
+            .get(request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn list_reminders(
+        &self,
+        request: Request<ListActorRemindersRequest>,
+    ) -> Result<Response<ReminderList>, Status> {
+        self.client
+            .list(request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn delete_reminder(
+        &self,
+        request: Request<ReminderRef>,
+    ) -> Result<Response<DeleteActorReminderResponse>, Status> {
+        self.client
+            .delete(request.into_inner())
+            .await
+            .map(Response::new)
     }
 }

@@ -1,0 +1,215 @@
+//! The embedded Rust API: a program starts placement and a host in-process, registers actor
+//! types implementing `Actor`, and uses them: method calls (and calls between actors through
+//! the turn's context), durable reminders through `Host::reminders`, and timers registered from
+//! actor code — over real sockets and real sled files.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use rookery_placement::net::TcpTransport;
+use rookery_placement::node::{PlacementConfig, PlacementNode};
+use rookery_proto::v1::{CreateActorReminderRequest, ReminderRef};
+use rookery_runtime::actor::{
+    Actor, ActorContext, ActorError, ActorKey, Call, CallKind, ReminderTick, TimerTick,
+};
+use rookery_runtime::config::{ActorDefaults, HostConfig};
+use rookery_runtime::host::Host;
+use support::free_port;
+use support::wait::{wait_until, DEADLINE};
+
+/// What the actors heard, by actor id: (event, detail).
+type Heard = Arc<Mutex<BTreeMap<String, Vec<String>>>>;
+
+struct Greeter {
+    id: String,
+    heard: Heard,
+}
+
+impl Greeter {
+    fn note(&self, event: String) {
+        self.heard
+            .lock()
+            .unwrap()
+            .entry(self.id.clone())
+            .or_default()
+            .push(event);
+    }
+}
+
+#[async_trait::async_trait]
+impl Actor for Greeter {
+    async fn handle(
+        &mut self,
+        ctx: &ActorContext,
+        method: &str,
+        data: Bytes,
+    ) -> Result<Bytes, ActorError> {
+        match method {
+            "hello" => Ok(Bytes::from(format!("hello from {}", ctx.actor_id()))),
+            // Calls another actor within this turn's call chain.
+            "relay" => {
+                let to = String::from_utf8_lossy(&data).into_owned();
+                ctx.call("Greeter", &to, "hello", Bytes::new())
+                    .await
+                    .map_err(|e| ActorError::new(e.to_string()))
+            }
+            "start_timer" => {
+                ctx.register_timer("t", "0s", "R3/PT0.2S", "", "tock", Bytes::new())
+                    .map_err(|e| ActorError::new(e.to_string()))?;
+                Ok(Bytes::new())
+            }
+            "fail" => Err(ActorError::new("as asked")),
+            other => Err(ActorError::new(format!("unknown method {other}"))),
+        }
+    }
+
+    async fn on_reminder(
+        &mut self,
+        _ctx: &ActorContext,
+        tick: &ReminderTick,
+        data: Bytes,
+    ) -> Result<(), ActorError> {
+        self.note(format!(
+            "reminder {} {}",
+            tick.name,
+            String::from_utf8_lossy(&data)
+        ));
+        Ok(())
+    }
+
+    async fn on_timer(
+        &mut self,
+        _ctx: &ActorContext,
+        tick: &TimerTick,
+        _data: Bytes,
+    ) -> Result<(), ActorError> {
+        self.note(format!("timer {} {}", tick.name, tick.callback));
+        Ok(())
+    }
+}
+
+fn call(id: &str, method: &str, data: &str) -> Call {
+    Call {
+        key: ActorKey::new("Greeter", id),
+        method: method.into(),
+        data: Bytes::from(data.to_owned()),
+        metadata: Default::default(),
+        call_chain_id: String::new(),
+        kind: CallKind::Method,
+    }
+}
+
+fn count(heard: &Heard, id: &str, prefix: &str) -> usize {
+    heard
+        .lock()
+        .unwrap()
+        .get(id)
+        .map(|events| events.iter().filter(|e| e.starts_with(prefix)).count())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_embedded_host_serves_calls_reminders_and_timers() {
+    let dir = tempfile::tempdir().unwrap();
+    let placement_addr = format!("127.0.0.1:{}", free_port());
+    let placement = PlacementNode::start(
+        PlacementConfig::single_node(
+            placement_addr.clone(),
+            placement_addr.clone(),
+            dir.path().join("placement"),
+        ),
+        TcpTransport::shared(),
+    )
+    .await
+    .expect("placement starts");
+    let grpc = format!("127.0.0.1:{}", free_port());
+    let host = Host::start(
+        HostConfig {
+            host_id: grpc.clone(),
+            app_id: "embedded".into(),
+            placement: vec![placement_addr],
+            grpc_listen: grpc.clone(),
+            internal_listen: None,
+            advertise_address: grpc,
+            internal_advertise_address: None,
+            http_listen: None,
+            data_dir: dir.path().join("host"),
+            max_request_bytes: 4 << 20,
+            actors: ActorDefaults::default(),
+            heartbeat_interval_ms: 200,
+            serve_without_lease: false,
+        },
+        TcpTransport::shared(),
+    )
+    .await
+    .expect("host starts");
+    let heard: Heard = Arc::default();
+    let for_factory = heard.clone();
+    host.register_actor(
+        "Greeter",
+        ActorDefaults::default().type_options(),
+        move |key: &ActorKey| Greeter {
+            id: key.actor_id.clone(),
+            heard: for_factory.clone(),
+        },
+    )
+    .expect("register");
+
+    let answered = wait_until("a call to an embedded actor", DEADLINE, || async {
+        host.invoke(call("g1", "hello", ""), Some(Duration::from_secs(5)))
+            .await
+            .map_err(|e| e.to_string())
+    })
+    .await;
+    assert_eq!(answered, Bytes::from("hello from g1"));
+    let relayed = host
+        .invoke(call("g1", "relay", "g2"), None)
+        .await
+        .expect("relay");
+    assert_eq!(relayed, Bytes::from("hello from g2"));
+    let failed = host
+        .invoke(call("g1", "fail", ""), None)
+        .await
+        .expect_err("an actor error");
+    assert!(failed.to_string().contains("as asked"), "{failed}");
+
+    host.invoke(call("g3", "start_timer", ""), None)
+        .await
+        .expect("start a timer");
+    wait_until("three timer ticks", DEADLINE, || async {
+        match count(&heard, "g3", "timer t tock") {
+            3 => Ok(()),
+            n => Err(format!("{n} ticks")),
+        }
+    })
+    .await;
+
+    host.reminders()
+        .create(CreateActorReminderRequest {
+            reminder: Some(ReminderRef {
+                actor_type: "Greeter".into(),
+                actor_id: "g4".into(),
+                name: "r".into(),
+            }),
+            due_time: "0s".into(),
+            period: "R2/PT0.3S".into(),
+            ttl: String::new(),
+            data: b"payload".to_vec(),
+            fail_if_exists: true,
+        })
+        .await
+        .expect("create a reminder");
+    wait_until("two reminder ticks", DEADLINE, || async {
+        match count(&heard, "g4", "reminder r payload") {
+            2 => Ok(()),
+            n => Err(format!("{n} ticks")),
+        }
+    })
+    .await;
+    host.shutdown().await;
+    placement.shutdown().await;
+}

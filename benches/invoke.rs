@@ -2,7 +2,8 @@
 //! cost of activations: issue "Hosts", benchmark section.
 //!
 //! One run measures, with the same tonic client (one HTTP/2 connection, [`CONCURRENCY`] calls
-//! in flight, [`PAYLOAD_BYTES`]-byte payloads, [`WARMUP`] then [`MEASURE`] per scenario):
+//! in flight, [`PAYLOAD_BYTES`]-byte payloads, [`WARMUP`] then [`MEASURE`] per scenario and
+//! round, [`ROUNDS`] interleaved rounds of which the median is reported):
 //! - `echo`: a bare tonic server answering `Actors.Invoke` with the request data, the
 //!   physical limit of one gRPC hop on this machine;
 //! - `two-hop`: client → a tonic proxy that forwards each call with a tonic client → `echo`;
@@ -52,8 +53,10 @@ const CONCURRENCY: usize = 64;
 const PAYLOAD_BYTES: usize = 64;
 /// Run before measuring: connections, activations and allocator pools settle.
 const WARMUP: Duration = Duration::from_secs(1);
-/// Measured time per throughput scenario.
+/// Measured time per throughput scenario and round.
 const MEASURE: Duration = Duration::from_secs(5);
+/// Rounds of every throughput scenario; the round with the median calls/s is reported.
+const ROUNDS: usize = 3;
 /// Bound on one call, so a lost call ends its slot's loop instead of hanging the bench.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// New actors activated for the activations-per-second figure.
@@ -280,6 +283,24 @@ fn request(actor_type: &str, actor_id: &str, data: &Bytes) -> Request<InvokeRequ
     request
 }
 
+/// One throughput scenario: slot `i` calls actor `ids[i]` of `actor_type` through `client`.
+struct Scenario {
+    name: &'static str,
+    path: &'static str,
+    client: ActorsClient<Channel>,
+    actor_type: &'static str,
+    ids: Vec<String>,
+}
+
+/// The round with the median calls/s, carrying every round's calls/s.
+fn median_round(mut rounds: Vec<Measured>) -> Measured {
+    rounds.sort_by(|a, b| a.calls_per_s.total_cmp(&b.calls_per_s));
+    let all: Vec<f64> = rounds.iter().map(|m| m.calls_per_s.round()).collect();
+    let mut median = rounds.swap_remove(rounds.len() / 2);
+    median.rounds_calls_per_s = all;
+    median
+}
+
 struct Measured {
     name: &'static str,
     path: &'static str,
@@ -290,6 +311,8 @@ struct Measured {
     /// CPU time of the whole process (client and servers) per measured call: unlike calls/s,
     /// it barely moves when other work shares the machine.
     cpu_us_per_call: f64,
+    /// Calls/s of every round, ascending (one entry for single-round measurements).
+    rounds_calls_per_s: Vec<f64>,
     errors: usize,
 }
 
@@ -313,6 +336,7 @@ impl Measured {
             "cpu_us_per_call": (self.cpu_us_per_call * 10.0).round() / 10.0,
             // How much of the machine the process got: 2.0 is both cores of the bench box.
             "cpu_cores_used": (self.cpu_us_per_call * self.calls_per_s / 1e4).round() / 100.0,
+            "rounds_calls_per_s": self.rounds_calls_per_s,
             "errors": self.errors,
         })
     }
@@ -355,8 +379,14 @@ async fn throughput(
                     let answer = client.invoke(request(&actor_type, &id, &data)).await;
                     let done = Instant::now();
                     match answer {
-                        Ok(response) => {
-                            debug_assert_eq!(response.get_ref().data.len(), PAYLOAD_BYTES);
+                        // Every path echoes the payload: anything else is a broken path.
+                        Ok(response) if response.get_ref().data.len() != PAYLOAD_BYTES => {
+                            if errors == 0 {
+                                eprintln!("{name}: answer of the wrong size");
+                            }
+                            errors += 1;
+                        }
+                        Ok(_) => {
                             if sent >= measure_from && done <= measure_until {
                                 latencies_us.push((done - sent).as_secs_f64() * 1e6);
                             }
@@ -388,6 +418,7 @@ async fn throughput(
         calls: latencies_us.len(),
         calls_per_s: latencies_us.len() as f64 / MEASURE.as_secs_f64(),
         cpu_us_per_call: cpu_ns as f64 / 1e3 / latencies_us.len().max(1) as f64,
+        rounds_calls_per_s: vec![(latencies_us.len() as f64 / MEASURE.as_secs_f64()).round()],
         latencies_us,
         errors,
     }
@@ -451,6 +482,7 @@ async fn activate(
         calls: latencies_us.len(),
         calls_per_s: latencies_us.len() as f64 / elapsed.as_secs_f64(),
         cpu_us_per_call: cpu_ns as f64 / 1e3 / latencies_us.len().max(1) as f64,
+        rounds_calls_per_s: vec![(latencies_us.len() as f64 / elapsed.as_secs_f64()).round()],
         latencies_us,
         errors,
     }
@@ -505,31 +537,12 @@ async fn run(filter: Option<String>) -> Value {
     let load_before = load_average();
     let mut results: Vec<Measured> = Vec::new();
 
-    // Bare paths.
+    // The bare paths.
     let (echo_addr, echo_task) = serve(EchoService).await;
     let (proxy_addr, proxy_task) = serve(ProxyService {
         next: client(&transport, &echo_addr),
     })
     .await;
-    if wanted("echo") {
-        let echo = client(&transport, &echo_addr);
-        results.push(throughput("echo", "client → echo", echo, EMBEDDED_TYPE, ids("e-")).await);
-    }
-    if wanted("two-hop") {
-        let proxy = client(&transport, &proxy_addr);
-        results.push(
-            throughput(
-                "two-hop",
-                "client → proxy → echo",
-                proxy,
-                EMBEDDED_TYPE,
-                ids("p-"),
-            )
-            .await,
-        );
-    }
-    echo_task.abort();
-    proxy_task.abort();
 
     // A cluster: one placement node, host A serving every type, host B only the shared one.
     let dir = tempfile::tempdir().expect("temp dir");
@@ -570,58 +583,82 @@ async fn run(filter: Option<String>) -> Value {
         wait_served(&[&host_a, &host_b], actor_type, servers).await;
     }
     let to_a = client(&transport, host_a.grpc_addr());
+    // Ids host B owns, all sent to host A: every call of (c) is forwarded exactly once.
+    let table = host_a.table().borrow().table.clone().expect("a table");
+    let owned_by_b: Vec<String> = (0..)
+        .map(|n| format!("c-{n}"))
+        .filter(|id| {
+            table
+                .owner(SHARED_TYPE, id)
+                .is_some_and(|o| o.id == "host-b")
+        })
+        .take(CONCURRENCY)
+        .collect();
 
-    if wanted("(a)") {
-        results.push(
-            throughput(
-                "(a) embedded",
-                "client → host → embedded actor",
-                to_a.clone(),
-                EMBEDDED_TYPE,
-                ids("a-"),
-            )
-            .await,
-        );
+    let scenarios = [
+        Scenario {
+            name: "echo",
+            path: "client → echo",
+            client: client(&transport, &echo_addr),
+            actor_type: EMBEDDED_TYPE,
+            ids: ids("e-"),
+        },
+        Scenario {
+            name: "two-hop",
+            path: "client → proxy → echo",
+            client: client(&transport, &proxy_addr),
+            actor_type: EMBEDDED_TYPE,
+            ids: ids("p-"),
+        },
+        Scenario {
+            name: "(a) embedded",
+            path: "client → host → embedded actor",
+            client: to_a.clone(),
+            actor_type: EMBEDDED_TYPE,
+            ids: ids("a-"),
+        },
+        Scenario {
+            name: "(b) app",
+            path: "client → host → app stream → host → client",
+            client: to_a.clone(),
+            actor_type: APP_TYPE,
+            ids: ids("b-"),
+        },
+        Scenario {
+            name: "(c) non-owner",
+            path: "client → host A → host B → embedded actor",
+            client: to_a.clone(),
+            actor_type: SHARED_TYPE,
+            ids: owned_by_b,
+        },
+    ];
+    let scenarios: Vec<&Scenario> = scenarios.iter().filter(|s| wanted(s.name)).collect();
+    // Rounds interleave the scenarios, so a burst of outside load (other builds on the shared
+    // machine) lands on one round of several scenarios rather than on every round of one.
+    let mut rounds: Vec<Vec<Measured>> = scenarios.iter().map(|_| Vec::new()).collect();
+    for _ in 0..ROUNDS {
+        for (scenario, measured) in scenarios.iter().zip(rounds.iter_mut()) {
+            measured.push(
+                throughput(
+                    scenario.name,
+                    scenario.path,
+                    scenario.client.clone(),
+                    scenario.actor_type,
+                    scenario.ids.clone(),
+                )
+                .await,
+            );
+        }
     }
-    if wanted("(b)") {
-        results.push(
-            throughput(
-                "(b) app",
-                "client → host → app stream → host → client",
-                to_a.clone(),
-                APP_TYPE,
-                ids("b-"),
-            )
-            .await,
-        );
-    }
+    results.extend(rounds.into_iter().map(median_round));
     if wanted("(c)") {
-        // Ids host B owns, all sent to host A: every call is forwarded exactly once.
-        let table = host_a.table().borrow().table.clone().expect("a table");
-        let owned_by_b: Vec<String> = (0..)
-            .map(|n| format!("c-{n}"))
-            .filter(|id| {
-                table
-                    .owner(SHARED_TYPE, id)
-                    .is_some_and(|o| o.id == "host-b")
-            })
-            .take(CONCURRENCY)
-            .collect();
-        results.push(
-            throughput(
-                "(c) non-owner",
-                "client → host A → host B → embedded actor",
-                to_a.clone(),
-                SHARED_TYPE,
-                owned_by_b,
-            )
-            .await,
-        );
         assert!(
             host_b.activations().len() >= CONCURRENCY,
             "host B served the calls"
         );
     }
+    echo_task.abort();
+    proxy_task.abort();
     if wanted("activations") {
         results.push(
             activate(
@@ -721,14 +758,23 @@ fn number(value: &Value) -> String {
 }
 
 fn print_markdown(results: &Value) {
-    println!("| scenario | path | calls/s | p50 µs | p99 µs | CPU µs/call | cores used | errors |");
-    println!("|---|---|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| scenario | path | calls/s | rounds' calls/s | p50 µs | p99 µs | CPU µs/call | cores used | errors |"
+    );
+    println!("|---|---|---:|---|---:|---:|---:|---:|---:|");
     for s in results["scenarios"].as_array().into_iter().flatten() {
+        let rounds: Vec<String> = s["rounds_calls_per_s"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(number)
+            .collect();
         println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             s["name"].as_str().unwrap_or(""),
             s["path"].as_str().unwrap_or(""),
             number(&s["calls_per_s"]),
+            rounds.join(", "),
             number(&s["p50_us"]),
             number(&s["p99_us"]),
             s["cpu_us_per_call"],

@@ -230,32 +230,39 @@ impl Coordinator {
     /// leadership, and on losing it closes every host session so hosts go to the new leader.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let mut metrics = self.raft.metrics();
-        let mut leading: Option<watch::Sender<bool>> = None;
+        // The running term's stop signal, its task, and the Raft term it leads.
+        let mut leading: Option<(watch::Sender<bool>, tokio::task::JoinHandle<()>, u64)> = None;
+        // Re-checks now and then: a term's task may end on its own (it lost leadership while
+        // catching up, or a commit failed), and the metrics feed coalesces changes, so a
+        // leader → follower → leader flip may never be seen as such.
+        let mut recheck = tokio::time::interval(Duration::from_millis(self.config.host_timeout_ms.clamp(50, 1_000)));
+        recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let is_leader = {
+            let (is_leader, term) = {
                 let m = metrics.borrow_and_update();
-                m.current_leader == Some(self.node_id) && m.state.is_leader()
+                (m.current_leader == Some(self.node_id) && m.state.is_leader(), m.current_term)
             };
-            match (is_leader, leading.is_some()) {
-                (true, false) => {
-                    let (stop_tx, stop_rx) = watch::channel(false);
-                    leading = Some(stop_tx);
-                    tokio::spawn(self.clone().lead(stop_rx));
+            let current = leading
+                .as_ref()
+                .is_some_and(|(_, task, led)| !task.is_finished() && *led == term);
+            if leading.is_some() && !(is_leader && current) {
+                if let Some((stop, _, _)) = leading.take() {
+                    let _ = stop.send(true);
                 }
-                (false, true) => {
-                    if let Some(stop) = leading.take() {
-                        let _ = stop.send(true);
-                    }
-                    self.step_down();
-                }
-                _ => {}
+                self.step_down();
+            }
+            if is_leader && leading.is_none() {
+                let (stop_tx, stop_rx) = watch::channel(false);
+                let task = tokio::spawn(self.clone().lead(stop_rx));
+                leading = Some((stop_tx, task, term));
             }
             tokio::select! {
                 changed = metrics.changed() => if changed.is_err() { break },
+                _ = recheck.tick() => {}
                 _ = shutdown.changed() => break,
             }
         }
-        if let Some(stop) = leading.take() {
+        if let Some((stop, _, _)) = leading.take() {
             let _ = stop.send(true);
         }
         self.step_down();
@@ -295,7 +302,7 @@ impl Coordinator {
         self.disseminate(stop.clone()).await;
         detector.abort();
         confirmer.abort();
-        let _ = stop.changed().await;
+        // Returning lets `run` see the task finished and start afresh if still leader.
     }
 
     /// Confirms leadership with a quorum every `leadership_check_ms`. Leases are renewed only

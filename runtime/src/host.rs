@@ -368,13 +368,14 @@ impl Host {
             }),
         )
         .await;
-        match removed {
-            Ok(Ok(_)) => {
-                tracing::info!("left the cluster: this host's actors are served elsewhere")
-            }
-            _ => {
-                tracing::warn!("placement did not confirm the leave in time; shutting down anyway")
-            }
+        // Only whether it happened is kept: the watch guard must not outlive this statement
+        // (the placement client writes the state while shutdown runs).
+        let left = matches!(removed, Ok(Ok(_)));
+        drop(removed);
+        if left {
+            tracing::info!("left the cluster: this host's actors are served elsewhere");
+        } else {
+            tracing::warn!("placement did not confirm the leave in time; shutting down anyway");
         }
         self.shutdown().await;
     }

@@ -235,12 +235,17 @@ impl Coordinator {
         // Re-checks now and then: a term's task may end on its own (it lost leadership while
         // catching up, or a commit failed), and the metrics feed coalesces changes, so a
         // leader → follower → leader flip may never be seen as such.
-        let mut recheck = tokio::time::interval(Duration::from_millis(self.config.host_timeout_ms.clamp(50, 1_000)));
+        let mut recheck = tokio::time::interval(Duration::from_millis(
+            self.config.host_timeout_ms.clamp(50, 1_000),
+        ));
         recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let (is_leader, term) = {
                 let m = metrics.borrow_and_update();
-                (m.current_leader == Some(self.node_id) && m.state.is_leader(), m.current_term)
+                (
+                    m.current_leader == Some(self.node_id) && m.state.is_leader(),
+                    m.current_term,
+                )
             };
             let current = leading
                 .as_ref()

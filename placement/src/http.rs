@@ -1,7 +1,6 @@
 //! The operational HTTP endpoint of a placement node: `/healthz` and Prometheus `/metrics`.
 //!
-//! This listener is for operators and scrapers only, so it binds real TCP directly rather than
-//! going through [`crate::net`]: the simulator has no use for it.
+//! Served by the operational listener (`crate::ops_http`).
 
 use std::sync::Arc;
 
@@ -12,6 +11,7 @@ use axum::Router;
 use tokio::sync::watch;
 
 use crate::metrics::PlacementMetrics;
+use crate::ops_http::OPENMETRICS_CONTENT_TYPE;
 use crate::raft_types::PlacementRaft;
 
 #[derive(Clone)]
@@ -25,22 +25,13 @@ pub async fn serve(
     addr: String,
     raft: PlacementRaft,
     metrics: Arc<PlacementMetrics>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<(std::net::SocketAddr, tokio::task::JoinHandle<()>)> {
-    let listener = tokio::net::TcpListener::bind(&addr).await?;
-    let local = listener.local_addr()?;
     let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
         .with_state(HttpState { raft, metrics });
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = shutdown.wait_for(|stop| *stop).await;
-            })
-            .await;
-    });
-    Ok((local, task))
+    crate::ops_http::serve(&addr, app, shutdown).await
 }
 
 /// 200 while this node knows a leader (it is part of a working cluster), 503 otherwise.
@@ -70,10 +61,7 @@ async fn metrics_text(
     let term = state.raft.metrics().borrow().current_term;
     state.metrics.raft_term.set(term as i64);
     (
-        [(
-            "content-type",
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
+        [("content-type", OPENMETRICS_CONTENT_TYPE)],
         state.metrics.render(),
     )
 }

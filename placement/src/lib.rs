@@ -8,6 +8,7 @@
 //! - [`ring`]: the consistent-hash ring of actor ids to hosts.
 //! - [`table`]: the disseminated table and its version.
 //! - [`net`]: the listener/connector seam every socket goes through.
+//! - [`ops_http`]: the operational HTTP listener (`/healthz`, `/metrics`) of nodes and hosts.
 //! - [`schedule`]: Dapr's due time, period and ttl formats, and when a schedule fires next.
 //! - [`reminders`]: durable reminders: keys, progress, and the index placement keeps.
 //!
@@ -21,6 +22,7 @@
 //! - [`node`]: wires one placement node together and runs it until shutdown.
 
 pub mod net;
+pub mod ops_http;
 pub mod reminders;
 pub mod ring;
 pub mod schedule;

@@ -1,7 +1,6 @@
 //! The host's operational HTTP endpoint: `/healthz` and Prometheus `/metrics`.
 //!
-//! For operators and scrapers only, so it binds real TCP directly rather than going through
-//! the transport seam.
+//! Served by the listener shared with placement nodes (`rookery_placement::ops_http`).
 
 use std::sync::Arc;
 
@@ -10,6 +9,8 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
 use tokio::sync::watch;
+
+use rookery_placement::ops_http::OPENMETRICS_CONTENT_TYPE;
 
 use crate::metrics::HostMetrics;
 use crate::routing::TableState;
@@ -25,22 +26,13 @@ pub async fn serve(
     addr: String,
     table: watch::Receiver<TableState>,
     metrics: Arc<HostMetrics>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<(std::net::SocketAddr, tokio::task::JoinHandle<()>)> {
-    let listener = tokio::net::TcpListener::bind(&addr).await?;
-    let local = listener.local_addr()?;
     let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
         .with_state(HttpState { table, metrics });
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = shutdown.wait_for(|stop| *stop).await;
-            })
-            .await;
-    });
-    Ok((local, task))
+    rookery_placement::ops_http::serve(&addr, app, shutdown).await
 }
 
 /// 200 once the host holds a placement table (it can route calls), 503 before.
@@ -71,10 +63,7 @@ async fn metrics_text(
     State(state): State<HttpState>,
 ) -> ([(&'static str, &'static str); 1], String) {
     (
-        [(
-            "content-type",
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
+        [("content-type", OPENMETRICS_CONTENT_TYPE)],
         state.metrics.render(),
     )
 }

@@ -133,7 +133,9 @@ async fn serve(
             }
             // Counter registers no timers; answer any tick so the turn ends.
             Some(host_to_app::Message::Timer(timer)) => (timer.request_id, Ok(Vec::new())),
-            Some(host_to_app::Message::TimerRegistered(_)) | None => continue,
+            Some(host_to_app::Message::TimerRegistered(_))
+            | Some(host_to_app::Message::ReminderResponse(_))
+            | None => continue,
         };
         let result = match result {
             Ok(data) => app_reply::Result::Data(data),

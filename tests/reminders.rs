@@ -443,3 +443,36 @@ async fn timers_fire_as_turns_and_end_with_their_activation() {
     );
     app.assert_no_violations();
 }
+
+/// An app manages reminders on its own stream (the app channel): created there, they fire like
+/// any other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_creates_reminders_over_its_channel() {
+    let cluster = Cluster::builder().nodes(1).start();
+    cluster.wait_for_leader().await;
+    let (host, app) = member(&cluster).await;
+    wait_serving(&cluster, 1).await;
+    let ask = serde_json::json!({"name": "self", "due": "0s", "period": "R2/PT0.3S"});
+    host.invoke_json(COUNTER, "a1", "remind_me", ask)
+        .await
+        .expect("ask for a reminder");
+    wait_ticks(&[&app], "a1", "self", 2).await;
+    let answers = app.record().reminder_answers;
+    assert!(
+        answers.iter().any(|a| a.contains("Reminder(")),
+        "the host confirmed: {answers:?}"
+    );
+    let bad = serde_json::json!({"name": "bad", "due": "later", "period": ""});
+    host.invoke_json(COUNTER, "a1", "remind_me", bad)
+        .await
+        .expect("ask for a bad reminder");
+    app.wait_for("the bad reminder refused", |r| {
+        r.reminder_answers
+            .iter()
+            .find(|a| a.contains("InvalidArgument") && a.contains("later"))
+            .cloned()
+            .ok_or_else(|| format!("answers: {:?}", r.reminder_answers))
+    })
+    .await;
+    app.assert_no_violations();
+}

@@ -18,7 +18,7 @@ use rookery_proto::v1::app_channel_server::AppChannel;
 use rookery_proto::v1::{
     app_reply, app_to_host, host_to_app, ActivateActor, AppReply, AppToHost, DeactivateActor,
     FireReminder, FireTimer, HostToApp, InvokeActor, RegisterTimer, RegisterTypes, Registered,
-    TimerRegistered,
+    ReminderRequest, ReminderResponse, TimerRegistered,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
@@ -32,6 +32,7 @@ use crate::actor::{
 };
 use crate::config::{ActorDefaults, TypeOptions};
 use crate::error::CallError;
+use crate::reminder_api::ReminderClient;
 use crate::routing::ServingGate;
 use crate::types::{Provider, TypeError, TypeRegistry};
 
@@ -171,6 +172,37 @@ struct AppInstance {
     gate: ServingGate,
 }
 
+/// One reminder operation an app asked for on its stream.
+async fn serve_reminder_request(
+    reminders: Option<&ReminderClient>,
+    request: ReminderRequest,
+) -> ReminderResponse {
+    use rookery_proto::v1::{reminder_request::Operation, reminder_response::Result as Answer};
+    let answer = match (reminders, request.operation) {
+        (None, _) => Err(Status::unimplemented("this host serves no reminders")),
+        (_, None) => Err(Status::invalid_argument(
+            "reminder request without an operation",
+        )),
+        (Some(client), Some(Operation::Create(create))) => {
+            client.create(create).await.map(Answer::Reminder)
+        }
+        (Some(client), Some(Operation::Get(reference))) => {
+            client.get(reference).await.map(Answer::Reminder)
+        }
+        (Some(client), Some(Operation::List(list))) => client.list(list).await.map(Answer::List),
+        (Some(client), Some(Operation::Delete(reference))) => client
+            .delete(reference)
+            .await
+            .map(|d| Answer::Deleted(d.deleted)),
+    };
+    ReminderResponse {
+        correlation_id: request.correlation_id,
+        result: Some(answer.unwrap_or_else(|status| {
+            Answer::Error(format!("{:?}: {}", status.code(), status.message()))
+        })),
+    }
+}
+
 fn timer_answer(correlation_id: u64, error: String) -> HostToApp {
     HostToApp {
         message: Some(host_to_app::Message::TimerRegistered(TimerRegistered {
@@ -302,9 +334,17 @@ pub struct AppChannelService {
     next_connection: AtomicU64,
     /// Ends every app stream when the host shuts down, so the server can stop.
     shutdown: Option<tokio::sync::watch::Receiver<bool>>,
+    /// Serves the reminder requests apps send on their stream.
+    reminders: Option<ReminderClient>,
 }
 
 impl AppChannelService {
+    /// Serves apps' reminder requests with `reminders`.
+    pub fn with_reminders(mut self, reminders: ReminderClient) -> AppChannelService {
+        self.reminders = Some(reminders);
+        self
+    }
+
     /// Ends app streams when `shutdown` turns true.
     pub fn ending_on(mut self, shutdown: tokio::sync::watch::Receiver<bool>) -> AppChannelService {
         self.shutdown = Some(shutdown);
@@ -324,6 +364,7 @@ impl AppChannelService {
             defaults,
             next_connection: AtomicU64::new(1),
             shutdown: None,
+            reminders: None,
         }
     }
 
@@ -429,6 +470,7 @@ impl AppChannel for AppChannelService {
         let service_types = self.types.clone();
         let defaults = self.defaults.clone();
         let host_id = self.host_id.clone();
+        let reminders = self.reminders.clone();
         tokio::spawn(async move {
             // Re-registrations on an open stream add types; build a throwaway service view
             // for validation with the same defaults.
@@ -467,6 +509,23 @@ impl AppChannel for AppChannelService {
                         let _ = connection
                             .outbox
                             .try_send(Ok(timer_answer(timer.correlation_id, error)));
+                    }
+                    Ok(AppToHost {
+                        message: Some(app_to_host::Message::ReminderRequest(request)),
+                    }) => {
+                        // Answered from a task of its own: a reminder write waits for a Raft
+                        // commit, and the stream's replies must keep flowing meanwhile.
+                        let reminders = reminders.clone();
+                        let outbox = connection.outbox.clone();
+                        tokio::spawn(async move {
+                            let response =
+                                serve_reminder_request(reminders.as_ref(), request).await;
+                            let _ = outbox
+                                .send(Ok(HostToApp {
+                                    message: Some(host_to_app::Message::ReminderResponse(response)),
+                                }))
+                                .await;
+                        });
                     }
                     Ok(AppToHost { message: None }) => {}
                     Err(_) => break,

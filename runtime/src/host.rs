@@ -166,6 +166,11 @@ impl Host {
         let decode_limit = config.max_request_bytes + REQUEST_ENVELOPE_BYTES;
         let actors = ActorsServer::new(ActorsService::new(router.clone(), metrics.clone()))
             .max_decoding_message_size(decode_limit);
+        let placement_rpc = Arc::new(PlacementRpc::new(
+            config.placement.clone(),
+            transport.clone(),
+        ));
+        let reminder_client = ReminderClient::new(placement_rpc.clone());
         let app_channel = AppChannelServer::new(
             AppChannelService::new(
                 config.host_id.clone(),
@@ -173,16 +178,12 @@ impl Host {
                 activations.clone(),
                 config.actors.clone(),
             )
-            .ending_on(shutdown_rx.clone()),
+            .ending_on(shutdown_rx.clone())
+            .with_reminders(reminder_client.clone()),
         )
         .max_decoding_message_size(MAX_APP_MESSAGE_BYTES);
         let internal_service = HostInternalServer::new(HostInternalService::new(router.clone()))
             .max_decoding_message_size(decode_limit);
-        let placement_rpc = Arc::new(PlacementRpc::new(
-            config.placement.clone(),
-            transport.clone(),
-        ));
-        let reminder_client = ReminderClient::new(placement_rpc.clone());
         let reminders = RemindersServer::new(ReminderApi::new(reminder_client.clone()));
         tasks.push(tokio::spawn(
             ReminderScheduler::new(

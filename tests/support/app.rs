@@ -113,6 +113,8 @@ pub struct AppRecord {
     pub timer_errors: Vec<String>,
     /// Turns refused because they arrived after their `not_after_ms` fence.
     pub lease_refusals: u64,
+    /// Answers to reminder requests made on the stream (`remind_me`), as debug text.
+    pub reminder_answers: Vec<String>,
     /// `call_chain_id` of every InvokeActor, in order (for chain assertions).
     pub call_chains: Vec<(ActorKey, String)>,
 }
@@ -430,6 +432,12 @@ async fn serve(shared: &Arc<Shared>) -> (String, bool) {
                 }
                 reply(&out, timer.request_id, Ok(Vec::new()));
             }
+            host_to_app::Message::ReminderResponse(answer) => {
+                shared
+                    .record()
+                    .reminder_answers
+                    .push(format!("{:?}", answer.result));
+            }
             host_to_app::Message::TimerRegistered(answer) => {
                 if !answer.error.is_empty() {
                     shared.record().timer_errors.push(answer.error);
@@ -539,6 +547,7 @@ async fn handle_invoke(
             .unwrap_or_else(|| "requested failure".to_owned())),
         "call" => nested_call(&shared, &invoke).await,
         "start_timer" => start_timer(&out, &invoke),
+        "remind_me" => remind_me(&out, &invoke),
         other => Err(format!("unknown method {other:?}")),
     };
     {
@@ -628,6 +637,42 @@ fn start_timer(
     };
     out.send(AppToHost {
         message: Some(app_to_host::Message::RegisterTimer(register)),
+    })
+    .map_err(|_| "the stream to the host is closed".to_owned())?;
+    Ok(b"null".to_vec())
+}
+
+/// `remind_me` `{"name", "due", "period"}`: creates a durable reminder of this actor through
+/// the app channel (the host's answer is recorded in `reminder_answers`).
+fn remind_me(
+    out: &mpsc::UnboundedSender<AppToHost>,
+    invoke: &InvokeActor,
+) -> Result<Vec<u8>, String> {
+    use rookery_proto::v1::{
+        reminder_request::Operation, CreateActorReminderRequest, ReminderRef, ReminderRequest,
+    };
+    let field = |name: &str| {
+        json_field(&invoke.data, name)
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default()
+    };
+    let request = ReminderRequest {
+        correlation_id: invoke.request_id,
+        operation: Some(Operation::Create(CreateActorReminderRequest {
+            reminder: Some(ReminderRef {
+                actor_type: invoke.actor_type.clone(),
+                actor_id: invoke.actor_id.clone(),
+                name: field("name"),
+            }),
+            due_time: field("due"),
+            period: field("period"),
+            ttl: String::new(),
+            data: Vec::new(),
+            fail_if_exists: false,
+        })),
+    };
+    out.send(AppToHost {
+        message: Some(app_to_host::Message::ReminderRequest(request)),
     })
     .map_err(|_| "the stream to the host is closed".to_owned())?;
     Ok(b"null".to_vec())

@@ -542,6 +542,7 @@ impl Coordinator {
                             changed = written.data.changed,
                             "membership committed"
                         );
+                        self.reconcile_sessions();
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "cannot commit membership change; stepping back");
@@ -560,6 +561,44 @@ impl Coordinator {
                     _ = stop.changed() => return,
                 }
             }
+        }
+    }
+
+    /// When the leases of replicated hosts without a session may last until, if any still may:
+    /// a host timeout after they were last heard from (leases are shorter than that).
+    fn absent_leases_end(&self) -> Option<Instant> {
+        let term = self.term.lock().expect("term lock");
+        let applied = self.applied.borrow();
+        let timeout = Duration::from_millis(self.config.host_timeout_ms);
+        let now = Instant::now();
+        term.absent_since
+            .iter()
+            .filter(|(id, _)| applied.state.hosts.contains_key(*id) && !term.sessions.contains_key(*id))
+            .map(|(_, since)| *since + timeout)
+            .filter(|end| *end > now)
+            .max()
+    }
+
+    /// Queues a registration for every connected host the committed state disagrees with. A
+    /// host may reconnect while its removal is already on its way through Raft: it saw itself
+    /// still replicated, so it queued nothing, and the removal then took it out.
+    fn reconcile_sessions(&self) {
+        let mut term = self.term.lock().expect("term lock");
+        let applied = self.applied.borrow().clone();
+        let stale: Vec<HostInfo> = term
+            .sessions
+            .iter()
+            .filter(|(id, s)| {
+                !s.leaving
+                    && !s.info.actor_types.is_empty()
+                    && !term.pending.contains_key(*id)
+                    && applied.state.hosts.get(*id) != Some(&s.info)
+            })
+            .map(|(_, s)| s.info.clone())
+            .collect();
+        for info in stale {
+            tracing::info!(host_id = %info.id, "re-registering a connected host the membership lost");
+            term.pending.insert(info.id.clone(), Change::Upsert(info));
         }
     }
 
@@ -591,6 +630,22 @@ impl Coordinator {
         ];
         let mut alive = participants;
         for (phase, order) in phases {
+            if phase == OrderPhase::Unlock {
+                // UNLOCK lets new owners activate. A replicated host not in this round (its
+                // stream broke, or it missed an ack) may still hold a lease and serve the actors
+                // this table moves away from it: wait until every such lease has surely expired.
+                if let Some(until) = self.absent_leases_end() {
+                    tracing::info!(
+                        version,
+                        wait_ms = until.saturating_duration_since(Instant::now()).as_millis() as u64,
+                        "holding UNLOCK until absent hosts' leases have expired"
+                    );
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(until) => {}
+                        _ = stop.changed() => return,
+                    }
+                }
+            }
             let order = PlacementOrder { order: Some(order) };
             let deadline = Instant::now() + Duration::from_millis(self.config.round_timeout_ms);
             let waits = alive.iter().map(|(host_id, session_id, orders, acks)| {

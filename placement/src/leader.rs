@@ -573,7 +573,9 @@ impl Coordinator {
         let now = Instant::now();
         term.absent_since
             .iter()
-            .filter(|(id, _)| applied.state.hosts.contains_key(*id) && !term.sessions.contains_key(*id))
+            .filter(|(id, _)| {
+                applied.state.hosts.contains_key(*id) && !term.sessions.contains_key(*id)
+            })
             .map(|(_, since)| *since + timeout)
             .filter(|end| *end > now)
             .max()
@@ -637,7 +639,8 @@ impl Coordinator {
                 if let Some(until) = self.absent_leases_end() {
                     tracing::info!(
                         version,
-                        wait_ms = until.saturating_duration_since(Instant::now()).as_millis() as u64,
+                        wait_ms =
+                            until.saturating_duration_since(Instant::now()).as_millis() as u64,
                         "holding UNLOCK until absent hosts' leases have expired"
                     );
                     tokio::select! {

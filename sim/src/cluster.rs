@@ -34,6 +34,9 @@ use crate::faults::{self, Action, FaultMix, Scheduled};
 use crate::ledger::{self, CallOutcome, Event, Incarnation, Ledger, SimNanos, TableSnapshot};
 use crate::transport::SimTransport;
 
+/// Restart attempts while a crashed placement node's data dir is still locked (100 ms apart).
+const DATA_DIR_RELEASE_ATTEMPTS: u32 = 50;
+
 /// Port of every placement node's gRPC listener.
 pub const PLACEMENT_PORT: u16 = 7000;
 /// Port of every host's gRPC listener (public and internal services).
@@ -268,7 +271,20 @@ pub fn run_observed(
             };
             async move {
                 ledger.record(Event::Started { incarnation });
-                let _node = PlacementNode::start(node_config, SimTransport::shared()).await?;
+                // A crashed incarnation's sled handles are released by its runtime's teardown,
+                // which may finish after the restart begins: wait for the data dir (bounded).
+                let mut attempts = 0;
+                let _node = loop {
+                    match PlacementNode::start(node_config.clone(), SimTransport::shared()).await {
+                        Err(rookery_placement::node::NodeError::Store(
+                            rookery_placement::store::StoreError::Locked { .. },
+                        )) if attempts < DATA_DIR_RELEASE_ATTEMPTS => {
+                            attempts += 1;
+                            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                        }
+                        started => break started?,
+                    }
+                };
                 // Runs until the driver crashes it: placement nodes never stop on their own.
                 std::future::pending::<()>().await;
                 Ok(())

@@ -14,7 +14,6 @@ const RELEASE_SEEDS: u64 = 200;
 const DEBUG_SEEDS: u64 = 6;
 
 #[test]
-#[ignore = "about 5% of seeds still fail liveness or hit a harness restart race (sim/README.md, open issues); run with --ignored"]
 fn seeds_pass_every_checker() {
     let seeds = std::env::var("ROOKERY_SIM_SEEDS")
         .ok()

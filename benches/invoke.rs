@@ -93,6 +93,13 @@ impl Actors for EchoService {
             data: request.into_inner().data,
         }))
     }
+
+    async fn get_state(
+        &self,
+        _request: Request<rookery_proto::v1::GetActorStateRequest>,
+    ) -> Result<Response<rookery_proto::v1::GetActorStateResponse>, Status> {
+        Err(Status::unimplemented("a bare path keeps no state"))
+    }
 }
 
 /// Forwards every call to the next server with a tonic client, as a host forwards to an app
@@ -111,6 +118,13 @@ impl Actors for ProxyService {
         // The host sets the caller's remaining deadline on its forwards too.
         forwarded.set_timeout(CALL_TIMEOUT);
         self.next.clone().invoke(forwarded).await
+    }
+
+    async fn get_state(
+        &self,
+        _request: Request<rookery_proto::v1::GetActorStateRequest>,
+    ) -> Result<Response<rookery_proto::v1::GetActorStateResponse>, Status> {
+        Err(Status::unimplemented("a bare path keeps no state"))
     }
 }
 
@@ -227,6 +241,9 @@ async fn start_host(name: &str, placement: &str, dir: &std::path::Path) -> Host 
         max_request_bytes: rookery_runtime::config::DEFAULT_MAX_REQUEST_SIZE_MB * 1024 * 1024,
         actors: ActorDefaults::default(),
         heartbeat_interval_ms: rookery_runtime::placement_client::DEFAULT_HEARTBEAT_INTERVAL_MS,
+        state: rookery_runtime::state::StoreConfig::Sled {
+            path: dir.join(name).join("state"),
+        },
         // The default: turns wait for a valid placement lease, as in production.
         serve_without_lease: false,
     };

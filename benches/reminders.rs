@@ -131,6 +131,9 @@ async fn cluster_and_host(
             max_request_bytes: 4 << 20,
             actors: ActorDefaults::default(),
             heartbeat_interval_ms: 500,
+            state: rookery_runtime::state::StoreConfig::Sled {
+                path: dir.join("host").join("state"),
+            },
             serve_without_lease: false,
         },
         TcpTransport::shared(),

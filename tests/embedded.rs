@@ -141,6 +141,9 @@ async fn an_embedded_host_serves_calls_reminders_and_timers() {
             max_request_bytes: 4 << 20,
             actors: ActorDefaults::default(),
             heartbeat_interval_ms: 200,
+            state: rookery_runtime::state::StoreConfig::Sled {
+                path: dir.path().join("host").join("state"),
+            },
             serve_without_lease: false,
         },
         TcpTransport::shared(),

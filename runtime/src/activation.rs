@@ -5,9 +5,12 @@
 //! in progress would deadlock in the queue; it re-enters at once when the type allows
 //! reentrancy (up to its depth limit) and fails with a reentrancy error otherwise.
 //!
-//! Lifecycle: activate (the app hears it) → turns → stop requested (idle, moved, withdrawn) →
-//! the turn in progress finishes, queued calls are answered `Unavailable` (the router retries
-//! them on the next activation or the new owner) → deactivate (the app hears it) → done.
+//! Lifecycle: claim the actor in the state store (its epoch fences every later write of older
+//! activations; timers handed off by the previous activation come back) → activate (the app
+//! hears it) → turns → stop requested (idle, moved, withdrawn) → the turn in progress
+//! finishes, queued calls are answered `Unavailable` (the router retries them on the next
+//! activation or the new owner) → on a move, timers handed off through the store →
+//! deactivate (the app hears it) → done.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
@@ -17,13 +20,13 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
-use crate::actor::{
-    ActorChannel, ActorKey, Call, CallKind, ReentrantInvoker, TimerSpec, TimerTick,
-};
+use crate::actor::{ActorChannel, ActorKey, Call, CallKind, ReentrantInvoker, TimerSpec};
 use crate::config::TypeOptions;
 use crate::error::CallError;
 use crate::metrics::HostMetrics;
 use crate::routing::ServingGate;
+use crate::state::{self, ActorStateAccess, Epoch, StateOp};
+use crate::timers::{self, Timers};
 
 /// Calls queued for one actor before callers are told it is overloaded.
 pub const MAILBOX_CAPACITY: usize = 1024;
@@ -69,8 +72,11 @@ pub struct Activation {
     gate: ServingGate,
     /// The serving epoch the activation was created in; it may run turns only in that epoch.
     serving_epoch: u64,
-    /// Timers of this activation by name: each a task that queues its ticks as turns.
-    timers: Mutex<std::collections::HashMap<String, tokio::task::JoinHandle<()>>>,
+    timers: Timers,
+    /// The host's state store, if it has one.
+    state: Option<ActorStateAccess>,
+    /// This activation's claim on its actor in the store, once made.
+    claim: OnceLock<Epoch>,
     /// Itself, for timer tasks (which must not keep it alive).
     me: Weak<Activation>,
     epoch: Instant,
@@ -109,6 +115,7 @@ impl Activation {
         gate: ServingGate,
         sink: Weak<dyn ActivationSink>,
         metrics: Arc<HostMetrics>,
+        state: Option<ActorStateAccess>,
     ) -> Arc<Activation> {
         let (mailbox, inbox) = mpsc::channel(MAILBOX_CAPACITY);
         let (stop, stop_rx) = watch::channel(None);
@@ -128,7 +135,9 @@ impl Activation {
             last_used: Mutex::new(now),
             serving_epoch: gate.epoch(),
             gate,
-            timers: Mutex::new(std::collections::HashMap::new()),
+            timers: Timers::default(),
+            state,
+            claim: OnceLock::new(),
             me: me.clone(),
             epoch: now,
             activated_at_ms: AtomicU64::new(0),
@@ -223,59 +232,47 @@ impl Activation {
     }
 
     /// Registers (or replaces) a timer: its ticks are queued as turns of this actor until it
-    /// is unregistered, its schedule ends, or the activation ends.
-    pub fn register_timer(&self, spec: TimerSpec) {
-        let me = self.me.clone();
-        let name = spec.name.clone();
-        let task = tokio::spawn(async move {
-            let mut due_ms = spec.schedule.due_at_ms;
-            let mut fired = 0u32;
-            loop {
-                let wait_ms = due_ms.saturating_sub(crate::reminder_scheduler::now_ms());
-                tokio::time::sleep(Duration::from_millis(wait_ms)).await;
-                let Some(activation) = me.upgrade() else {
-                    return;
-                };
-                let call = Call {
-                    key: activation.key.clone(),
-                    method: format!("timer/{}", spec.name),
-                    data: spec.data.clone(),
-                    metadata: Default::default(),
-                    call_chain_id: crate::router::new_call_chain_id(),
-                    kind: CallKind::Timer(TimerTick {
-                        name: spec.name.clone(),
-                        callback: spec.callback.clone(),
-                    }),
-                };
-                let result = activation.call(call).await;
-                drop(activation);
-                if let Err(e) = result {
-                    if e.is_retryable() {
-                        return; // the activation is ending
-                    }
-                    tracing::debug!(timer = %spec.name, error = %e, "timer callback failed");
-                }
-                fired += 1;
-                match spec.schedule.next_after(due_ms, fired) {
-                    Some(next) => due_ms = next,
-                    None => return,
-                }
-            }
-        });
-        if let Some(previous) = self.timers.lock().expect("timers lock").insert(name, task) {
-            previous.abort();
-        }
+    /// is unregistered, its schedule ends, or the activation ends (or moves with the actor).
+    pub fn register_timer(&self, spec: TimerSpec) -> Result<(), CallError> {
+        self.timers
+            .register(self.me.clone(), spec, 0)
+            .map_err(CallError::InvalidArgument)
     }
 
     /// Stops a timer; false if there was none of that name.
     pub fn unregister_timer(&self, name: &str) -> bool {
-        match self.timers.lock().expect("timers lock").remove(name) {
-            Some(task) => {
-                task.abort();
-                true
-            }
-            None => false,
+        self.timers.unregister(name)
+    }
+
+    fn state_access(&self) -> Result<(&ActorStateAccess, Epoch), CallError> {
+        let access = self.state.as_ref().ok_or_else(|| {
+            CallError::FailedPrecondition("this host has no state store configured".into())
+        })?;
+        let epoch = *self.claim.get().ok_or_else(|| {
+            CallError::FailedPrecondition(format!("actor {} is not active yet", self.key))
+        })?;
+        Ok((access, epoch))
+    }
+
+    /// Reads one key of this actor's state.
+    pub async fn get_state(&self, key: &str) -> Result<Option<Bytes>, CallError> {
+        let (access, _) = self.state_access()?;
+        state::validate_key(key)?;
+        Ok(access.store.get(&self.key, key).await?)
+    }
+
+    /// Applies `operations` to this actor's state, all or none, fenced by this activation's
+    /// claim; returns once durable. A fenced write means another activation has claimed the
+    /// actor since: this one is stale and ends.
+    pub async fn transact_state(&self, operations: &[StateOp]) -> Result<(), CallError> {
+        let (access, epoch) = self.state_access()?;
+        state::validate_transaction(operations, access.max_transaction_bytes)?;
+        let written = access.store.transact(&self.key, epoch, operations).await;
+        if let Err(state::StateError::Fenced(_)) = &written {
+            tracing::warn!(actor = %self.key, "state write fenced: a newer activation exists; ending this one");
+            self.request_stop(StopReason::Moved);
         }
+        Ok(written?)
     }
 
     /// Asks the activation to end after its turn in progress.
@@ -337,11 +334,28 @@ async fn run(
     let metrics = activation.metrics.clone();
     metrics.active_activations.inc();
     metrics.activations_total.inc();
-    let activated = tokio::time::timeout(
-        activation.options.call_timeout(),
-        channel.activate(key.clone()),
-    )
-    .await;
+    let activated = match claim(&activation).await {
+        Ok(handed_off) => {
+            let activated = tokio::time::timeout(
+                activation.options.call_timeout(),
+                channel.activate(key.clone()),
+            )
+            .await;
+            if matches!(activated, Ok(Ok(_))) {
+                for timer in handed_off {
+                    let (spec, fired) = timer.resume();
+                    if let Err(e) = activation
+                        .timers
+                        .register(activation.me.clone(), spec, fired)
+                    {
+                        tracing::warn!(actor = %key, error = %e, "cannot resume a handed-off timer");
+                    }
+                }
+            }
+            activated
+        }
+        Err(e) => Ok(Err(e)),
+    };
     let mut instance = match activated {
         Ok(Ok(instance)) => Some(instance),
         Ok(Err(e)) => {
@@ -422,6 +436,7 @@ async fn run(
         &mut inbox,
         CallError::Unavailable(format!("actor {key} is deactivating")),
     );
+    hand_off_timers(&activation, reason).await;
     if let Some(instance) = instance {
         if reason != StopReason::Withdrawn {
             match tokio::time::timeout(activation.options.call_timeout(), instance.deactivate())
@@ -440,6 +455,42 @@ async fn run(
         sink.finished(&key, activation.id);
     }
     let _ = done.send(true);
+}
+
+/// Claims the actor in the state store for this activation, if the host has one; returns
+/// the timers the previous activation handed off.
+async fn claim(activation: &Activation) -> Result<Vec<timers::HandedOffTimer>, CallError> {
+    let Some(access) = &activation.state else {
+        return Ok(Vec::new());
+    };
+    let claim = access.store.claim(&activation.key).await?;
+    let _ = activation.claim.set(claim.epoch);
+    Ok(claim
+        .handed_off_timers
+        .map(|bytes| timers::decode(&bytes))
+        .unwrap_or_default())
+}
+
+/// Stops the activation's timers; when the actor moves, writes what is left of them to the
+/// store for its next activation (fenced like any write: a stale activation hands off nothing).
+async fn hand_off_timers(activation: &Activation, reason: StopReason) {
+    let left = activation.timers.stop_all();
+    if reason != StopReason::Moved || left.is_empty() {
+        return;
+    }
+    let (Some(access), Some(epoch)) = (&activation.state, activation.claim.get()) else {
+        return;
+    };
+    let handed = access
+        .store
+        .hand_off_timers(&activation.key, *epoch, timers::encode(&left))
+        .await;
+    match handed {
+        Ok(()) => {
+            tracing::debug!(actor = %activation.key, timers = left.len(), "timers handed off")
+        }
+        Err(e) => tracing::warn!(actor = %activation.key, error = %e, "cannot hand off timers"),
+    }
 }
 
 /// Closes the mailbox and answers every queued call with `error`.

@@ -12,6 +12,7 @@ use crate::actor::ActorKey;
 use crate::error::CallError;
 use crate::metrics::HostMetrics;
 use crate::routing::ServingGate;
+use crate::state::ActorStateAccess;
 use crate::types::TypeRegistry;
 
 /// Most activations one host keeps; beyond it new activations are refused as overloaded.
@@ -25,6 +26,7 @@ pub struct Activations {
     gate: ServingGate,
     /// Set while the host leaves: no new activations.
     closed: std::sync::atomic::AtomicBool,
+    state: Option<ActorStateAccess>,
     me: Weak<Activations>,
 }
 
@@ -33,6 +35,7 @@ impl Activations {
         types: Arc<TypeRegistry>,
         metrics: Arc<HostMetrics>,
         gate: ServingGate,
+        state: Option<ActorStateAccess>,
     ) -> Arc<Activations> {
         Arc::new_cyclic(|me| Activations {
             map: Mutex::new(HashMap::new()),
@@ -41,6 +44,7 @@ impl Activations {
             next_id: AtomicU64::new(1),
             gate,
             closed: std::sync::atomic::AtomicBool::new(false),
+            state,
             me: me.clone(),
         })
     }
@@ -87,6 +91,7 @@ impl Activations {
                             self.gate.clone(),
                             sink,
                             self.metrics.clone(),
+                            self.state.clone(),
                         );
                         map.insert(key.clone(), activation.clone());
                         return Ok(activation);
@@ -110,6 +115,17 @@ impl Activations {
             .get(key)
             .filter(|a| !a.is_stopping())
             .cloned()
+    }
+
+    /// The actor's activation on this host while it has not ended, also while it finishes
+    /// its last turn before moving: state requests of that turn must still be served.
+    pub fn get_until_finished(&self, key: &ActorKey) -> Option<Arc<Activation>> {
+        self.map.lock().expect("activations lock").get(key).cloned()
+    }
+
+    /// The host's state store, if it has one.
+    pub fn state(&self) -> Option<&ActorStateAccess> {
+        self.state.as_ref()
     }
 
     /// Asks every activation matching `predicate` to end; returns them, to wait on.

@@ -14,6 +14,7 @@ use futures::future::BoxFuture;
 
 use crate::error::CallError;
 use crate::router::Router;
+use crate::state::StateOp;
 
 /// Identifies one virtual actor in the cluster.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -172,8 +173,49 @@ impl ActorContext {
             schedule,
             callback: callback.to_owned(),
             data: data.into(),
-        });
-        Ok(())
+        })
+    }
+
+    /// Reads one key of this actor's durable state; `None` if it has no value.
+    pub async fn get_state(&self, key: &str) -> Result<Option<Bytes>, CallError> {
+        self.activation_until_finished()?.get_state(key).await
+    }
+
+    /// Writes this actor's state: every operation or none, acknowledged once durable. Fails
+    /// with [`CallError::Fenced`] if another activation has claimed the actor since (nothing
+    /// is written), and [`CallError::StoreUnavailable`] if the store cannot be reached.
+    pub async fn transact_state(&self, operations: &[StateOp]) -> Result<(), CallError> {
+        self.activation_until_finished()?
+            .transact_state(operations)
+            .await
+    }
+
+    /// Sets one key (no ttl): a transaction of one upsert.
+    pub async fn set_state(&self, key: &str, value: impl Into<Bytes>) -> Result<(), CallError> {
+        self.transact_state(&[StateOp::Upsert {
+            key: key.to_owned(),
+            value: value.into(),
+            ttl_seconds: None,
+        }])
+        .await
+    }
+
+    fn activation_until_finished(
+        &self,
+    ) -> Result<std::sync::Arc<crate::activation::Activation>, CallError> {
+        let router = self
+            .router
+            .upgrade()
+            .ok_or_else(|| CallError::Unavailable("the host is shutting down".into()))?;
+        router
+            .activations()
+            .get_until_finished(&self.key)
+            .ok_or_else(|| {
+                CallError::FailedPrecondition(format!(
+                    "actor {} is not active on this host",
+                    self.key
+                ))
+            })
     }
 
     /// Stops a timer of this activation; false if there was none of that name.

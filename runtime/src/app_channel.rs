@@ -18,7 +18,7 @@ use rookery_proto::v1::app_channel_server::AppChannel;
 use rookery_proto::v1::{
     app_reply, app_to_host, host_to_app, ActivateActor, AppReply, AppToHost, DeactivateActor,
     FireReminder, FireTimer, HostToApp, InvokeActor, RegisterTimer, RegisterTypes, Registered,
-    ReminderRequest, ReminderResponse, TimerRegistered,
+    ReminderRequest, ReminderResponse, StateRequest, StateResponse, TimerRegistered,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
@@ -34,6 +34,7 @@ use crate::config::{ActorDefaults, TypeOptions};
 use crate::error::CallError;
 use crate::reminder_api::ReminderClient;
 use crate::routing::ServingGate;
+use crate::state::StateOp;
 use crate::types::{Provider, TypeError, TypeRegistry};
 
 /// Requests queued to one app before senders wait.
@@ -229,18 +230,72 @@ fn register_timer(activations: &Activations, timer: RegisterTimer) -> HostToApp 
     }
     match activations.get(&key) {
         Some(activation) => {
-            activation.register_timer(TimerSpec {
+            let registered = activation.register_timer(TimerSpec {
                 name: timer.name,
                 schedule,
                 callback: timer.callback,
                 data: Bytes::from(timer.data),
             });
-            timer_answer(timer.correlation_id, String::new())
+            let error = registered.err().map(|e| e.to_string()).unwrap_or_default();
+            timer_answer(timer.correlation_id, error)
         }
         None => timer_answer(
             timer.correlation_id,
             format!("actor {key} is not active on this host"),
         ),
+    }
+}
+
+/// One state operation an app asked for on its stream, for one of its active actors.
+async fn serve_state_request(activations: &Activations, request: StateRequest) -> StateResponse {
+    use rookery_proto::v1::state_operation::Operation as Op;
+    use rookery_proto::v1::state_request::Operation;
+    use rookery_proto::v1::state_response::Result as Answer;
+    use rookery_proto::v1::GetActorStateResponse;
+    let key = ActorKey::new(request.actor_type, request.actor_id);
+    let answer = async {
+        let activation = activations.get_until_finished(&key).ok_or_else(|| {
+            CallError::FailedPrecondition(format!("actor {key} is not active on this host"))
+        })?;
+        match request.operation {
+            None => Err(CallError::InvalidArgument(
+                "state request without an operation".into(),
+            )),
+            Some(Operation::Get(state_key)) => {
+                let value = activation.get_state(&state_key).await?;
+                Ok(Answer::Value(GetActorStateResponse {
+                    found: value.is_some(),
+                    data: value.map(|v| v.to_vec()).unwrap_or_default(),
+                }))
+            }
+            Some(Operation::Transaction(transaction)) => {
+                let operations = transaction
+                    .operations
+                    .into_iter()
+                    .map(|op| match op.operation {
+                        Some(Op::Upsert(upsert)) => Ok(StateOp::Upsert {
+                            key: upsert.key,
+                            value: Bytes::from(upsert.value),
+                            ttl_seconds: upsert.ttl_in_seconds,
+                        }),
+                        Some(Op::Delete(key)) => Ok(StateOp::Delete { key }),
+                        None => Err(CallError::InvalidArgument(
+                            "state operation without upsert or delete".into(),
+                        )),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                activation.transact_state(&operations).await?;
+                Ok(Answer::Committed(true))
+            }
+        }
+    }
+    .await;
+    StateResponse {
+        correlation_id: request.correlation_id,
+        result: Some(answer.unwrap_or_else(|error: CallError| {
+            let status = Status::from(error);
+            Answer::Error(format!("{:?}: {}", status.code(), status.message()))
+        })),
     }
 }
 
@@ -523,6 +578,21 @@ impl AppChannel for AppChannelService {
                             let _ = outbox
                                 .send(Ok(HostToApp {
                                     message: Some(host_to_app::Message::ReminderResponse(response)),
+                                }))
+                                .await;
+                        });
+                    }
+                    Ok(AppToHost {
+                        message: Some(app_to_host::Message::StateRequest(request)),
+                    }) => {
+                        // Its own task, like reminders: a transaction waits for the store.
+                        let activations = activations.clone();
+                        let outbox = connection.outbox.clone();
+                        tokio::spawn(async move {
+                            let response = serve_state_request(&activations, request).await;
+                            let _ = outbox
+                                .send(Ok(HostToApp {
+                                    message: Some(host_to_app::Message::StateResponse(response)),
                                 }))
                                 .await;
                         });

@@ -158,6 +158,8 @@ pub struct HostConfig {
     pub max_request_bytes: usize,
     pub actors: ActorDefaults,
     pub heartbeat_interval_ms: u64,
+    /// Where actor state lives (`--state-store`, or a component in `--resources-path`).
+    pub state: crate::state::StoreConfig,
     /// Serve actors with the last table even without a placement lease (as Dapr does):
     /// available through any placement outage, at the risk of two activations of one actor
     /// when this host is cut off from placement while others take its actors.

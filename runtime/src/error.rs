@@ -12,6 +12,10 @@ pub const APPLICATION_ERROR_VALUE: &str = "application";
 pub const MOVED_KEY: &str = "rookery-moved";
 /// `rookery-error` value marking a call the app took but never answered (it disconnected).
 pub const APP_DISCONNECTED_VALUE: &str = "app-disconnected";
+/// `rookery-error` value marking a state write refused because its activation was superseded.
+pub const FENCED_VALUE: &str = "fenced";
+/// `rookery-error` value marking a call that needed the state store while it was unreachable.
+pub const STATE_STORE_VALUE: &str = "state-store";
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum CallError {
@@ -42,6 +46,18 @@ pub enum CallError {
     /// so it is not retried.
     #[error("{0}")]
     AppDisconnected(String),
+    /// The request cannot be served in the system's current state (e.g. a state request for
+    /// an actor not active on this host, or a host without a state store).
+    #[error("{0}")]
+    FailedPrecondition(String),
+    /// A state write from an activation the store no longer recognizes (another activation
+    /// claimed the actor since): nothing was written.
+    #[error("{0}")]
+    Fenced(String),
+    /// The state store could not be reached: nothing was written. Not retried by the router,
+    /// so callers hear about an outage at once instead of at their deadline.
+    #[error("{0}")]
+    StoreUnavailable(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -64,6 +80,12 @@ impl CallError {
         };
         match status.code() {
             Code::FailedPrecondition if marked(MOVED_KEY, None) => CallError::Moved(message),
+            Code::FailedPrecondition if marked(APPLICATION_ERROR_KEY, Some(FENCED_VALUE)) => {
+                CallError::Fenced(message)
+            }
+            Code::Unavailable if marked(APPLICATION_ERROR_KEY, Some(STATE_STORE_VALUE)) => {
+                CallError::StoreUnavailable(message)
+            }
             Code::FailedPrecondition => CallError::Reentrancy(message),
             Code::Unknown if marked(APPLICATION_ERROR_KEY, Some(APPLICATION_ERROR_VALUE)) => {
                 CallError::Application(message)
@@ -122,7 +144,19 @@ impl From<CallError> for Status {
                 );
                 status
             }
+            CallError::FailedPrecondition(m) => Status::failed_precondition(m),
+            CallError::Fenced(m) => marked(Status::failed_precondition(m), FENCED_VALUE),
+            CallError::StoreUnavailable(m) => marked(Status::unavailable(m), STATE_STORE_VALUE),
             CallError::Internal(m) => Status::internal(m),
         }
     }
+}
+
+/// `status` with `rookery-error: <value>`.
+fn marked(mut status: Status, value: &'static str) -> Status {
+    status.metadata_mut().insert(
+        APPLICATION_ERROR_KEY,
+        tonic::metadata::MetadataValue::from_static(value),
+    );
+    status
 }

@@ -55,6 +55,8 @@ pub enum HostError {
     Config(String),
     #[error("cannot build the reflection service: {0}")]
     Reflection(String),
+    #[error("cannot open the state store")]
+    State(#[source] crate::state::StateError),
 }
 
 /// A running host.
@@ -149,7 +151,16 @@ impl Host {
         ));
         let table = placement.subscribe();
         let gate = ServingGate::new(table.clone(), config.serve_without_lease);
-        let activations = Activations::new(types.clone(), metrics.clone(), gate.clone());
+        let state = crate::state::open(&config.state)
+            .map_err(HostError::State)?
+            .map(|store| {
+                tracing::info!(store = store.kind(), "actor state store");
+                crate::state::ActorStateAccess {
+                    store,
+                    max_transaction_bytes: config.max_request_bytes,
+                }
+            });
+        let activations = Activations::new(types.clone(), metrics.clone(), gate.clone(), state);
         let _ = activations_cell.set(activations.clone());
         let router = Arc::new(Router::new(
             config.host_id.clone(),

@@ -17,6 +17,9 @@
 //! - [`types`]: which actor types this host serves, and who provides each.
 //! - [`reminder_api`], [`reminder_scheduler`], [`placement_rpc`]: durable reminders: the
 //!   client API, firing them on the owner, and the calls to the placement leader.
+//! - [`state`]: durable actor state behind the `StateStore` trait (sled, PostgreSQL),
+//!   fenced by each activation's claim; [`timers`]: an activation's timers, handed off with
+//!   the actor when it moves.
 //! - [`services`]: the `Actors` client API and the `HostInternal` service.
 //! - [`error`]: call errors and their one mapping to gRPC status codes.
 //! - [`http`], [`metrics`]: `/healthz` and Prometheus `/metrics`.
@@ -38,4 +41,6 @@ pub mod reminder_scheduler;
 pub mod router;
 pub mod routing;
 pub mod services;
+pub mod state;
+pub mod timers;
 pub mod types;

@@ -9,8 +9,8 @@ use rookery_placement::table::TableVersion;
 use rookery_proto::v1::actors_server::Actors;
 use rookery_proto::v1::host_internal_server::HostInternal;
 use rookery_proto::v1::{
-    ActorRef, ForwardRequest, InvokeRequest, InvokeResponse, ListActivationsRequest,
-    ListActivationsResponse,
+    ActorRef, ForwardRequest, GetActorStateRequest, GetActorStateResponse, InvokeRequest,
+    InvokeResponse, ListActivationsRequest, ListActivationsResponse,
 };
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
@@ -69,6 +69,9 @@ fn outcome(result: &Result<Bytes, CallError>) -> &'static str {
         }
         Err(CallError::Reentrancy(_)) => "reentrancy",
         Err(CallError::Overloaded(_)) => "overloaded",
+        Err(CallError::FailedPrecondition(_)) => "failed_precondition",
+        Err(CallError::Fenced(_)) => "fenced",
+        Err(CallError::StoreUnavailable(_)) => "state_store_unavailable",
         Err(CallError::Internal(_)) => "internal",
     }
 }
@@ -117,6 +120,34 @@ impl Actors for ActorsService {
                 })
             })
             .map_err(Status::from)
+    }
+
+    /// Reads a key of an actor's state from this host's store: with PostgreSQL, what any host
+    /// committed; with sled, what this host's activations committed.
+    async fn get_state(
+        &self,
+        request: Request<GetActorStateRequest>,
+    ) -> Result<Response<GetActorStateResponse>, Status> {
+        let request = request.into_inner();
+        if request.actor_type.is_empty() || request.actor_id.is_empty() {
+            return Err(Status::invalid_argument(
+                "actor_type and actor_id must not be empty",
+            ));
+        }
+        let access = self.router.activations().state().ok_or_else(|| {
+            Status::failed_precondition("this host has no state store configured")
+        })?;
+        crate::state::validate_key(&request.key).map_err(|e| Status::from(CallError::from(e)))?;
+        let key = ActorKey::new(request.actor_type, request.actor_id);
+        let value = access
+            .store
+            .get(&key, &request.key)
+            .await
+            .map_err(|e| Status::from(CallError::from(e)))?;
+        Ok(Response::new(GetActorStateResponse {
+            found: value.is_some(),
+            data: value.map(|v| v.to_vec()).unwrap_or_default(),
+        }))
     }
 }
 

@@ -321,6 +321,7 @@ pub fn run_observed(
                 ..ActorDefaults::default()
             },
             heartbeat_interval_ms: rookery_runtime::placement_client::DEFAULT_HEARTBEAT_INTERVAL_MS,
+            state: rookery_runtime::state::StoreConfig::None,
             serve_without_lease: false,
         };
         let ledger = ledger.clone();

@@ -10,6 +10,8 @@ use rookery_placement::net::TcpTransport;
 use rookery_runtime::config::{ActorDefaults, ConfigFile, HostConfig, DEFAULT_MAX_REQUEST_SIZE_MB};
 use rookery_runtime::host::Host;
 use rookery_runtime::placement_client::DEFAULT_HEARTBEAT_INTERVAL_MS;
+use rookery_runtime::state::postgres_store::{PostgresConfig, DEFAULT_TABLE_NAME};
+use rookery_runtime::state::{component, StoreConfig};
 
 /// Time a graceful leave allows placement for its removal round, beyond draining actors.
 const LEAVE_ROUND_ALLOWANCE_MS: u64 = 15_000;
@@ -57,12 +59,56 @@ pub struct HostArgs {
     /// an actor that another host has taken over. Off by default.
     #[arg(long, env = "ROOKERY_SERVE_WITHOUT_LEASE")]
     pub serve_without_lease: bool,
+    /// Directory of Dapr component files; a `state.postgresql` or `state.sled` component
+    /// there chooses the actor state store (see `rookery_runtime::state::component`).
+    #[arg(long, env = "ROOKERY_RESOURCES_PATH")]
+    pub resources_path: Option<PathBuf>,
+    /// Actor state store, overriding --resources-path: `sled` (in --data-dir; one host),
+    /// `postgresql` (shared by a cluster's hosts; needs --state-connection-string) or `none`.
+    /// Default: the component in --resources-path, else sled.
+    #[arg(long, env = "ROOKERY_STATE_STORE", value_enum)]
+    pub state_store: Option<StateStoreKind>,
+    /// PostgreSQL connection string for --state-store postgresql (libpq key=value or a
+    /// postgres:// URL).
+    #[arg(
+        long,
+        env = "ROOKERY_STATE_CONNECTION_STRING",
+        required_if_eq("state_store", "postgresql")
+    )]
+    pub state_connection_string: Option<String>,
     /// Interval of heartbeats to placement.
     #[arg(long, env = "ROOKERY_HEARTBEAT_INTERVAL_MS", default_value_t = DEFAULT_HEARTBEAT_INTERVAL_MS, value_parser = clap::value_parser!(u64).range(1..))]
     pub heartbeat_interval_ms: u64,
 }
 
+/// The `--state-store` values.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StateStoreKind {
+    Sled,
+    Postgresql,
+    None,
+}
+
 impl HostArgs {
+    /// The state store: the flag, else a component in --resources-path, else sled.
+    fn state_config(&self) -> anyhow::Result<StoreConfig> {
+        let sled = || StoreConfig::Sled {
+            path: self.data_dir.join("state"),
+        };
+        Ok(match self.state_store {
+            Some(StateStoreKind::None) => StoreConfig::None,
+            Some(StateStoreKind::Sled) => sled(),
+            Some(StateStoreKind::Postgresql) => StoreConfig::PostgreSql(PostgresConfig {
+                connection_string: self.state_connection_string.clone().unwrap_or_default(),
+                table_name: DEFAULT_TABLE_NAME.to_owned(),
+            }),
+            None => match &self.resources_path {
+                Some(dir) => component::load(dir, &self.data_dir)?.unwrap_or_else(sled),
+                None => sled(),
+            },
+        })
+    }
+
     /// The host configuration these flags describe.
     pub fn to_config(&self) -> anyhow::Result<HostConfig> {
         let actors = match &self.config {
@@ -99,6 +145,7 @@ impl HostArgs {
             max_request_bytes: self.max_request_size * 1024 * 1024,
             actors,
             heartbeat_interval_ms: self.heartbeat_interval_ms,
+            state: self.state_config()?,
             serve_without_lease: self.serve_without_lease,
         })
     }

@@ -35,6 +35,10 @@ pub struct UpArgs {
     /// Largest request payload, in MB.
     #[arg(long, default_value_t = rookery_runtime::config::DEFAULT_MAX_REQUEST_SIZE_MB)]
     max_request_size: usize,
+    /// Dapr component files, as for `rookery host` (default state store: sled under
+    /// --data-dir).
+    #[arg(long)]
+    resources_path: Option<PathBuf>,
 }
 
 pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
@@ -66,6 +70,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         config: args.config,
         max_request_size: args.max_request_size,
         heartbeat_interval_ms: rookery_runtime::placement_client::DEFAULT_HEARTBEAT_INTERVAL_MS,
+        resources_path: args.resources_path,
+        state_store: None,
+        state_connection_string: None,
         serve_without_lease: false,
     };
     let host = Host::start(host_args.to_config()?, TcpTransport::shared())

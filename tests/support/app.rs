@@ -30,7 +30,7 @@ use rookery_proto::v1::actors_client::ActorsClient;
 use rookery_proto::v1::app_channel_client::AppChannelClient;
 use rookery_proto::v1::{
     app_reply, app_to_host, host_to_app, ActorTypeOptions, AppReply, AppToHost, InvokeActor,
-    InvokeRequest, RegisterTimer, RegisterTypes,
+    InvokeRequest, RegisterTimer, RegisterTypes, StateResponse,
 };
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
@@ -117,6 +117,8 @@ pub struct AppRecord {
     pub reminder_answers: Vec<String>,
     /// `call_chain_id` of every InvokeActor, in order (for chain assertions).
     pub call_chains: Vec<(ActorKey, String)>,
+    /// Errors the host answered state requests with (`state_*` methods), in order.
+    pub state_errors: Vec<String>,
 }
 
 impl AppRecord {
@@ -187,6 +189,8 @@ impl TestAppBuilder {
             ledger: self.ledger,
             nested: ActorsClient::new(nested),
             record: Mutex::new(AppRecord::default()),
+            state_waiters: Mutex::new(Default::default()),
+            next_state_request: std::sync::atomic::AtomicU64::new(1),
         });
         let task = tokio::spawn(run(shared.clone()));
         TestApp { shared, task }
@@ -208,6 +212,10 @@ struct Shared {
     /// The host's client API, for nested calls.
     nested: ActorsClient<Channel>,
     record: Mutex<AppRecord>,
+    /// State requests waiting for their StateResponse, by correlation id.
+    state_waiters:
+        Mutex<std::collections::HashMap<u64, tokio::sync::oneshot::Sender<StateResponse>>>,
+    next_state_request: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -432,6 +440,22 @@ async fn serve(shared: &Arc<Shared>) -> (String, bool) {
                 }
                 reply(&out, timer.request_id, Ok(Vec::new()));
             }
+            host_to_app::Message::StateResponse(answer) => {
+                let waiter = shared
+                    .state_waiters
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&answer.correlation_id);
+                match waiter {
+                    Some(waiter) => {
+                        let _ = waiter.send(answer);
+                    }
+                    None => shared
+                        .record()
+                        .violations
+                        .push(format!("unrequested StateResponse {answer:?}")),
+                }
+            }
             host_to_app::Message::ReminderResponse(answer) => {
                 shared
                     .record()
@@ -548,6 +572,8 @@ async fn handle_invoke(
         "call" => nested_call(&shared, &invoke).await,
         "start_timer" => start_timer(&out, &invoke),
         "remind_me" => remind_me(&out, &invoke),
+        "state_set" | "state_get" | "state_delete" | "state_big" | "state_increment"
+        | "sleep_then_set" => state_method(&shared, &out, &invoke).await,
         other => Err(format!("unknown method {other:?}")),
     };
     {
@@ -715,5 +741,141 @@ async fn nested_call(shared: &Shared, invoke: &InvokeActor) -> Result<Vec<u8>, S
                 status.message()
             ))
         }
+    }
+}
+
+/// Sends one state request on the stream and waits for its answer; the host's error, if any,
+/// is recorded in `state_errors` and returned.
+async fn state_request(
+    shared: &Shared,
+    out: &mpsc::UnboundedSender<AppToHost>,
+    invoke: &InvokeActor,
+    operation: rookery_proto::v1::state_request::Operation,
+) -> Result<rookery_proto::v1::state_response::Result, String> {
+    use rookery_proto::v1::{state_response, StateRequest};
+    let correlation_id = shared
+        .next_state_request
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let (waiter, answer) = tokio::sync::oneshot::channel();
+    shared
+        .state_waiters
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(correlation_id, waiter);
+    out.send(AppToHost {
+        message: Some(app_to_host::Message::StateRequest(StateRequest {
+            correlation_id,
+            actor_type: invoke.actor_type.clone(),
+            actor_id: invoke.actor_id.clone(),
+            operation: Some(operation),
+        })),
+    })
+    .map_err(|_| "the stream to the host is closed".to_owned())?;
+    match answer.await {
+        Ok(StateResponse {
+            result: Some(state_response::Result::Error(error)),
+            ..
+        }) => {
+            shared.record().state_errors.push(error.clone());
+            Err(error)
+        }
+        Ok(StateResponse {
+            result: Some(result),
+            ..
+        }) => Ok(result),
+        Ok(StateResponse { result: None, .. }) => Err("empty StateResponse".into()),
+        Err(_) => Err("the stream ended before the state answer".into()),
+    }
+}
+
+/// The state methods: `state_set` `{"key", "value", "ttl"?}`, `state_get` `{"key"}` (the
+/// value as a JSON string, or null), `state_delete` `{"key"}`, `state_big` `{"key", "bytes"}`
+/// (one value of that many bytes), `state_increment` `{"by"?}` (a durable counter in key
+/// `count`: read, add, write, answer the new value), and `sleep_then_set` `{"key", "value",
+/// "sleep_ms"}` (holds the turn, then writes: a write arriving late from a stale activation).
+async fn state_method(
+    shared: &Shared,
+    out: &mpsc::UnboundedSender<AppToHost>,
+    invoke: &InvokeActor,
+) -> Result<Vec<u8>, String> {
+    use rookery_proto::v1::state_operation::Operation as Op;
+    use rookery_proto::v1::state_request::Operation;
+    use rookery_proto::v1::state_response::Result as Answer;
+    use rookery_proto::v1::{StateOperation, StateTransaction, StateUpsert};
+    let text = |name: &str| {
+        json_field(&invoke.data, name)
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default()
+    };
+    let upsert = |key: String, value: Vec<u8>, ttl: Option<u64>| {
+        Operation::Transaction(StateTransaction {
+            operations: vec![StateOperation {
+                operation: Some(Op::Upsert(StateUpsert {
+                    key,
+                    value,
+                    ttl_in_seconds: ttl,
+                })),
+            }],
+        })
+    };
+    let committed = |answer: Answer| match answer {
+        Answer::Committed(true) => Ok(b"true".to_vec()),
+        other => Err(format!("unexpected state answer {other:?}")),
+    };
+    match invoke.method.as_str() {
+        "state_set" => {
+            let ttl = json_field(&invoke.data, "ttl").and_then(|v| v.as_u64());
+            let op = upsert(text("key"), text("value").into_bytes(), ttl);
+            committed(state_request(shared, out, invoke, op).await?)
+        }
+        "sleep_then_set" => {
+            let sleep_ms = json_field(&invoke.data, "sleep_ms")
+                .and_then(|v| v.as_u64())
+                .unwrap_or(0);
+            tokio::time::sleep(Duration::from_millis(sleep_ms)).await;
+            let op = upsert(text("key"), text("value").into_bytes(), None);
+            committed(state_request(shared, out, invoke, op).await?)
+        }
+        "state_big" => {
+            let bytes = json_field(&invoke.data, "bytes")
+                .and_then(|v| v.as_u64())
+                .unwrap_or(0) as usize;
+            let op = upsert(text("key"), vec![b'x'; bytes], None);
+            committed(state_request(shared, out, invoke, op).await?)
+        }
+        "state_delete" => {
+            let op = Operation::Transaction(StateTransaction {
+                operations: vec![StateOperation {
+                    operation: Some(Op::Delete(text("key"))),
+                }],
+            });
+            committed(state_request(shared, out, invoke, op).await?)
+        }
+        "state_get" => match state_request(shared, out, invoke, Operation::Get(text("key"))).await?
+        {
+            Answer::Value(value) if value.found => Ok(json!(String::from_utf8_lossy(&value.data))
+                .to_string()
+                .into_bytes()),
+            Answer::Value(_) => Ok(b"null".to_vec()),
+            other => Err(format!("unexpected state answer {other:?}")),
+        },
+        "state_increment" => {
+            let by = json_field(&invoke.data, "by")
+                .and_then(|v| v.as_i64())
+                .unwrap_or(1);
+            let current =
+                match state_request(shared, out, invoke, Operation::Get("count".into())).await? {
+                    Answer::Value(value) if value.found => String::from_utf8_lossy(&value.data)
+                        .parse::<i64>()
+                        .map_err(|e| format!("stored count is not a number: {e}"))?,
+                    Answer::Value(_) => 0,
+                    other => return Err(format!("unexpected state answer {other:?}")),
+                };
+            let next = current + by;
+            let op = upsert("count".into(), next.to_string().into_bytes(), None);
+            committed(state_request(shared, out, invoke, op).await?)?;
+            Ok(json!(next).to_string().into_bytes())
+        }
+        other => Err(format!("unknown state method {other:?}")),
     }
 }

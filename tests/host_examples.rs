@@ -237,8 +237,8 @@ async fn rust_counter_example_serves_rookery_up_and_reconnects() {
         "the example's message: {out:?}"
     );
 
-    // Restart the whole cluster: the example reconnects and serves again. Values were only in
-    // the example's memory for that activation, so the counter starts over.
+    // Restart the whole cluster: the example reconnects and serves again. The value is in the
+    // actor's state, in `rookery up`'s sled store, so it survives.
     let exit = up.stop().await;
     assert!(
         exit.success(),
@@ -257,9 +257,9 @@ async fn rust_counter_example_serves_rookery_up_and_reconnects() {
         }
     })
     .await;
-    assert_eq!(value, "0", "a new activation starts over");
+    assert_eq!(value, "3", "the new activation reads the stored value");
     let out = invoke(&grpc, &["Counter/c1", "increment", "--data", r#"{"by":5}"#]).await;
-    assert_eq!((out.code, out.stdout.trim()), (Some(0), "5"), "{out:?}");
+    assert_eq!((out.code, out.stdout.trim()), (Some(0), "8"), "{out:?}");
 
     assert!(!example.is_finished(), "the example serves forever");
     example.abort();

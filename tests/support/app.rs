@@ -753,6 +753,10 @@ async fn state_request(
     operation: rookery_proto::v1::state_request::Operation,
 ) -> Result<rookery_proto::v1::state_response::Result, String> {
     use rookery_proto::v1::{state_response, StateRequest};
+    // `"actor": id` in the request targets another actor of the type (not active here).
+    let actor_id = json_field(&invoke.data, "actor")
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| invoke.actor_id.clone());
     let correlation_id = shared
         .next_state_request
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -766,7 +770,7 @@ async fn state_request(
         message: Some(app_to_host::Message::StateRequest(StateRequest {
             correlation_id,
             actor_type: invoke.actor_type.clone(),
-            actor_id: invoke.actor_id.clone(),
+            actor_id,
             operation: Some(operation),
         })),
     })
@@ -793,6 +797,7 @@ async fn state_request(
 /// (one value of that many bytes), `state_increment` `{"by"?}` (a durable counter in key
 /// `count`: read, add, write, answer the new value), and `sleep_then_set` `{"key", "value",
 /// "sleep_ms"}` (holds the turn, then writes: a write arriving late from a stale activation).
+/// Any of them takes `"actor": id` to address another actor's state instead.
 async fn state_method(
     shared: &Shared,
     out: &mpsc::UnboundedSender<AppToHost>,

@@ -4,6 +4,8 @@
 //!   per cluster, OS-chosen ports, kill -9 on drop, logs dumped when a test fails.
 //! - [`host`]: [`TestHost`], a scriptable client of the `ReportHost` stream protocol that records
 //!   every order it receives.
+//! - [`postgres`]: a private PostgreSQL server per test (the cluster state store), stopped and
+//!   started to cut the store off.
 //! - [`status`]: `rookery status --json`, run as a user would, parsed into typed structs.
 //! - [`wait`]: condition waits with deadlines. Tests never sleep to synchronize: every wait is a
 //!   condition that is polled until it holds or a generous deadline passes, so a loaded box only
@@ -18,6 +20,7 @@ pub mod cluster;
 pub mod host;
 pub mod host_process;
 pub mod ledger;
+pub mod postgres;
 pub mod status;
 pub mod wait;
 

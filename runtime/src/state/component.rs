@@ -170,11 +170,13 @@ pub fn load(dir: &Path, data_dir: &Path) -> Result<Option<StoreConfig>, StateErr
             let actor_stores: Vec<&Found> = found.iter().filter(|f| f.is_actor_store()).collect();
             match actor_stores.as_slice() {
                 [one] => *one,
-                _ => return Err(StateError::Config(format!(
+                _ => {
+                    return Err(StateError::Config(format!(
                     "{} state components in {}; mark exactly one with actorStateStore: \"true\"",
                     found.len(),
                     dir.display()
-                ))),
+                )))
+                }
             }
         }
     };

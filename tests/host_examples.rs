@@ -260,6 +260,20 @@ async fn rust_counter_example_serves_rookery_up_and_reconnects() {
     assert_eq!(value, "3", "the new activation reads the stored value");
     let out = invoke(&grpc, &["Counter/c1", "increment", "--data", r#"{"by":5}"#]).await;
     assert_eq!((out.code, out.stdout.trim()), (Some(0), "8"), "{out:?}");
+    // Any client may read the stored value.
+    let out = run_rookery(
+        &["state", "get", "Counter/c1", "count", "--host", &grpc],
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!((out.code, out.stdout.trim()), (Some(0), "8"), "{out:?}");
+    let out = run_rookery(
+        &["state", "get", "Counter/nobody", "count", "--host", &grpc],
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("no value"), "{out:?}");
 
     assert!(!example.is_finished(), "the example serves forever");
     example.abort();

@@ -7,6 +7,7 @@ mod host;
 mod invoke;
 mod placement;
 mod reminders;
+mod state;
 mod status;
 mod up;
 
@@ -31,6 +32,8 @@ enum Command {
     Invoke(invoke::InvokeArgs),
     /// Manage durable reminders (create, get, list, delete).
     Reminders(reminders::RemindersArgs),
+    /// Read actor state (get).
+    State(state::StateArgs),
     /// Run one node of the Raft-replicated placement service.
     Placement(placement::PlacementArgs),
     /// Show the placement cluster: leader, term, members, table version, hosts.
@@ -56,6 +59,7 @@ pub fn main() -> ExitCode {
             Command::Host(args) => host::run(args).await,
             Command::Invoke(args) => invoke::run(args).await,
             Command::Reminders(args) => reminders::run(args).await,
+            Command::State(args) => state::run(args).await,
             Command::Placement(args) => placement::run(args).await,
             Command::Status(args) => status::run(args).await,
         }

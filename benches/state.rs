@@ -11,7 +11,6 @@
 //! tests do. Run with `cargo bench --bench state`; results are recorded in benches/README.md.
 
 #[path = "../tests/support/mod.rs"]
-#[allow(dead_code)]
 mod support;
 
 use std::sync::Arc;

@@ -105,18 +105,31 @@ impl<T: Counter> Drop for CountGuard<'_, T> {
     }
 }
 
+/// What every activation of a host shares: the serving gate, the registry that hears when an
+/// activation ends, metrics and the state store.
+#[derive(Clone)]
+pub struct HostSide {
+    pub gate: ServingGate,
+    pub sink: Weak<dyn ActivationSink>,
+    pub metrics: Arc<HostMetrics>,
+    pub state: Option<ActorStateAccess>,
+}
+
 impl Activation {
-    /// Starts the activation's task. `sink` hears when it has ended.
+    /// Starts the activation's task. `host.sink` hears when it has ended.
     pub fn spawn(
         key: ActorKey,
         id: u64,
         channel: Arc<dyn ActorChannel>,
         options: TypeOptions,
-        gate: ServingGate,
-        sink: Weak<dyn ActivationSink>,
-        metrics: Arc<HostMetrics>,
-        state: Option<ActorStateAccess>,
+        host: HostSide,
     ) -> Arc<Activation> {
+        let HostSide {
+            gate,
+            sink,
+            metrics,
+            state,
+        } = host;
         let (mailbox, inbox) = mpsc::channel(MAILBOX_CAPACITY);
         let (stop, stop_rx) = watch::channel(None);
         let (done_tx, done) = watch::channel(false);

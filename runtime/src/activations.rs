@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, Weak};
 
 use tokio::time::Instant;
 
-use crate::activation::{Activation, ActivationSink, StopReason};
+use crate::activation::{Activation, ActivationSink, HostSide, StopReason};
 use crate::actor::ActorKey;
 use crate::error::CallError;
 use crate::metrics::HostMetrics;
@@ -88,10 +88,12 @@ impl Activations {
                             id,
                             registered.channel,
                             registered.options,
-                            self.gate.clone(),
-                            sink,
-                            self.metrics.clone(),
-                            self.state.clone(),
+                            HostSide {
+                                gate: self.gate.clone(),
+                                sink,
+                                metrics: self.metrics.clone(),
+                                state: self.state.clone(),
+                            },
                         );
                         map.insert(key.clone(), activation.clone());
                         return Ok(activation);

@@ -277,7 +277,10 @@ mod tests {
         let done = tokio::time::timeout(std::time::Duration::from_secs(120), all).await;
         assert!(done.is_ok(), "concurrent transactions did not complete");
         let actor = ActorKey::new("T", "a7");
-        assert_eq!(store.get(&actor, "n").await.unwrap(), Some(Bytes::from("19")));
+        assert_eq!(
+            store.get(&actor, "n").await.unwrap(),
+            Some(Bytes::from("19"))
+        );
     }
 
     #[tokio::test]

@@ -143,6 +143,19 @@ async fn python_counter_app_registers_and_serves_calls() {
         support::host_process::is_application_error(&error) && error.message().contains("explode"),
         "the app's error reaches the caller: {error:?}"
     );
+    // The value is in the actor's state (the host's sled store): a crash of the host loses
+    // nothing acknowledged, and the app serves it again once it has reconnected.
+    host.kill9();
+    host.restart();
+    host.wait_ready().await;
+    let value = wait_until("the app to serve Counter again", DEADLINE, || async {
+        app.assert_alive();
+        host.invoke_json("Counter", "p1", "get", json!(null))
+            .await
+            .map_err(|e| e.to_string())
+    })
+    .await;
+    assert_eq!(value, json!(4), "the stored value survived kill -9{}", app.dump_log());
     app.assert_alive();
 }
 

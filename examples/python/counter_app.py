@@ -3,13 +3,15 @@
 The same app as ``examples/counter.rs``, with grpcio. It opens one ``AppChannel.Connect``
 stream to its host, sends ``RegisterTypes`` first, receives ``Registered``, then answers every
 request the host sends (``ActivateActor``, ``InvokeActor``, ``DeactivateActor``) with one
-``AppReply`` carrying the same ``request_id``. The host runs one turn at a time per actor, so
-no per-actor locking is needed; requests are handled one after another.
+``AppReply`` carrying the same ``request_id``. The host runs one turn at a time per actor;
+turns of different actors run concurrently here, each in a task of its own.
 
 ``Counter`` methods: ``increment`` with data ``{"by": n}`` (default 1) returns the new value,
-``get`` returns the value, both as a JSON number. Values live in this process's memory only: a
-counter starts at 0 when activated and starts over at 0 after a deactivation (idle timeout, or
-the actor moved). If the stream breaks (host restart) the app reconnects and registers again.
+``get`` returns the value, both as a JSON number. The value lives in the actor's durable state
+(key ``count``), read and written with ``StateRequest`` on the same stream: it survives
+deactivation, moves to other hosts and restarts. An increment is answered only once the host
+acknowledged the write as durable. If the stream breaks (host restart) the app reconnects and
+registers again.
 
 Usage (see README.md)::
 
@@ -57,9 +59,68 @@ def load_stubs(stubs_dir):
     return runtime_pb2, runtime_pb2_grpc
 
 
-def handle_invoke(invoke, counters):
+COUNT_KEY = "count"
+
+
+class Connection:
+    """One stream to the host: a single writer, and state requests awaiting their answers."""
+
+    def __init__(self, call, pb):
+        self.call = call
+        self.pb = pb
+        self.outbox = asyncio.Queue()
+        self.waiting = {}
+        self.next_correlation_id = 1
+
+    async def write_forever(self):
+        # grpc.aio allows one write at a time: every message goes through this one task.
+        while True:
+            await self.call.write(await self.outbox.get())
+
+    def send(self, message):
+        self.outbox.put_nowait(message)
+
+    def reply(self, request_id, data=None, error=None):
+        if error is None:
+            reply = self.pb.AppReply(request_id=request_id, data=data or b"")
+        else:
+            # Reaches the caller as an application error with this message.
+            reply = self.pb.AppReply(request_id=request_id, error=error)
+        self.send(self.pb.AppToHost(reply=reply))
+
+    async def state(self, actor_id, **operation):
+        """Sends one StateRequest (``get=key`` or ``transaction=...``) and awaits its answer."""
+        correlation_id = self.next_correlation_id
+        self.next_correlation_id += 1
+        answer = asyncio.get_running_loop().create_future()
+        self.waiting[correlation_id] = answer
+        request = self.pb.StateRequest(
+            correlation_id=correlation_id, actor_type="Counter", actor_id=actor_id, **operation
+        )
+        self.send(self.pb.AppToHost(state_request=request))
+        response = await answer
+        if response.WhichOneof("result") == "error":
+            raise RuntimeError(f"state: {response.error}")
+        return response
+
+    def answered(self, response):
+        future = self.waiting.pop(response.correlation_id, None)
+        if future is not None and not future.done():
+            future.set_result(response)
+
+    async def load(self, actor_id):
+        response = await self.state(actor_id, get=COUNT_KEY)
+        return int(response.value.data) if response.value.found else 0
+
+    async def store(self, actor_id, value):
+        pb = self.pb
+        upsert = pb.StateUpsert(key=COUNT_KEY, value=str(value).encode())
+        transaction = pb.StateTransaction(operations=[pb.StateOperation(upsert=upsert)])
+        await self.state(actor_id, transaction=transaction)
+
+
+async def handle_invoke(connection, invoke):
     """One Counter call: (response bytes, None) or (None, error message for the caller)."""
-    value = counters.setdefault(invoke.actor_id, 0)
     if invoke.method == "increment":
         by = 1
         if invoke.data:
@@ -73,22 +134,38 @@ def handle_invoke(invoke, counters):
                 return None, f'increment expects {{"by": n}}, got {body!r}'
         if not isinstance(by, int) or isinstance(by, bool):
             return None, f'"by" must be an integer, got {by!r}'
-        value += by
-        counters[invoke.actor_id] = value
-    elif invoke.method != "get":
+        value = await connection.load(invoke.actor_id) + by
+        await connection.store(invoke.actor_id, value)
+    elif invoke.method == "get":
+        value = await connection.load(invoke.actor_id)
+    else:
         return None, f"Counter has no method {invoke.method!r}"
     return json.dumps(value).encode(), None
 
 
-async def serve(host, app_id, counters, pb, pb_grpc):
+async def run_turn(connection, request_id, work):
+    try:
+        data, error = await work
+    except RuntimeError as e:
+        data, error = None, str(e)
+    connection.reply(request_id, data=data, error=error)
+
+
+async def add_one(connection, actor_id):
+    await connection.store(actor_id, await connection.load(actor_id) + 1)
+    return b"", None
+
+
+async def serve(host, app_id, pb, pb_grpc):
     """One connection: register Counter, then answer requests until the stream ends."""
     import grpc
 
     async with grpc.aio.insecure_channel(host) as channel:
         stub = pb_grpc.AppChannelStub(channel)
         call = stub.Connect()
+        connection = Connection(call, pb)
         # The first message on the stream must be the registration.
-        await call.write(
+        connection.send(
             pb.AppToHost(
                 register=pb.RegisterTypes(
                     app_id=app_id,
@@ -97,45 +174,46 @@ async def serve(host, app_id, counters, pb, pb_grpc):
                 )
             )
         )
-        while True:
-            request = await call.read()
-            if request == grpc.aio.EOF:
-                return
-            kind = request.WhichOneof("message")
-            if kind == "registered":
-                print(f"counter_app: serving Counter on host {request.registered.host_id}", flush=True)
-                continue
-            turn = getattr(request, kind) if kind in ("invoke", "reminder", "timer") else None
-            if turn is not None and turn.not_after_ms and time.time() * 1000 > turn.not_after_ms:
-                # The fence: the host's claim on the actor may have lapsed (it was paused), and
-                # another host may run the actor now. Refuse the turn; the host retries it there.
-                reply = pb.AppReply(request_id=turn.request_id, lease_expired=pb.LeaseExpired())
-                await call.write(pb.AppToHost(reply=reply))
-                continue
-            if kind == "activate":
-                counters[request.activate.actor_id] = 0
-                reply = pb.AppReply(request_id=request.activate.request_id, data=b"")
-            elif kind == "deactivate":
-                counters.pop(request.deactivate.actor_id, None)
-                reply = pb.AppReply(request_id=request.deactivate.request_id, data=b"")
-            elif kind == "invoke":
-                data, error = handle_invoke(request.invoke, counters)
-                if error is None:
-                    reply = pb.AppReply(request_id=request.invoke.request_id, data=data)
-                else:
-                    # Reaches the caller as an application error with this message.
-                    reply = pb.AppReply(request_id=request.invoke.request_id, error=error)
-            elif kind == "timer":
-                # Counter registers no timers; answer any tick so the turn ends.
-                reply = pb.AppReply(request_id=request.timer.request_id, data=b"")
-            elif kind == "reminder":
-                # Any reminder of a counter adds 1 to it.
-                actor_id = request.reminder.actor_id
-                counters[actor_id] = counters.get(actor_id, 0) + 1
-                reply = pb.AppReply(request_id=request.reminder.request_id, data=b"")
-            else:
-                continue
-            await call.write(pb.AppToHost(reply=reply))
+        writer = asyncio.create_task(connection.write_forever())
+        turns = set()
+        try:
+            while True:
+                request = await call.read()
+                if request == grpc.aio.EOF:
+                    return
+                kind = request.WhichOneof("message")
+                if kind == "registered":
+                    print(f"counter_app: serving Counter on host {request.registered.host_id}", flush=True)
+                    continue
+                if kind == "state_response":
+                    connection.answered(request.state_response)
+                    continue
+                turn = getattr(request, kind) if kind in ("invoke", "reminder", "timer") else None
+                if turn is not None and turn.not_after_ms and time.time() * 1000 > turn.not_after_ms:
+                    # The fence: the host's claim on the actor may have lapsed (it was paused),
+                    # and another host may run the actor now. Refuse the turn; the host retries
+                    # it there.
+                    reply = pb.AppReply(request_id=turn.request_id, lease_expired=pb.LeaseExpired())
+                    connection.send(pb.AppToHost(reply=reply))
+                    continue
+                if kind in ("activate", "deactivate", "timer"):
+                    # Nothing to load or save eagerly; Counter registers no timers.
+                    connection.reply(getattr(request, kind).request_id)
+                elif kind == "invoke":
+                    work = handle_invoke(connection, request.invoke)
+                    task = asyncio.create_task(run_turn(connection, request.invoke.request_id, work))
+                    turns.add(task)
+                    task.add_done_callback(turns.discard)
+                elif kind == "reminder":
+                    # Any reminder of a counter adds 1 to it.
+                    work = add_one(connection, request.reminder.actor_id)
+                    task = asyncio.create_task(run_turn(connection, request.reminder.request_id, work))
+                    turns.add(task)
+                    task.add_done_callback(turns.discard)
+        finally:
+            writer.cancel()
+            for task in turns:
+                task.cancel()
 
 
 async def main():
@@ -151,11 +229,9 @@ async def main():
     pb, pb_grpc = load_stubs(os.path.abspath(args.stubs_dir))
     import grpc
 
-    # Counter values by actor id; kept across reconnects, reset by activations.
-    counters = {}
     while True:
         try:
-            await serve(args.host, args.app_id, counters, pb, pb_grpc)
+            await serve(args.host, args.app_id, pb, pb_grpc)
             print("counter_app: the host closed the stream; reconnecting", flush=True)
         except grpc.aio.AioRpcError as e:
             print(f"counter_app: {e.code().name}: {e.details()}; reconnecting", flush=True)

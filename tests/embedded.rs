@@ -1,7 +1,8 @@
 //! The embedded Rust API: a program starts placement and a host in-process, registers actor
 //! types implementing `Actor`, and uses them: method calls (and calls between actors through
-//! the turn's context), durable reminders through `Host::reminders`, and timers registered from
-//! actor code — over real sockets and real sled files.
+//! the turn's context), durable reminders through `Host::reminders`, timers registered from
+//! actor code, and actor state through the turn's context — over real sockets and real sled
+//! files.
 
 mod support;
 
@@ -63,6 +64,23 @@ impl Actor for Greeter {
                 Ok(Bytes::new())
             }
             "fail" => Err(ActorError::new("as asked")),
+            // Durable state: read, add one, write (acknowledged once durable).
+            "count" => {
+                let error = |e: rookery_runtime::error::CallError| ActorError::new(e.to_string());
+                let current = match ctx.get_state("n").await.map_err(error)? {
+                    Some(bytes) => String::from_utf8_lossy(&bytes).parse::<u64>().unwrap_or(0),
+                    None => 0,
+                };
+                ctx.set_state("n", (current + 1).to_string())
+                    .await
+                    .map_err(error)?;
+                Ok(Bytes::from((current + 1).to_string()))
+            }
+            "empty_key" => ctx
+                .set_state("", "v")
+                .await
+                .map(|()| Bytes::new())
+                .map_err(|e| ActorError::new(e.to_string())),
             other => Err(ActorError::new(format!("unknown method {other}"))),
         }
     }
@@ -213,6 +231,23 @@ async fn an_embedded_host_serves_calls_reminders_and_timers() {
         }
     })
     .await;
+    // State from embedded actor code, read and written through the turn's context; bad
+    // input is refused with a clear error.
+    for want in ["1", "2"] {
+        let counted = host
+            .invoke(call("g5", "count", ""), None)
+            .await
+            .expect("count");
+        assert_eq!(counted, Bytes::from(want));
+    }
+    let refused = host
+        .invoke(call("g5", "empty_key", ""), None)
+        .await
+        .expect_err("an empty key");
+    assert!(
+        refused.to_string().contains("must not be empty"),
+        "{refused}"
+    );
     host.shutdown().await;
     placement.shutdown().await;
 }

@@ -7,7 +7,9 @@
 #   3. invokes counters through host-1's published port and checks the values;
 #   4. kills the placement leader's container (docker kill) and waits for a new leader, then
 #      checks counters still answer; restarts the killed node and waits for it to rejoin;
-#   5. always (trap) prints the logs' tails on failure and runs `docker-compose down -v`.
+#   5. kills host-2's container: its actors come back on the other hosts with their values
+#      (actor state is in the cluster's PostgreSQL); restarts it and waits for it to rejoin;
+#   6. always (trap) prints the logs' tails on failure and runs `docker-compose down -v`.
 # Exits non-zero on the first failed check. Only 127.0.0.1 ports are dialed from this machine.
 #
 # Environment:
@@ -135,6 +137,15 @@ leader="$(query 's["leader"]' <<<"$last_status")"
 hosts="$(query '" ".join(sorted(h["id"] for h in counter_hosts))' <<<"$last_status")"
 pass "cluster formed: leader placement-$leader, term $(query 's["term"]' <<<"$last_status"), hosts $hosts"
 
+# The state store may still be starting (initdb on a fresh volume): until it answers, calls that
+# need it fail with UNAVAILABLE. Wait for one call to go through.
+deadline=$((SECONDS + timeout_s))
+until reply="$("$rookery" invoke Counter/warm-up get --host "$host_addr" --timeout-ms 10000 2>&1)"; do
+    ((SECONDS < deadline)) || fail "no call went through within ${timeout_s}s: $reply"
+    sleep 1
+done
+pass "the state store answers (Counter/warm-up = $reply)"
+
 # --- 3. counters through host-1 (actors spread over the 3 hosts' ring; host-1 forwards) -----------
 actors=(c1 c2 c3 c4 c5 c6 c7 c8 c9)
 for i in "${!actors[@]}"; do
@@ -184,13 +195,12 @@ pass "new leader placement-$new_leader (term $(query 's["term"]' <<<"$last_statu
 
 wait_for "3 connected hosts with type Counter under the new leader" \
     "s[\"leader\"] == $new_leader and len({h[\"id\"] for h in counter_hosts}) == 3"
-# Counter values live in app memory; they survive as long as the actors stay where they are.
-kept=0
+# Counter values live in actor state (PostgreSQL): every one is kept.
 for i in "${!actors[@]}"; do
     call "Counter/${actors[$i]}" get
-    [[ $reply =~ ^-?[0-9]+$ ]] || fail "Counter/${actors[$i]} get after fail-over: '$reply'"
-    if [[ $reply == $((2 * (i + 1))) ]]; then kept=$((kept + 1)); fi
+    expect_eq "$reply" "$((2 * (i + 1)))" "Counter/${actors[$i]} after the placement fail-over"
 done
+kept=${#actors[@]}
 call Counter/after-failover increment '{"by":5}'
 expect_eq "$reply" 5 "a new counter after the fail-over"
 call Counter/after-failover increment '{"by":5}'
@@ -202,3 +212,25 @@ docker start "$victim" >/dev/null
 wait_for "placement-$leader rejoins: 3 reachable members and a leader" \
     's["leader"] is not None and len(reachable) == 3'
 pass "placement-$leader rejoined as $(query "[m[\"raft_state\"] for m in s[\"members\"] if m[\"id\"] == $leader][0]" <<<"$last_status") (leader placement-$(query 's["leader"]' <<<"$last_status"))"
+
+# --- 5. a host dies: its actors move, with their state ---------------------------------------------
+victim="$(compose ps -q host-2)"
+[[ -n $victim ]] || fail "no container for host-2"
+say "docker kill host-2"
+docker kill "$victim" >/dev/null
+wait_for "host-2 removed: 2 connected hosts with type Counter" \
+    'len({h["id"] for h in counter_hosts}) == 2 and not any(h["id"].startswith("host-2") for h in counter_hosts)'
+for i in "${!actors[@]}"; do
+    call "Counter/${actors[$i]}" get
+    expect_eq "$reply" "$((2 * (i + 1)))" "Counter/${actors[$i]} after host-2 died"
+done
+call Counter/c1 increment '{"by":1}'
+expect_eq "$reply" 3 "Counter/c1 counts on after host-2 died"
+pass "host-2 killed: all ${#actors[@]} counters kept their values on the remaining hosts"
+say "docker start host-2"
+docker start "$victim" >/dev/null
+wait_for "host-2 rejoins: 3 connected hosts with type Counter" \
+    'len({h["id"] for h in counter_hosts}) == 3'
+call Counter/c1 get
+expect_eq "$reply" 3 "Counter/c1 after host-2 rejoined"
+pass "host-2 rejoined; values unchanged"

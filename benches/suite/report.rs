@@ -1,0 +1,361 @@
+//! The suite's outputs: the markdown table and the two PNG plots (no text: the bitmap backend
+//! has no fonts here; benches/README.md says what each line is).
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use plotters::prelude::*;
+use serde_json::Value;
+
+use crate::load::LoadResult;
+
+/// Colours of the plots' lines, by scenario, as benches/README.md lists them.
+pub const COLOURS: [(&str, RGBColor); 6] = [
+    ("echo", BLACK),
+    ("two-hop", RGBColor(150, 150, 150)),
+    ("app", BLUE),
+    ("counter", RGBColor(0, 160, 0)),
+    ("non-owner", RGBColor(230, 120, 0)),
+    ("10k steady", RED),
+];
+
+fn colour(scenario: &str) -> RGBColor {
+    COLOURS
+        .iter()
+        .find(|(name, _)| *name == scenario)
+        .map(|(_, c)| *c)
+        .unwrap_or(MAGENTA)
+}
+
+/// Quantiles drawn on the latency plots; x is log10(1 / (1 - q)): 0 is p0, 1 p90, 2 p99,
+/// 3 p99.9, 4 p99.99.
+fn quantiles() -> Vec<f64> {
+    (0..=80)
+        .map(|i| 1.0 - 10f64.powf(-(i as f64) / 20.0))
+        .filter(|q| *q <= 0.9999)
+        .collect()
+}
+
+fn latency_panel(
+    area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
+    results: &[&LoadResult],
+) -> Result<(), String> {
+    let y_max = results
+        .iter()
+        .map(|r| r.p(0.9999).max(1) as f64)
+        .fold(10.0f64, f64::max)
+        .log10()
+        .ceil();
+    let mut chart = ChartBuilder::on(area)
+        .margin(20)
+        .build_cartesian_2d(0.0..4.0, 1.0..y_max)
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .x_labels(0)
+        .y_labels(0)
+        .draw()
+        .map_err(|e| e.to_string())?;
+    // Grid without text: a horizontal line per decade of latency (10 µs, 100 µs, 1 ms, ...),
+    // a vertical one at p90, p99 and p99.9.
+    let grid = RGBColor(220, 220, 220);
+    for decade in 2..(y_max as i32) {
+        chart
+            .draw_series(LineSeries::new(
+                [(0.0, decade as f64), (4.0, decade as f64)],
+                grid.stroke_width(1),
+            ))
+            .map_err(|e| e.to_string())?;
+    }
+    for x in [1.0, 2.0, 3.0] {
+        chart
+            .draw_series(LineSeries::new(
+                [(x, 1.0), (x, y_max)],
+                grid.stroke_width(1),
+            ))
+            .map_err(|e| e.to_string())?;
+    }
+    for r in results {
+        let points: Vec<(f64, f64)> = quantiles()
+            .into_iter()
+            .map(|q| {
+                (
+                    (1.0 / (1.0 - q)).log10(),
+                    (r.p(q).max(1) as f64).log10().max(1.0),
+                )
+            })
+            .collect();
+        chart
+            .draw_series(LineSeries::new(points, colour(&r.scenario).stroke_width(2)))
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Left: latency against quantile of the closed-loop runs at `concurrency`; right: the
+/// open-loop runs. Both axes log10: x from p0 to p99.99, y in µs from 10 µs up.
+pub fn plot_latency(
+    path: &Path,
+    closed: &[&LoadResult],
+    open: &[&LoadResult],
+) -> Result<(), String> {
+    let root = BitMapBackend::new(path, (1200, 500)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let (left, right) = root.split_horizontally(600);
+    latency_panel(&left, closed)?;
+    latency_panel(&right, open)?;
+    root.present().map_err(|e| e.to_string())
+}
+
+/// Calls/s against log2(concurrency), one line per scenario, y from 0.
+pub fn plot_throughput(path: &Path, sweep: &[(String, Vec<(usize, f64)>)]) -> Result<(), String> {
+    let root = BitMapBackend::new(path, (800, 500)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let x_max = sweep
+        .iter()
+        .flat_map(|(_, points)| points.iter().map(|(c, _)| (*c as f64).log2()))
+        .fold(1.0f64, f64::max);
+    let y_max = sweep
+        .iter()
+        .flat_map(|(_, points)| points.iter().map(|(_, v)| *v))
+        .fold(1.0f64, f64::max)
+        * 1.05;
+    let mut chart = ChartBuilder::on(&root)
+        .margin(20)
+        .build_cartesian_2d(0.0..x_max, 0.0..y_max)
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .x_labels(0)
+        .y_labels(0)
+        .draw()
+        .map_err(|e| e.to_string())?;
+    // Grid without text: a horizontal line every 10,000 calls/s.
+    let grid = RGBColor(220, 220, 220);
+    for k in 1..=((y_max / 10_000.0) as usize) {
+        let y = k as f64 * 10_000.0;
+        chart
+            .draw_series(LineSeries::new(
+                [(0.0, y), (x_max, y)],
+                grid.stroke_width(1),
+            ))
+            .map_err(|e| e.to_string())?;
+    }
+    for (scenario, points) in sweep {
+        let style = colour(scenario).stroke_width(2);
+        chart
+            .draw_series(LineSeries::new(
+                points.iter().map(|(c, v)| ((*c as f64).log2(), *v)),
+                style,
+            ))
+            .map_err(|e| e.to_string())?;
+        chart
+            .draw_series(
+                points
+                    .iter()
+                    .map(|(c, v)| Circle::new(((*c as f64).log2(), *v), 4, style.filled())),
+            )
+            .map_err(|e| e.to_string())?;
+    }
+    root.present().map_err(|e| e.to_string())
+}
+
+fn num(v: &Value) -> String {
+    match v.as_f64() {
+        Some(x) if x.fract() == 0.0 || x.abs() >= 100.0 => format!("{x:.0}"),
+        Some(x) => format!("{x:.2}"),
+        None => "–".into(),
+    }
+}
+
+fn ratio(v: &Value) -> String {
+    v.as_f64()
+        .map(|x| format!("{x:.2}×"))
+        .unwrap_or_else(|| "–".into())
+}
+
+fn goal_line(out: &mut String, goal: &str, measured: String, met: Option<bool>) {
+    let verdict = match met {
+        Some(true) => "met",
+        Some(false) => "**missed**",
+        None => "not measured",
+    };
+    let _ = writeln!(out, "| {goal} | {measured} | {verdict} |");
+}
+
+/// The whole report as markdown, from the suite's JSON.
+pub fn markdown(results: &Value) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Suite run at unix time {} on {} cores, load average before/after {} / {}.\n",
+        results["unix_time_s"],
+        results["cpus"],
+        results["load_average_before"].as_str().unwrap_or(""),
+        results["load_average_after"].as_str().unwrap_or("")
+    );
+    let _ = writeln!(
+        out,
+        "| scenario | mode | concurrency / offered | calls/s | × echo | p50 µs | p90 µs | p99 µs | p99.9 µs | errors |"
+    );
+    let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for r in results["runs"].as_array().into_iter().flatten() {
+        let load = if r["mode"] == "open" {
+            format!("{}/s", num(&r["offered_per_s"]))
+        } else {
+            num(&r["concurrency"])
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            r["scenario"].as_str().unwrap_or(""),
+            r["mode"].as_str().unwrap_or(""),
+            load,
+            num(&r["calls_per_s"]),
+            ratio(&r["ratio_to_echo"]),
+            num(&r["p50_us"]),
+            num(&r["p90_us"]),
+            num(&r["p99_us"]),
+            num(&r["p999_us"]),
+            num(&r["errors"]),
+        );
+    }
+    let storm = &results["storm"];
+    let memory = &results["idle_memory"];
+    let _ = writeln!(
+        out,
+        "\nActivation storm: {} new Counter actors over 3 hosts, {} activations/s (p50 {} µs, p99 {} µs, {} errors).",
+        num(&storm["calls"]),
+        num(&storm["calls_per_s"]),
+        num(&storm["p50_us"]),
+        num(&storm["p99_us"]),
+        num(&storm["errors"]),
+    );
+    let _ = writeln!(
+        out,
+        "Idle activations: {} more Counter actors: hosts' RSS +{} bytes each, apps' RSS +{} bytes each.",
+        num(&memory["activations"]),
+        num(&memory["host_bytes_per_activation"]),
+        num(&memory["app_bytes_per_activation"]),
+    );
+
+    let local = &results["in_process"];
+    let _ = writeln!(
+        out,
+        "\n### In process: Rookery's embedded dispatch and the peer crates\n"
+    );
+    let _ = writeln!(
+        out,
+        "| runtime | ask, one actor /s | ask, many actors /s | new actors /s (spawn or activation + first call) | RSS bytes per idle actor |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|");
+    let _ = writeln!(
+        out,
+        "| Rookery (`Host::invoke`, embedded) | {} | {} | {} | {} |",
+        num(&local["one_actor"]["calls_per_s"]),
+        num(&local["many_actors"]["calls_per_s"]),
+        num(&local["activations"]["per_s"]),
+        num(&local["activations"]["bytes_per_idle_activation"]),
+    );
+    let peers = results["peers"]["results"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    for name in ["actix", "ractor", "kameo"] {
+        let find = |scenario: &str| {
+            peers
+                .iter()
+                .find(|p| p["crate"] == name && p["scenario"] == scenario)
+                .cloned()
+                .unwrap_or(Value::Null)
+        };
+        let spawn = find("spawn + first ask");
+        let _ = writeln!(
+            out,
+            "| {name} | {} | {} | {} | {} |",
+            num(&find("ask, one actor")["per_s"]),
+            num(&find("ask, many actors")["per_s"]),
+            num(&spawn["per_s"]),
+            num(&spawn["extra"]["bytes_per_idle_actor"]),
+        );
+    }
+
+    let ray = &results["ray"];
+    let _ = writeln!(out, "\n### Cluster: Rookery's processes and Ray actors\n");
+    let _ = writeln!(
+        out,
+        "| runtime | one actor, calls/s | many actors, calls/s | new actors/s | RSS bytes per actor |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|");
+    let _ = writeln!(
+        out,
+        "| Rookery, AppEcho over the app stream (64 in flight) | {} | {} | {} | {} |",
+        num(&results["summary"]["app_hot_calls_per_s"]),
+        num(&results["summary"]["app_many_calls_per_s"]),
+        num(&storm["calls_per_s"]),
+        num(&memory["host_bytes_per_activation"]),
+    );
+    if ray.is_null() {
+        let _ = writeln!(out, "| Ray | not run | | | |");
+    } else {
+        let _ = writeln!(
+            out,
+            "| Ray {} (64 in flight; many = {} actors) | {} | {} | {} | {} |",
+            ray["ray_version"].as_str().unwrap_or(""),
+            num(&ray["many_actors"]),
+            num(&ray["one_actor_calls_per_s"]),
+            num(&ray["many_actors_calls_per_s"]),
+            num(&ray["actor_creations_per_s"]),
+            num(&ray["rss_bytes_per_actor_process"]),
+        );
+    }
+
+    let goals = &results["goals"];
+    let _ = writeln!(out, "\n### Goals\n");
+    let _ = writeln!(out, "| goal | measured | |");
+    let _ = writeln!(out, "|---|---|---|");
+    let g = |key: &str| goals[key].as_f64();
+    goal_line(
+        &mut out,
+        "embedded actor call ≥ 0.6× bare echo (`invoke` bench, same run)",
+        g("embedded_over_echo").map_or("–".into(), |v| format!("{v:.2}×")),
+        g("embedded_over_echo").map(|v| v >= 0.6),
+    );
+    goal_line(
+        &mut out,
+        "app over stream ≥ 0.8× bare two-hop (processes, 64 in flight)",
+        g("app_over_two_hop").map_or("–".into(), |v| format!("{v:.2}×")),
+        g("app_over_two_hop").map(|v| v >= 0.8),
+    );
+    goal_line(
+        &mut out,
+        "p99 ≤ 2 ms at half of peak load (AppEcho, open loop)",
+        g("app_p99_us_at_half_peak").map_or("–".into(), |v| format!("{v:.0} µs")),
+        g("app_p99_us_at_half_peak").map(|v| v <= 2000.0),
+    );
+    goal_line(
+        &mut out,
+        "p99 ≤ 2 ms at half of peak load (Counter get, open loop)",
+        g("counter_p99_us_at_half_peak").map_or("–".into(), |v| format!("{v:.0} µs")),
+        g("counter_p99_us_at_half_peak").map(|v| v <= 2000.0),
+    );
+    goal_line(
+        &mut out,
+        "≥ 100k activations/s in process",
+        g("in_process_activations_per_s").map_or("–".into(), |v| format!("{v:.0}/s")),
+        g("in_process_activations_per_s").map(|v| v >= 100_000.0),
+    );
+    goal_line(
+        &mut out,
+        "≤ 1 KiB per idle activation (in process)",
+        g("in_process_bytes_per_idle").map_or("–".into(), |v| format!("{v:.0} bytes")),
+        g("in_process_bytes_per_idle").map(|v| v <= 1024.0),
+    );
+    goal_line(
+        &mut out,
+        "≤ 1 KiB per idle activation (host processes, Counter)",
+        g("host_bytes_per_idle").map_or("–".into(), |v| format!("{v:.0} bytes")),
+        g("host_bytes_per_idle").map(|v| v <= 1024.0),
+    );
+    out
+}

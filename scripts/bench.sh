@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The benchmark suite in one command (benches/README.md, "Suite"): builds in release mode, then
+#   1. `cargo bench --bench invoke`: embedded actors over gRPC against bare tonic, in process;
+#   2. the peer actor crates (actix, ractor, kameo; benches/peers, a workspace of its own);
+#   3. Ray actors (benches/peers/ray_bench.py; installs `ray` from PyPI if missing, and skips
+#      Ray if that fails);
+#   4. `cargo bench --bench suite`: 1 placement node + 3 hosts of the `rookery` binary with
+#      their apps as processes, against a bare tonic echo server and proxy, folding in 1-3.
+# Results: target/bench-results/ (suite.json, suite.md, suite-latency.png,
+# suite-throughput.png, invoke.json, peers.json, ray.json, suite-logs/).
+#
+# Options: --no-peers (skip 2 and 3), --quick (a short smoke run of the suite).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+results="$CARGO_TARGET_DIR/bench-results"
+mkdir -p "$results"
+peers=1
+for arg in "$@"; do
+  case "$arg" in
+    --no-peers) peers=0 ;;
+    --quick) export ROOKERY_SUITE_QUICK=1 ;;
+    *) echo "usage: $0 [--no-peers] [--quick]" >&2; exit 2 ;;
+  esac
+done
+
+echo "== build (release): rookery, the counter example, the benches"
+cargo build --release --bin rookery --example counter
+cargo bench --no-run --bench suite --bench invoke
+
+if [ -z "${ROOKERY_SUITE_QUICK:-}" ]; then
+  echo "== invoke bench (embedded actors over gRPC, in process)"
+  cargo bench --bench invoke
+fi
+
+if [ "$peers" = 1 ]; then
+  echo "== peer actor crates: actix, ractor, kameo"
+  cargo run --release --manifest-path benches/peers/Cargo.toml
+  echo "== Ray actors"
+  if ! python3 -c 'import ray' 2>/dev/null; then
+    python3 -m pip install --quiet ray || echo "pip install ray failed: Ray skipped"
+  fi
+  if python3 -c 'import ray' 2>/dev/null; then
+    python3 benches/peers/ray_bench.py || echo "the Ray bench failed: Ray skipped"
+  else
+    rm -f "$results/ray.json"
+  fi
+fi
+
+echo "== suite (cluster processes, bare tonic, peers folded in)"
+cargo bench --bench suite
+echo "== results in $results"

@@ -50,6 +50,8 @@ struct Turn {
 /// Called when an activation has fully ended, so its registry can forget it.
 pub trait ActivationSink: Send + Sync + 'static {
     fn finished(&self, key: &ActorKey, activation_id: u64);
+    /// The activation moved away and left timers in the store for its next activation.
+    fn handed_off(&self, _key: &ActorKey) {}
 }
 
 pub struct Activation {
@@ -171,7 +173,7 @@ impl Activation {
     pub async fn call(&self, call: Call) -> Result<Bytes, CallError> {
         // Timer ticks do not count as use (as in Orleans): a timer alone does not keep an
         // idle actor active.
-        let counts_as_use = !matches!(call.kind, CallKind::Timer(_));
+        let counts_as_use = !matches!(call.kind, CallKind::Timer(_) | CallKind::Wake);
         if counts_as_use {
             *self.last_used.lock().expect("last_used lock") = Instant::now();
         }
@@ -425,6 +427,11 @@ async fn run(
                 activation.request_stop(StopReason::Moved);
                 continue;
             }
+            if turn.call.kind == CallKind::Wake {
+                // Being active is all a wake asks for (handed-off timers resumed above).
+                let _ = turn.reply.send(Ok(Bytes::new()));
+                continue;
+            }
             *activation.current_chain.lock().expect("chain lock") =
                 Some(turn.call.call_chain_id.clone());
             let counts_as_use = !matches!(turn.call.kind, CallKind::Timer(_));
@@ -449,7 +456,7 @@ async fn run(
         &mut inbox,
         CallError::Unavailable(format!("actor {key} is deactivating")),
     );
-    hand_off_timers(&activation, reason).await;
+    let handed_off = hand_off_timers(&activation, reason).await;
     if let Some(instance) = instance {
         if reason != StopReason::Withdrawn {
             match tokio::time::timeout(activation.options.call_timeout(), instance.deactivate())
@@ -466,6 +473,9 @@ async fn run(
     metrics.deactivations_total.inc();
     if let Some(sink) = sink.upgrade() {
         sink.finished(&key, activation.id);
+        if handed_off {
+            sink.handed_off(&key);
+        }
     }
     let _ = done.send(true);
 }
@@ -486,13 +496,14 @@ async fn claim(activation: &Activation) -> Result<Vec<timers::HandedOffTimer>, C
 
 /// Stops the activation's timers; when the actor moves, writes what is left of them to the
 /// store for its next activation (fenced like any write: a stale activation hands off nothing).
-async fn hand_off_timers(activation: &Activation, reason: StopReason) {
+/// Returns whether timers were handed off.
+async fn hand_off_timers(activation: &Activation, reason: StopReason) -> bool {
     let left = activation.timers.stop_all();
     if reason != StopReason::Moved || left.is_empty() {
-        return;
+        return false;
     }
     let (Some(access), Some(epoch)) = (&activation.state, activation.claim.get()) else {
-        return;
+        return false;
     };
     let handed = access
         .store
@@ -500,9 +511,13 @@ async fn hand_off_timers(activation: &Activation, reason: StopReason) {
         .await;
     match handed {
         Ok(()) => {
-            tracing::debug!(actor = %activation.key, timers = left.len(), "timers handed off")
+            tracing::debug!(actor = %activation.key, timers = left.len(), "timers handed off");
+            true
         }
-        Err(e) => tracing::warn!(actor = %activation.key, error = %e, "cannot hand off timers"),
+        Err(e) => {
+            tracing::warn!(actor = %activation.key, error = %e, "cannot hand off timers");
+            false
+        }
     }
 }
 

@@ -27,8 +27,15 @@ pub struct Activations {
     /// Set while the host leaves: no new activations.
     closed: std::sync::atomic::AtomicBool,
     state: Option<ActorStateAccess>,
+    /// Wakes an actor on its new owner after it handed off timers (set by the host).
+    wake: std::sync::OnceLock<WakeHook>,
+    /// Wakes sent and not yet answered (a leaving host waits for them, bounded).
+    wakes_pending: Arc<std::sync::atomic::AtomicUsize>,
     me: Weak<Activations>,
 }
+
+/// Sends a wake call to an actor wherever it lives now.
+pub type WakeHook = Arc<dyn Fn(ActorKey) -> futures::future::BoxFuture<'static, ()> + Send + Sync>;
 
 impl Activations {
     pub fn new(
@@ -45,6 +52,8 @@ impl Activations {
             gate,
             closed: std::sync::atomic::AtomicBool::new(false),
             state,
+            wake: std::sync::OnceLock::new(),
+            wakes_pending: Arc::default(),
             me: me.clone(),
         })
     }
@@ -123,6 +132,19 @@ impl Activations {
     /// its last turn before moving: state requests of that turn must still be served.
     pub fn get_until_finished(&self, key: &ActorKey) -> Option<Arc<Activation>> {
         self.map.lock().expect("activations lock").get(key).cloned()
+    }
+
+    /// How actors that handed off timers are woken on their new owner.
+    pub fn set_wake_hook(&self, hook: WakeHook) {
+        let _ = self.wake.set(hook);
+    }
+
+    /// Waits (up to `timeout`) until every wake sent has been answered.
+    pub async fn wakes_done(&self, timeout: std::time::Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.wakes_pending.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     }
 
     /// The host's state store, if it has one.
@@ -208,5 +230,18 @@ impl ActivationSink for Activations {
         if map.get(key).is_some_and(|a| a.id == activation_id) {
             map.remove(key);
         }
+    }
+
+    fn handed_off(&self, key: &ActorKey) {
+        let Some(wake) = self.wake.get() else {
+            return;
+        };
+        let pending = self.wakes_pending.clone();
+        pending.fetch_add(1, Ordering::AcqRel);
+        let wake = wake(key.clone());
+        tokio::spawn(async move {
+            wake.await;
+            pending.fetch_sub(1, Ordering::AcqRel);
+        });
     }
 }

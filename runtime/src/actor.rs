@@ -59,7 +59,14 @@ pub enum CallKind {
     Reminder(ReminderTick),
     /// A timer tick: `data` is the timer's data.
     Timer(TimerTick),
+    /// Only activates the actor (its instance hears nothing but the activation): sent to an
+    /// actor's new owner after a graceful hand-off left timers in the store, so that they
+    /// resume there without waiting for the actor's next call.
+    Wake,
 }
+
+/// Metadata key marking a forwarded call as a [`CallKind::Wake`].
+pub const WAKE_KEY: &str = "rookery-wake";
 
 /// One firing of an activation's timer.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -57,6 +57,8 @@ impl ActorInstance for EmbeddedInstance {
             let ctx = ActorContext::new(self.key.clone(), call.call_chain_id, self.router.clone());
             match call.kind {
                 CallKind::Method => self.actor.handle(&ctx, &call.method, call.data).await,
+                // Answered by the activation itself; never reaches an instance.
+                CallKind::Wake => Ok(Bytes::new()),
                 CallKind::Reminder(tick) => self
                     .actor
                     .on_reminder(&ctx, &tick, call.data)

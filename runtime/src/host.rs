@@ -40,6 +40,10 @@ use rookery_proto::v1::reminders_server::RemindersServer;
 const REQUEST_ENVELOPE_BYTES: usize = 64 * 1024;
 /// Largest message an app may send its host (replies carry actor results).
 pub const MAX_APP_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+/// How long a wake after a hand-off may take (it waits for the new owner's UNLOCK).
+const WAKE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a leaving host waits for its wakes to be answered before it stops.
+const LEAVE_WAKE_GRACE: Duration = Duration::from_secs(5);
 /// How long shutdown waits for each task before aborting it.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -172,6 +176,27 @@ impl Host {
             gate,
         ));
 
+        let wake_router = Arc::downgrade(&router);
+        activations.set_wake_hook(Arc::new(move |key: ActorKey| {
+            let router = wake_router.clone();
+            Box::pin(async move {
+                let Some(router) = router.upgrade() else {
+                    return;
+                };
+                let wake = Call {
+                    method: "wake".into(),
+                    data: bytes::Bytes::new(),
+                    metadata: Default::default(),
+                    call_chain_id: String::new(),
+                    kind: crate::actor::CallKind::Wake,
+                    key: key.clone(),
+                };
+                match router.invoke(wake, Some(WAKE_TIMEOUT)).await {
+                    Ok(_) => tracing::debug!(actor = %key, "woke the actor on its new owner"),
+                    Err(e) => tracing::warn!(actor = %key, error = %e, "cannot wake a handed-off actor; its timers resume on its next activation"),
+                }
+            })
+        }));
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut tasks = Vec::new();
         let decode_limit = config.max_request_bytes + REQUEST_ENVELOPE_BYTES;
@@ -385,6 +410,7 @@ impl Host {
         let left = matches!(removed, Ok(Ok(_)));
         drop(removed);
         if left {
+            self.activations.wakes_done(LEAVE_WAKE_GRACE).await;
             tracing::info!("left the cluster: this host's actors are served elsewhere");
         } else {
             tracing::warn!("placement did not confirm the leave in time; shutting down anyway");

@@ -273,13 +273,17 @@ impl Router {
     ) -> Result<Bytes, CallError> {
         let mut client = self.peer(address)?;
         let remaining = deadline.saturating_duration_since(Instant::now());
+        let mut metadata = call.metadata;
+        if call.kind == crate::actor::CallKind::Wake {
+            metadata.insert(crate::actor::WAKE_KEY.to_owned(), "1".to_owned());
+        }
         let mut request = tonic::Request::new(ForwardRequest {
             request: Some(InvokeRequest {
                 actor_type: call.key.actor_type,
                 actor_id: call.key.actor_id,
                 method: call.method,
                 data: call.data.to_vec(),
-                metadata: call.metadata,
+                metadata,
             }),
             table_version: version.0,
             call_chain_id: call.call_chain_id,

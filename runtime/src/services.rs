@@ -177,7 +177,10 @@ impl HostInternal for HostInternalService {
             .unwrap_or(Duration::from_millis(
                 crate::router::DEFAULT_INVOKE_TIMEOUT_MS,
             ));
-        let call = to_call(invoke, forward.call_chain_id);
+        let mut call = to_call(invoke, forward.call_chain_id);
+        if call.metadata.remove(crate::actor::WAKE_KEY).is_some() {
+            call.kind = CallKind::Wake;
+        }
         self.router
             .serve_forwarded(call, TableVersion(forward.table_version), timeout)
             .await

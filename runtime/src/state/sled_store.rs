@@ -3,8 +3,9 @@
 //! Three trees: `fences` (actor → epoch of its latest claim), `state` (actor and key → expiry
 //! and value) and `handoff` (actor → timers handed off by its last activation). A transaction
 //! checks the epoch and applies its writes in one sled transaction, then flushes before it is
-//! acknowledged. Claims are not flushed: only this process writes the store, and a crash ends
-//! every activation that claimed, so a lost claim can fence nothing that still runs.
+//! acknowledged. Claims are neither transactions nor flushed: only this process writes the
+//! store, a new activation of an actor starts only after the previous one has ended, and a
+//! crash ends every activation that claimed, so a lost claim can fence nothing that still runs.
 //!
 //! Keys: the actor as `len(type) type len(id) id` (lengths as u32 big-endian), then the state
 //! key's bytes, so one actor's keys are one prefix and no two actors' keys collide. Values:
@@ -134,21 +135,32 @@ impl StateStore for SledStore {
     }
 
     fn claim(&self, actor: &ActorKey) -> BoxFuture<'_, Result<Claim, StateError>> {
+        // Not a sled transaction (one per activation made claims the bulk of an activation's
+        // cost): within this process a new activation of an actor starts only after the
+        // previous one has ended, so no write of that actor runs concurrently with its claim.
+        // The epoch goes up first, then the hand-off is taken: a hand-off written after the
+        // bump is fenced, one written before it is taken here.
         let prefix = actor_prefix(actor);
-        let claimed = (&self.fences, &self.handoff)
-            .transaction(|(fences, handoff)| {
-                let epoch = fences.get(&prefix)?.map(|v| decode_epoch(&v)).unwrap_or(0) + 1;
-                fences.insert(prefix.as_slice(), &epoch.to_be_bytes())?;
-                let timers = handoff.remove(prefix.as_slice())?;
-                Ok::<_, ConflictableTransactionError<StateError>>(Claim {
-                    epoch: Epoch(epoch),
-                    handed_off_timers: timers.map(|t| Bytes::copy_from_slice(&t)),
+        let claimed = (|| {
+            let epoch = self
+                .fences
+                .update_and_fetch(&prefix, |old| {
+                    let next = old.map(decode_epoch).unwrap_or(0) + 1;
+                    Some(next.to_be_bytes().to_vec())
                 })
+                .map_err(unavailable)?
+                .map(|v| decode_epoch(&v))
+                .expect("update_and_fetch stores a value");
+            let timers = if self.handoff.contains_key(&prefix).map_err(unavailable)? {
+                self.handoff.remove(&prefix).map_err(unavailable)?
+            } else {
+                None
+            };
+            Ok(Claim {
+                epoch: Epoch(epoch),
+                handed_off_timers: timers.map(|t| Bytes::copy_from_slice(&t)),
             })
-            .map_err(|e| match e {
-                TransactionError::Abort(e) => e,
-                TransactionError::Storage(e) => unavailable(e),
-            });
+        })();
         async move { claimed }.boxed()
     }
 

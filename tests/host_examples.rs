@@ -155,7 +155,12 @@ async fn python_counter_app_registers_and_serves_calls() {
             .map_err(|e| e.to_string())
     })
     .await;
-    assert_eq!(value, json!(4), "the stored value survived kill -9{}", app.dump_log());
+    assert_eq!(
+        value,
+        json!(4),
+        "the stored value survived kill -9{}",
+        app.dump_log()
+    );
     app.assert_alive();
 }
 

@@ -281,8 +281,20 @@ impl Activation {
     /// actor since: this one is stale and ends.
     pub async fn transact_state(&self, operations: &[StateOp]) -> Result<(), CallError> {
         let (access, epoch) = self.state_access()?;
-        state::validate_transaction(operations, access.max_transaction_bytes)?;
-        let written = access.store.transact(&self.key, epoch, operations).await;
+        let started = std::time::Instant::now();
+        let written = match state::validate_transaction(operations, access.max_transaction_bytes) {
+            Ok(()) => access.store.transact(&self.key, epoch, operations).await,
+            Err(e) => Err(e),
+        };
+        self.metrics
+            .state_transactions_total
+            .get_or_create(&crate::metrics::StateLabels::of(&written))
+            .inc();
+        if written.is_ok() {
+            self.metrics
+                .state_transaction_seconds
+                .observe(started.elapsed().as_secs_f64());
+        }
         if let Err(state::StateError::Fenced(_)) = &written {
             tracing::warn!(actor = %self.key, "state write fenced: a newer activation exists; ending this one");
             self.request_stop(StopReason::Moved);
@@ -486,7 +498,13 @@ async fn claim(activation: &Activation) -> Result<Vec<timers::HandedOffTimer>, C
     let Some(access) = &activation.state else {
         return Ok(Vec::new());
     };
-    let claim = access.store.claim(&activation.key).await?;
+    let claim = access.store.claim(&activation.key).await;
+    activation
+        .metrics
+        .state_claims_total
+        .get_or_create(&crate::metrics::StateLabels::of(&claim))
+        .inc();
+    let claim = claim?;
     let _ = activation.claim.set(claim.epoch);
     Ok(claim
         .handed_off_timers

@@ -17,6 +17,27 @@ pub struct CallLabels {
     pub outcome: &'static str,
 }
 
+/// Labels of the state metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabels {
+    /// ok, fenced, unavailable, invalid.
+    pub outcome: &'static str,
+}
+
+impl StateLabels {
+    pub fn of<T>(result: &Result<T, crate::state::StateError>) -> StateLabels {
+        use crate::state::StateError;
+        StateLabels {
+            outcome: match result {
+                Ok(_) => "ok",
+                Err(StateError::Fenced(_)) => "fenced",
+                Err(StateError::InvalidArgument(_)) => "invalid",
+                Err(StateError::Unavailable(_) | StateError::Config(_)) => "unavailable",
+            },
+        }
+    }
+}
+
 pub struct HostMetrics {
     registry: Registry,
     pub active_activations: Gauge,
@@ -31,6 +52,9 @@ pub struct HostMetrics {
     pub reminder_failures_total: Counter,
     pub reminders_queued: Gauge,
     pub reminder_delay_seconds: Histogram,
+    pub state_transactions_total: Family<StateLabels, Counter>,
+    pub state_transaction_seconds: Histogram,
+    pub state_claims_total: Family<StateLabels, Counter>,
 }
 
 impl Default for HostMetrics {
@@ -54,6 +78,10 @@ impl Default for HostMetrics {
             reminders_queued: Gauge::default(),
             // 1 ms .. ~65 s late.
             reminder_delay_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 17)),
+            state_transactions_total: Family::default(),
+            // 20 µs .. ~10 s.
+            state_transaction_seconds: Histogram::new(exponential_buckets(0.00002, 2.0, 20)),
+            state_claims_total: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -95,6 +123,41 @@ impl Default for HostMetrics {
             "retries",
             "Call attempts retried after a moved or unavailable owner",
             metrics.retries_total.clone(),
+        );
+        registry.register(
+            "reminders_fired",
+            "Reminder ticks fired on this host",
+            metrics.reminders_fired_total.clone(),
+        );
+        registry.register(
+            "reminder_failures",
+            "Reminder ticks whose turn failed (fetched and fired again later)",
+            metrics.reminder_failures_total.clone(),
+        );
+        registry.register(
+            "reminders_queued",
+            "Reminder ticks due within the horizon, queued on this host",
+            metrics.reminders_queued.clone(),
+        );
+        registry.register(
+            "reminder_delay_seconds",
+            "How late after its due time each reminder tick fired",
+            metrics.reminder_delay_seconds.clone(),
+        );
+        registry.register(
+            "state_transactions",
+            "Actor state transactions, by outcome",
+            metrics.state_transactions_total.clone(),
+        );
+        registry.register(
+            "state_transaction_seconds",
+            "Time from a state transaction's request to its durable acknowledgement",
+            metrics.state_transaction_seconds.clone(),
+        );
+        registry.register(
+            "state_claims",
+            "Claims of actors in the state store by new activations, by outcome",
+            metrics.state_claims_total.clone(),
         );
         HostMetrics {
             registry,

@@ -26,11 +26,22 @@ done
 
 echo "== build (release): rookery, the counter example, the benches"
 cargo build --release --bin rookery --example counter
-cargo bench --no-run --bench suite --bench invoke
+# Build the benches once and run those executables, so every step of one run measures the
+# same code even while the working tree changes.
+bench_exe() {
+  cargo bench --no-run --bench "$1" --message-format=json-render-diagnostics |
+    python3 -c 'import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == sys.argv[1]:
+        print(m["executable"])' "$1"
+}
+invoke_exe="$(bench_exe invoke)"
+suite_exe="$(bench_exe suite)"
 
 if [ -z "${ROOKERY_SUITE_QUICK:-}" ]; then
   echo "== invoke bench (embedded actors over gRPC, in process)"
-  cargo bench --bench invoke
+  "$invoke_exe" --bench
 fi
 
 if [ "$peers" = 1 ]; then
@@ -48,5 +59,5 @@ if [ "$peers" = 1 ]; then
 fi
 
 echo "== suite (cluster processes, bare tonic, peers folded in)"
-cargo bench --bench suite
+"$suite_exe" --bench
 echo "== results in $results"

@@ -303,7 +303,9 @@ impl Cluster {
     ) -> Vec<(usize, String)> {
         let mut owners = Vec::new();
         for (i, host) in self.hosts.iter().enumerate() {
-            let mut client = HostInternalClient::new(net::channel(transport, &host.addr).unwrap());
+            // A host with many activations lists them in one large message.
+            let mut client = HostInternalClient::new(net::channel(transport, &host.addr).unwrap())
+                .max_decoding_message_size(usize::MAX);
             let listed = client
                 .list_activations(ListActivationsRequest {
                     actor_type: actor_type.into(),

@@ -16,8 +16,8 @@
 //! - `counter`: the same with `Counter.get` (each call also reads the actor's state);
 //! - `non-owner`: AppEcho calls entering a host that does not own the actor (forwarded once);
 //! - `hot actor`: every call in flight to one Counter (its turns run one at a time);
-//! - `10k storm` / `10k steady`: 10,000 new Counter actors called once each, entering the 3
-//!   hosts in turn, then calls to random ones of them;
+//! - `storm` / `steady`: 10,000 new Counter actors (`ROOKERY_SUITE_STORM=n` for another
+//!   count) called once each, entering the 3 hosts in turn, then calls to random ones of them;
 //! - idle memory: the hosts' and apps' RSS growth over more new, then idle, Counter actors;
 //! - open loop: `echo`, `two-hop`, `app` and `counter` at half of the peak calls/s the
 //!   closed-loop sweep found for `app` (and for `counter`), latency from the intended send time;
@@ -25,7 +25,8 @@
 //!
 //! The load generator ([`load`]) is one tonic client (one HTTP/2 connection per host or
 //! server), 64-byte payloads. Results: `target/bench-results/suite.json`, `suite.md`,
-//! `suite-latency.png`, `suite-throughput.png`; folded in when present from the same run:
+//! `suite-latency.png`, `suite-throughput.png`; folded in when written within the hour before
+//! (by the same run of scripts/bench.sh):
 //! `invoke.json` (embedded actors over gRPC, `cargo bench --bench invoke`), `peers.json`
 //! (`benches/peers`) and `ray.json` (`benches/peers/ray_bench.py`).
 
@@ -77,7 +78,10 @@ fn timing() -> Timing {
             warmup: Duration::from_secs(1),
             sweep: Duration::from_secs(3),
             measure: Duration::from_secs(5),
-            storm: STORM_ACTORS,
+            storm: std::env::var("ROOKERY_SUITE_STORM")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(STORM_ACTORS),
             idle: IDLE_ACTORS,
         }
     }
@@ -107,14 +111,15 @@ fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-/// A results file of another part of the same run, if it was written after `since`.
+/// A results file of another part of the same run: written at most an hour before `since`
+/// (scripts/bench.sh runs those parts just before the suite).
 fn fold_in(dir: &std::path::Path, file: &str, since: u64) -> Value {
     let Ok(text) = std::fs::read_to_string(dir.join(file)) else {
         return Value::Null;
     };
     let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
     match value["unix_time_s"].as_u64() {
-        Some(t) if t + 6 * 3600 >= since => value,
+        Some(t) if t + 3600 >= since => value,
         // Older than this run: not mixed into its figures.
         _ => Value::Null,
     }
@@ -366,7 +371,7 @@ async fn run(progress: &ProgressBar) -> Value {
         runs.push(load::open(name, &target, rate, t.warmup, t.measure).await);
     }
 
-    step("10k storm");
+    step("activation storm");
     let storm_ids = ids("storm-", t.storm);
     let storm_target = target(
         hosts.clone(),
@@ -375,10 +380,10 @@ async fn run(progress: &ProgressBar) -> Value {
         storm_ids.clone(),
         Pick::PerSlot,
     );
-    let storm = load::each_once("10k storm", &storm_target, CONCURRENCY).await;
-    step("10k steady");
+    let storm = load::each_once("storm", &storm_target, CONCURRENCY).await;
+    step("steady state over the storm's actors");
     let steady = target(hosts.clone(), COUNTER, "get", storm_ids, Pick::Random);
-    runs.push(load::closed("10k steady", &steady, CONCURRENCY, t.warmup, t.measure).await);
+    runs.push(load::closed("steady", &steady, CONCURRENCY, t.warmup, t.measure).await);
 
     step("idle memory");
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -468,17 +473,11 @@ async fn run(progress: &ProgressBar) -> Value {
     });
 
     step("plots");
-    let closed_at_c: Vec<&LoadResult> = [
-        "echo",
-        "two-hop",
-        "app",
-        "counter",
-        "non-owner",
-        "10k steady",
-    ]
-    .iter()
-    .filter_map(|name| find(name, c, "closed"))
-    .collect();
+    let closed_at_c: Vec<&LoadResult> =
+        ["echo", "two-hop", "app", "counter", "non-owner", "steady"]
+            .iter()
+            .filter_map(|name| find(name, c, "closed"))
+            .collect();
     let open: Vec<&LoadResult> = runs.iter().filter(|r| r.mode == "open").collect();
     let mut plots = Vec::new();
     let latency_png = dir.join("suite-latency.png");
@@ -514,6 +513,7 @@ async fn run(progress: &ProgressBar) -> Value {
         "processes": processes,
         "runs": runs_json,
         "storm": storm.json(),
+        "storm_actors": t.storm,
         "idle_memory": idle_memory,
         "in_process": in_process,
         "summary": summary,

@@ -16,7 +16,7 @@ pub const COLOURS: [(&str, RGBColor); 6] = [
     ("app", BLUE),
     ("counter", RGBColor(0, 160, 0)),
     ("non-owner", RGBColor(230, 120, 0)),
-    ("10k steady", RED),
+    ("steady", RED),
 ];
 
 fn colour(scenario: &str) -> RGBColor {

@@ -57,6 +57,28 @@ pub fn rss_of(status_path: &str) -> u64 {
         * 1024
 }
 
+/// Children also end when the suite is killed without unwinding (SIGKILL, abort), where
+/// [`Proc`]'s drop does not run: the kernel sends them SIGKILL when the thread that started
+/// them exits (the runtime's worker threads live until the suite ends).
+trait DiesWithParent {
+    fn dies_with_parent(&mut self) -> &mut Self;
+}
+
+impl DiesWithParent for Command {
+    fn dies_with_parent(&mut self) -> &mut Self {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: prctl is async-signal-safe; the closure allocates nothing.
+        unsafe {
+            self.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            })
+        }
+    }
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -68,6 +90,7 @@ fn free_port() -> u16 {
 fn spawn(logs: &Path, name: &str, program: &Path, args: &[String]) -> Proc {
     let log = std::fs::File::create(logs.join(format!("{name}.log"))).expect("log file");
     let child = Command::new(program)
+        .dies_with_parent()
         .args(args)
         .stdout(Stdio::from(log.try_clone().expect("log file")))
         .stderr(Stdio::from(log))
@@ -84,6 +107,7 @@ fn spawn(logs: &Path, name: &str, program: &Path, args: &[String]) -> Proc {
 pub fn spawn_server(name: &str, args: &[&str]) -> (Proc, String) {
     let exe = std::env::current_exe().expect("current exe");
     let mut child = Command::new(exe)
+        .dies_with_parent()
         .arg("--serve")
         .args(args)
         .stdout(Stdio::piped())

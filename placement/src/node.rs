@@ -49,6 +49,9 @@ pub struct PlacementConfig {
     pub raft_heartbeat_ms: u64,
     pub election_timeout_min_ms: u64,
     pub election_timeout_max_ms: u64,
+    /// How the Raft log and snapshots are flushed. The CLI keeps the default; the simulator
+    /// flushes inline (see [`store::FlushMode::Inline`]).
+    pub store_flush: store::FlushMode,
 }
 
 impl PlacementConfig {
@@ -68,6 +71,7 @@ impl PlacementConfig {
             raft_heartbeat_ms: DEFAULT_RAFT_HEARTBEAT_MS,
             election_timeout_min_ms: DEFAULT_ELECTION_TIMEOUT_MIN_MS,
             election_timeout_max_ms: DEFAULT_ELECTION_TIMEOUT_MAX_MS,
+            store_flush: store::FlushMode::default(),
         }
     }
 }
@@ -168,7 +172,7 @@ impl PlacementNode {
                 })?;
         let db = store::open(&config.data_dir)?;
         store::check_identity(&db, config.node_id, &config.cluster_name)?;
-        let (log_store, state_machine) = store::open_stores(&db)?;
+        let (log_store, state_machine) = store::open_stores(&db, config.store_flush)?;
         let applied = state_machine.subscribe();
         let reminders = state_machine.reminders();
         let reminders_for_metrics = reminders.clone();

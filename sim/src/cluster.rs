@@ -258,6 +258,8 @@ pub fn run_observed(
             raft_heartbeat_ms: rookery_placement::node::DEFAULT_RAFT_HEARTBEAT_MS,
             election_timeout_min_ms: timeout,
             election_timeout_max_ms: timeout + 1,
+            // A write is durable at the simulated instant it is flushed, in every run.
+            store_flush: rookery_placement::store::FlushMode::Inline,
         };
         let ledger = ledger.clone();
         let runs = Arc::new(AtomicU64::new(0));

@@ -52,6 +52,13 @@ pub struct PlacementConfig {
     /// How the Raft log and snapshots are flushed. The CLI keeps the default; the simulator
     /// flushes inline (see [`store::FlushMode::Inline`]).
     pub store_flush: store::FlushMode,
+    /// A deliberately injected bug, for the simulator's checker test only
+    /// (`sim/tests/injected_bug.rs`, which shows the single-activation checkers catch it): the
+    /// leader skips the LOCK phase of every round, so hosts route by a new table the moment
+    /// its UPDATE reaches them, while others still serve the actors it moves. Always `false`
+    /// in a real node: no flag or config file sets it.
+    #[doc(hidden)]
+    pub skip_lock_phase: bool,
 }
 
 impl PlacementConfig {
@@ -72,6 +79,7 @@ impl PlacementConfig {
             election_timeout_min_ms: DEFAULT_ELECTION_TIMEOUT_MIN_MS,
             election_timeout_max_ms: DEFAULT_ELECTION_TIMEOUT_MAX_MS,
             store_flush: store::FlushMode::default(),
+            skip_lock_phase: false,
         }
     }
 }
@@ -211,6 +219,7 @@ impl PlacementNode {
                 round_timeout_ms: config.round_timeout_ms,
                 debounce_ms: config.debounce_ms,
                 vnodes_per_host: config.vnodes_per_host,
+                skip_lock_phase: config.skip_lock_phase,
             },
             metrics.clone(),
         );

@@ -17,10 +17,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use rookery_sim::batch::{self, ChildCommand, SeedResult, Verdict};
-use rookery_sim::cluster::{self, SimConfig};
+use rookery_sim::cluster::{self, InjectedBug, SimConfig};
 use rookery_sim::faults::FaultMix;
 use rookery_sim::scale;
 
@@ -81,6 +81,9 @@ struct RunArgs {
     /// delays, leaves, or all.
     #[arg(long, value_delimiter = ',')]
     without: Vec<String>,
+    /// Turn off one safety mechanism of the code under test, to see the checkers catch it.
+    #[arg(long, value_enum)]
+    inject_bug: Option<InjectedBug>,
 }
 
 fn default_jobs() -> usize {
@@ -138,6 +141,7 @@ impl RunArgs {
             faults,
             data_root: None,
             plan: None,
+            inject_bug: self.inject_bug,
         })
     }
 
@@ -173,6 +177,9 @@ impl RunArgs {
         flag("tick-ms", self.tick_ms, d.tick_ms);
         if !self.without.is_empty() {
             flags.push(format!("--without {}", self.without.join(",")));
+        }
+        if let Some(bug) = self.inject_bug.and_then(|b| b.to_possible_value()) {
+            flags.push(format!("--inject-bug {}", bug.get_name()));
         }
         flags.join(" ")
     }

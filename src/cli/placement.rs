@@ -144,6 +144,7 @@ pub async fn run(args: PlacementArgs) -> anyhow::Result<ExitCode> {
         election_timeout_min_ms: args.election_timeout_min_ms,
         election_timeout_max_ms: args.election_timeout_max_ms,
         store_flush: Default::default(),
+        skip_lock_phase: false,
     };
     let node = PlacementNode::start(config, TcpTransport::shared())
         .await

@@ -53,7 +53,8 @@ struct RunArgs {
     /// Run every seed twice and report the fraction whose two traces match.
     #[arg(long)]
     determinism: bool,
-    /// Write the full trace of each failing seed to target/sim/trace-<seed>.txt.
+    /// Write the full trace of each run to target/sim/trace-<seed>.txt (with --determinism,
+    /// a seed whose two runs differ also keeps the first as trace-<seed>.first.txt).
     #[arg(long)]
     trace: bool,
     /// Log the cluster's tracing output (RUST_LOG filter, default `info`) to stderr.

@@ -12,7 +12,7 @@
 
 use std::process::Command;
 
-/// Seeds run with the bug, then without it. Each debug run takes about 10 s.
+/// Seeds run with the bug, then without it. Each debug run takes 10–20 s.
 const SEEDS: &str = "0..4";
 /// The workload: many callers on few actors, so moved actors are called during a round.
 const WORKLOAD: [&str; 2] = ["--callers", "48"];

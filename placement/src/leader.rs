@@ -60,6 +60,9 @@ pub struct LeaderConfig {
     pub round_timeout_ms: u64,
     pub debounce_ms: u64,
     pub vnodes_per_host: u32,
+    /// See [`PlacementConfig::skip_lock_phase`](crate::node::PlacementConfig::skip_lock_phase).
+    #[doc(hidden)]
+    pub skip_lock_phase: bool,
 }
 
 impl LeaderConfig {
@@ -632,6 +635,9 @@ impl Coordinator {
         ];
         let mut alive = participants;
         for (phase, order) in phases {
+            if phase == OrderPhase::Lock && self.config.skip_lock_phase {
+                continue;
+            }
             if phase == OrderPhase::Unlock {
                 // UNLOCK lets new owners activate. A replicated host not in this round (its
                 // stream broke, or it missed an ack) may still hold a lease and serve the actors

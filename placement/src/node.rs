@@ -49,6 +49,16 @@ pub struct PlacementConfig {
     pub raft_heartbeat_ms: u64,
     pub election_timeout_min_ms: u64,
     pub election_timeout_max_ms: u64,
+    /// How the Raft log and snapshots are flushed. The CLI keeps the default; the simulator
+    /// flushes inline (see [`store::FlushMode::Inline`]).
+    pub store_flush: store::FlushMode,
+    /// A deliberately injected bug, for the simulator's checker test only
+    /// (`sim/tests/injected_bug.rs`, which shows the single-activation checkers catch it): the
+    /// leader skips the LOCK phase of every round, so hosts route by a new table the moment
+    /// its UPDATE reaches them, while others still serve the actors it moves. Always `false`
+    /// in a real node: no flag or config file sets it.
+    #[doc(hidden)]
+    pub skip_lock_phase: bool,
 }
 
 impl PlacementConfig {
@@ -68,6 +78,8 @@ impl PlacementConfig {
             raft_heartbeat_ms: DEFAULT_RAFT_HEARTBEAT_MS,
             election_timeout_min_ms: DEFAULT_ELECTION_TIMEOUT_MIN_MS,
             election_timeout_max_ms: DEFAULT_ELECTION_TIMEOUT_MAX_MS,
+            store_flush: store::FlushMode::default(),
+            skip_lock_phase: false,
         }
     }
 }
@@ -168,7 +180,7 @@ impl PlacementNode {
                 })?;
         let db = store::open(&config.data_dir)?;
         store::check_identity(&db, config.node_id, &config.cluster_name)?;
-        let (log_store, state_machine) = store::open_stores(&db)?;
+        let (log_store, state_machine) = store::open_stores(&db, config.store_flush)?;
         let applied = state_machine.subscribe();
         let reminders = state_machine.reminders();
         let reminders_for_metrics = reminders.clone();
@@ -207,6 +219,7 @@ impl PlacementNode {
                 round_timeout_ms: config.round_timeout_ms,
                 debounce_ms: config.debounce_ms,
                 vnodes_per_host: config.vnodes_per_host,
+                skip_lock_phase: config.skip_lock_phase,
             },
             metrics.clone(),
         );

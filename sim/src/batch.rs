@@ -14,7 +14,8 @@
 //!
 //! With `determinism` on, every seed runs twice and the two trace hashes are compared; a
 //! mismatch is reported but is not a failure (it measures how much nondeterminism still leaks
-//! in, see sim/README.md).
+//! in, see sim/README.md). With traces on as well, a seed whose runs differ leaves both traces
+//! (`trace-<seed>.first.txt` and `trace-<seed>.txt`).
 
 use std::ops::Range;
 use std::path::PathBuf;
@@ -243,9 +244,20 @@ pub fn run_batch(
                 }
                 let mut result = run_child(child, seed);
                 if determinism {
+                    // The second run writes its trace where the first did: keep the first
+                    // apart, and both when they differ, to compare.
+                    let first_trace = result.trace_path.as_ref().and_then(|path| {
+                        let kept = path.with_extension("first.txt");
+                        std::fs::rename(path, &kept).ok().map(|_| kept)
+                    });
                     let again = run_child(child, seed);
-                    result.deterministic =
-                        Some(again.trace_hash == result.trace_hash && result.trace_hash != 0);
+                    let same = again.trace_hash == result.trace_hash && result.trace_hash != 0;
+                    if let Some(kept) = first_trace {
+                        if same {
+                            let _ = std::fs::remove_file(&kept);
+                        }
+                    }
+                    result.deterministic = Some(same);
                     result.took += again.took;
                 }
                 progress(&result);

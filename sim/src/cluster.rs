@@ -80,6 +80,19 @@ pub struct SimConfig {
     pub data_root: Option<PathBuf>,
     /// A fixed fault schedule instead of one drawn from the seed (named scenarios).
     pub plan: Option<Vec<Scheduled>>,
+    /// A safety mechanism turned off, to show the checkers catch its loss.
+    pub inject_bug: Option<InjectedBug>,
+}
+
+/// A safety mechanism of the code under test that a run can turn off: a checker that never
+/// reports anything might be checking nothing, so `tests/injected_bug.rs` runs seeds with one
+/// of these and expects violations (and the same seeds without it, and expects none).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum InjectedBug {
+    /// The placement leader skips the LOCK phase of its rounds (UPDATE, then UNLOCK): hosts
+    /// route by a new table as soon as its UPDATE reaches them, while hosts it has not reached
+    /// yet still serve the actors it moves away from them.
+    SkipLock,
 }
 
 impl Default for SimConfig {
@@ -95,6 +108,7 @@ impl Default for SimConfig {
             faults: FaultMix::default(),
             data_root: None,
             plan: None,
+            inject_bug: None,
         }
     }
 }
@@ -215,8 +229,8 @@ pub fn run_observed(
     let data_root = match &config.data_root {
         Some(root) => root.clone(),
         None => {
-            // In memory where there is a tmpfs: sled's flushes complete on its own threads,
-            // and the sooner they do, the less their real duration leaks into simulated time.
+            // In memory where there is a tmpfs: the stores flush inline (`FlushMode::Inline`),
+            // which costs no simulated time but holds up the one simulation thread.
             let shm = std::path::Path::new(SHM_DIR);
             let builder = tempfile::Builder::new().prefix("rookery-sim-").clone();
             let dir = if shm.is_dir() {
@@ -258,6 +272,9 @@ pub fn run_observed(
             raft_heartbeat_ms: rookery_placement::node::DEFAULT_RAFT_HEARTBEAT_MS,
             election_timeout_min_ms: timeout,
             election_timeout_max_ms: timeout + 1,
+            // A write is durable at the simulated instant it is flushed, in every run.
+            store_flush: rookery_placement::store::FlushMode::Inline,
+            skip_lock_phase: config.inject_bug == Some(InjectedBug::SkipLock),
         };
         let ledger = ledger.clone();
         let runs = Arc::new(AtomicU64::new(0));

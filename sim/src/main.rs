@@ -17,10 +17,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use rookery_sim::batch::{self, ChildCommand, SeedResult, Verdict};
-use rookery_sim::cluster::{self, SimConfig};
+use rookery_sim::cluster::{self, InjectedBug, SimConfig};
 use rookery_sim::faults::FaultMix;
 use rookery_sim::scale;
 
@@ -53,7 +53,8 @@ struct RunArgs {
     /// Run every seed twice and report the fraction whose two traces match.
     #[arg(long)]
     determinism: bool,
-    /// Write the full trace of each failing seed to target/sim/trace-<seed>.txt.
+    /// Write the full trace of each run to target/sim/trace-<seed>.txt (with --determinism,
+    /// a seed whose two runs differ also keeps the first as trace-<seed>.first.txt).
     #[arg(long)]
     trace: bool,
     /// Log the cluster's tracing output (RUST_LOG filter, default `info`) to stderr.
@@ -81,6 +82,9 @@ struct RunArgs {
     /// delays, leaves, or all.
     #[arg(long, value_delimiter = ',')]
     without: Vec<String>,
+    /// Turn off one safety mechanism of the code under test, to see the checkers catch it.
+    #[arg(long, value_enum)]
+    inject_bug: Option<InjectedBug>,
 }
 
 fn default_jobs() -> usize {
@@ -138,6 +142,7 @@ impl RunArgs {
             faults,
             data_root: None,
             plan: None,
+            inject_bug: self.inject_bug,
         })
     }
 
@@ -173,6 +178,9 @@ impl RunArgs {
         flag("tick-ms", self.tick_ms, d.tick_ms);
         if !self.without.is_empty() {
             flags.push(format!("--without {}", self.without.join(",")));
+        }
+        if let Some(bug) = self.inject_bug.and_then(|b| b.to_possible_value()) {
+            flags.push(format!("--inject-bug {}", bug.get_name()));
         }
         flags.join(" ")
     }

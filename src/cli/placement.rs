@@ -143,6 +143,8 @@ pub async fn run(args: PlacementArgs) -> anyhow::Result<ExitCode> {
         raft_heartbeat_ms: args.raft_heartbeat_ms,
         election_timeout_min_ms: args.election_timeout_min_ms,
         election_timeout_max_ms: args.election_timeout_max_ms,
+        store_flush: Default::default(),
+        skip_lock_phase: false,
     };
     let node = PlacementNode::start(config, TcpTransport::shared())
         .await

@@ -14,7 +14,7 @@ use openraft::{AnyError, LogId, OptionalSend, RaftLogReader, StorageError, Stora
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::StoreError;
+use super::{FlushMode, StoreError};
 use crate::raft_types::{NodeId, TypeConfig};
 
 type Entry = openraft::Entry<TypeConfig>;
@@ -40,14 +40,16 @@ pub struct LogStore {
     db: sled::Db,
     entries: sled::Tree,
     meta: sled::Tree,
+    flush: FlushMode,
 }
 
 impl LogStore {
-    pub(super) fn open(db: &sled::Db) -> Result<LogStore, StoreError> {
+    pub(super) fn open(db: &sled::Db, flush: FlushMode) -> Result<LogStore, StoreError> {
         Ok(LogStore {
             db: db.clone(),
             entries: db.open_tree(ENTRIES_TREE)?,
             meta: db.open_tree(META_TREE)?,
+            flush,
         })
     }
 
@@ -121,7 +123,7 @@ impl LogStore {
 
     /// Flushes every write so far, as each acknowledged log write must be durable.
     async fn flush(&self) -> Result<(), sled::Error> {
-        self.db.flush_async().await.map(|_| ())
+        super::flush(&self.db, self.flush).await
     }
 }
 

@@ -95,8 +95,38 @@ pub fn open(path: &Path) -> Result<sled::Db, StoreError> {
         })
 }
 
+/// How the stores wait for a write to reach the disk.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FlushMode {
+    /// sled's `flush_async`: the flush runs on sled's own threads while the task waits,
+    /// leaving the runtime thread free.
+    #[default]
+    Background,
+    /// `flush()` on the calling thread, which blocks for as long as the flush takes. For the
+    /// simulator: every node runs on one thread under a simulated clock, and a flush that
+    /// completes on another thread wakes its task after a real-time delay the simulated clock
+    /// knows nothing of, so the step at which a write becomes durable would vary from run to
+    /// run. Inline, it is durable before the task goes on, at the same simulated instant in
+    /// every run. Equally durable; in production it would hold up a runtime thread.
+    Inline,
+}
+
+/// Flushes every write to `tree`'s database so far, as `mode` says.
+pub(crate) async fn flush(tree: &sled::Tree, mode: FlushMode) -> Result<(), sled::Error> {
+    match mode {
+        FlushMode::Background => tree.flush_async().await.map(|_| ()),
+        FlushMode::Inline => tree.flush().map(|_| ()),
+    }
+}
+
 /// Opens the log and the state machine kept in `db`, the state machine loaded with the state it
-/// had when the node stopped.
-pub fn open_stores(db: &sled::Db) -> Result<(LogStore, StateMachineStore), StoreError> {
-    Ok((LogStore::open(db)?, StateMachineStore::open(db)?))
+/// had when the node stopped; both flush as `flush` says.
+pub fn open_stores(
+    db: &sled::Db,
+    flush: FlushMode,
+) -> Result<(LogStore, StateMachineStore), StoreError> {
+    Ok((
+        LogStore::open(db, flush)?,
+        StateMachineStore::open(db, flush)?,
+    ))
 }

@@ -21,7 +21,7 @@ use openraft::{
 use serde::{Deserialize, Serialize};
 use tokio::sync::{watch, Mutex};
 
-use super::StoreError;
+use super::{FlushMode, StoreError};
 use crate::raft_types::{NodeId, TypeConfig};
 use crate::reminders::{Reminder, ReminderIndex, StorageOp, STORAGE_PREFIX};
 use crate::state::{Command, CommandResponse, PlacementState};
@@ -71,6 +71,7 @@ struct Shared {
     /// place (one sled key each) rather than copied and rewritten whole on every apply. Only
     /// changed while `machine` is locked, so a snapshot sees them consistent with it.
     reminders: Arc<std::sync::RwLock<ReminderIndex>>,
+    flush: FlushMode,
 }
 
 /// Read access to the stored reminders, for the reminder service.
@@ -115,7 +116,7 @@ impl Machine {
 }
 
 impl StateMachineStore {
-    pub(super) fn open(db: &sled::Db) -> Result<StateMachineStore, StoreError> {
+    pub(super) fn open(db: &sled::Db, flush: FlushMode) -> Result<StateMachineStore, StoreError> {
         let tree = db.open_tree(TREE)?;
         let machine = Machine {
             last_applied: load(&tree, KEY_LAST_APPLIED, "last applied log id")?.flatten(),
@@ -142,6 +143,7 @@ impl StateMachineStore {
                 reminders: Arc::new(std::sync::RwLock::new(ReminderIndex::from_reminders(
                     reminders,
                 ))),
+                flush,
             }),
         })
     }
@@ -314,9 +316,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         self.shared.changes.send_replace(machine.applied());
         drop(machine);
         // Flushed for the same reason as a built snapshot: openraft purges the log up to it next.
-        self.shared
-            .tree
-            .flush_async()
+        super::flush(&self.shared.tree, self.shared.flush)
             .await
             .map_err(|e| StorageIOError::write_snapshot(signature, &e))?;
         Ok(())
@@ -364,9 +364,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
         // openraft purges the log only up to a snapshot, so the state the snapshot covers must
         // be on disk first: a restart re-applies from the stored last_applied, which needs the
         // log entries after it.
-        self.shared
-            .tree
-            .flush_async()
+        super::flush(&self.shared.tree, self.shared.flush)
             .await
             .map_err(|e| StorageIOError::write_snapshot(Some(payload.meta.signature()), &e))?;
         Ok(Snapshot {

@@ -19,21 +19,27 @@ use crate::table::{HostInfo, TableVersion};
 
 type Entry = openraft::Entry<TypeConfig>;
 
-/// Opens a fresh sled db in a temporary dir, kept alive by the suite's guard.
-struct TempStoreBuilder;
+/// Opens a fresh sled db in a temporary dir, kept alive by the suite's guard, flushing as told.
+struct TempStoreBuilder(FlushMode);
 
 impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, TempDir> for TempStoreBuilder {
     async fn build(&self) -> Result<(TempDir, LogStore, StateMachineStore), StorageError<NodeId>> {
         let dir = TempDir::new().map_err(|e| StorageIOError::write(&e))?;
         let db = open(dir.path()).map_err(|e| StorageIOError::write(&e))?;
-        let (log, sm) = open_stores(&db).map_err(|e| StorageIOError::write(&e))?;
+        let (log, sm) = open_stores(&db, self.0).map_err(|e| StorageIOError::write(&e))?;
         Ok((dir, log, sm))
     }
 }
 
 #[test]
 fn openraft_storage_suite() {
-    Suite::test_all(TempStoreBuilder).expect("openraft storage suite");
+    Suite::test_all(TempStoreBuilder(FlushMode::Background)).expect("openraft storage suite");
+}
+
+/// The flush the simulator selects passes the same suite.
+#[test]
+fn openraft_storage_suite_inline_flush() {
+    Suite::test_all(TempStoreBuilder(FlushMode::Inline)).expect("openraft storage suite");
 }
 
 fn log_id(term: u64, index: u64) -> LogId<NodeId> {
@@ -70,7 +76,7 @@ fn register(host_id: &str) -> EntryPayload<TypeConfig> {
 
 fn open_all(path: &Path) -> (sled::Db, LogStore, StateMachineStore) {
     let db = open(path).expect("open data dir");
-    let (log, sm) = open_stores(&db).expect("open stores");
+    let (log, sm) = open_stores(&db, FlushMode::default()).expect("open stores");
     (db, log, sm)
 }
 

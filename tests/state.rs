@@ -67,6 +67,36 @@ fn postgres_args(postgres: &Postgres, dir: &TestDir) -> Vec<String> {
     vec!["--resources-path".into(), resources.display().to_string()]
 }
 
+/// Two hosts with an app each, sharing a private PostgreSQL server, routing ready.
+struct TwoHosts {
+    cluster: Cluster,
+    a: (HostProcess, TestApp),
+    b: (HostProcess, TestApp),
+    // Bound by name where destructured (`..` would drop them at once).
+    _dir: TestDir,
+    _postgres: Postgres,
+}
+
+impl TwoHosts {
+    /// `None` when PostgreSQL is not installed (and not required): the test returns.
+    async fn on_postgres() -> Option<TwoHosts> {
+        let postgres = Postgres::start().await?;
+        let dir = TestDir::new("rookery-state-test-");
+        let args = postgres_args(&postgres, &dir);
+        let cluster = start_placement(1).await;
+        let a = host_with_app(&cluster, &args).await;
+        let b = host_with_app(&cluster, &args).await;
+        wait_for_routing(&cluster, &[&a.0, &b.0], &[TYPE]).await;
+        Some(TwoHosts {
+            cluster,
+            a,
+            b,
+            _dir: dir,
+            _postgres: postgres,
+        })
+    }
+}
+
 /// The first of `ids` active on `host` after each was called through `via`.
 async fn actor_owned_by(host: &HostProcess, via: &HostProcess, ids: &[String]) -> String {
     for id in ids {
@@ -161,15 +191,16 @@ async fn a_sled_host_keeps_state_across_restarts() {
 /// without being registered anew.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn state_and_timers_follow_the_actor_across_hosts() {
-    let Some(postgres) = Postgres::start().await else {
+    let Some(TwoHosts {
+        cluster,
+        a: (a, app_a),
+        b: (b, app_b),
+        _dir: _kept_dir,
+        _postgres: _store,
+    }) = TwoHosts::on_postgres().await
+    else {
         return;
     };
-    let dir = TestDir::new("rookery-state-test-");
-    let args = postgres_args(&postgres, &dir);
-    let cluster = start_placement(1).await;
-    let (a, app_a) = host_with_app(&cluster, &args).await;
-    let (b, app_b) = host_with_app(&cluster, &args).await;
-    wait_for_routing(&cluster, &[&a, &b], &[TYPE]).await;
 
     let ids: Vec<String> = (0..16).map(|i| format!("m{i}")).collect();
     let on_a = actor_owned_by(&a, &b, &ids).await;
@@ -247,15 +278,16 @@ async fn state_and_timers_follow_the_actor_across_hosts() {
 /// the new owner's value stands.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_from_a_superseded_activation_is_rejected() {
-    let Some(postgres) = Postgres::start().await else {
+    let Some(TwoHosts {
+        cluster: _cluster,
+        a: (a, app_a),
+        b: (b, _app_b),
+        _dir: _kept_dir,
+        _postgres: _store,
+    }) = TwoHosts::on_postgres().await
+    else {
         return;
     };
-    let dir = TestDir::new("rookery-state-test-");
-    let args = postgres_args(&postgres, &dir);
-    let cluster = start_placement(1).await;
-    let (a, app_a) = host_with_app(&cluster, &args).await;
-    let (b, _app_b) = host_with_app(&cluster, &args).await;
-    wait_for_routing(&cluster, &[&a, &b], &[TYPE]).await;
     let ids: Vec<String> = (0..16).map(|i| format!("f{i}")).collect();
     let id = actor_owned_by(&a, &b, &ids).await;
 

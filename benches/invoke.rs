@@ -22,6 +22,9 @@
 //! name contains FILTER, e.g. for profiling). Prints a markdown table and writes the same
 //! results as JSON to `target/bench-results/invoke.json`; recorded in benches/README.md.
 
+#[path = "common/results.rs"]
+mod results;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -744,10 +747,6 @@ async fn run(filter: Option<String>) -> Value {
         "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         "load_average_before": load_before,
         "load_average_after": load_average(),
-        "unix_time_s": std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
         "scenarios": results.iter().map(Measured::json).collect::<Vec<_>>(),
         "ratios": ratios,
         "idle_memory": memory,
@@ -850,13 +849,6 @@ fn main() {
         .expect("runtime");
     let results = runtime.block_on(run(filter));
     print_markdown(&results);
-    let dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/target").into())
-        .join("bench-results");
-    std::fs::create_dir_all(&dir).expect("results dir");
-    let path = dir.join("invoke.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&results).expect("json"))
-        .expect("write results");
+    let path = results::write("invoke.json", results);
     println!("results written to {}", path.display());
 }

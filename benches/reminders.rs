@@ -5,6 +5,9 @@
 //!
 //! Run with `cargo bench --bench reminders`; results are recorded in benches/README.md.
 
+#[path = "common/results.rs"]
+mod results;
+
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -20,6 +23,7 @@ use rookery_proto::v1::{CreateActorReminderRequest, ReminderRef};
 use rookery_runtime::actor::{Actor, ActorContext, ActorError, ActorKey, ReminderTick};
 use rookery_runtime::config::{ActorDefaults, HostConfig};
 use rookery_runtime::host::Host;
+use serde_json::{json, Value};
 
 /// Reminders registered for the registration rate (and then fired for the firing rate).
 const REMINDERS: usize = 50_000;
@@ -164,7 +168,7 @@ async fn cluster_and_host(
     (nodes, host, delays, fired)
 }
 
-async fn registrations_and_firings() {
+async fn registrations_and_firings() -> Value {
     let dir = tempfile::tempdir().expect("temp dir");
     let (nodes, host, delays, fired) = cluster_and_host(dir.path()).await;
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", host.grpc_addr()))
@@ -238,6 +242,16 @@ async fn registrations_and_firings() {
     for node in nodes {
         node.shutdown().await;
     }
+    json!({
+        "placement_nodes": 3,
+        "concurrency": CONCURRENCY,
+        "reminders": REMINDERS,
+        "registrations_per_s": per_second.round(),
+        "firings_per_s": (REMINDERS as f64 * 1000.0 / spread_ms as f64).round(),
+        "firing_delay_p50_ms": percentile(&delays, 0.5),
+        "firing_delay_p99_ms": percentile(&delays, 0.99),
+        "firing_delay_max_ms": delays[delays.len() - 1],
+    })
 }
 
 /// An RFC3339 UTC time for `ms` since the epoch.
@@ -263,7 +277,7 @@ fn rfc3339(ms: u64) -> String {
     )
 }
 
-fn memory_of_stored_reminders() {
+fn memory_of_stored_reminders() -> Value {
     let before = rss_bytes();
     let index = ReminderIndex::from_reminders((0..STORED_FOR_MEMORY).map(|i| Reminder {
         key: ReminderKey {
@@ -287,6 +301,10 @@ fn memory_of_stored_reminders() {
         (after - before) / STORED_FOR_MEMORY as u64,
         (after - before) as f64 / (1 << 20) as f64
     );
+    json!({
+        "stored": index.len(),
+        "bytes_per_stored_reminder": (after - before) / STORED_FOR_MEMORY as u64,
+    })
 }
 
 fn main() {
@@ -296,10 +314,13 @@ fn main() {
     }
     println!("| benchmark | count | rate | notes |");
     println!("|---|---|---|---|");
-    memory_of_stored_reminders();
+    let memory = memory_of_stored_reminders();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
-    runtime.block_on(registrations_and_firings());
+    let mut results = runtime.block_on(registrations_and_firings());
+    results["memory"] = memory;
+    let path = results::write("reminders.json", results);
+    println!("results written to {}", path.display());
 }

@@ -10,6 +10,8 @@
 //! PostgreSQL is a private server started for the run (Debian's `postgresql` package), as the
 //! tests do. Run with `cargo bench --bench state`; results are recorded in benches/README.md.
 
+#[path = "common/results.rs"]
+mod results;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
@@ -21,6 +23,7 @@ use rookery_runtime::actor::ActorKey;
 use rookery_runtime::state::postgres_store::{PostgresConfig, PostgresStore, DEFAULT_TABLE_NAME};
 use rookery_runtime::state::sled_store::SledStore;
 use rookery_runtime::state::{StateOp, StateStore};
+use serde_json::{json, Value};
 
 const ONE_ACTOR_TRANSACTIONS: usize = 2_000;
 const MANY_ACTORS: usize = 64;
@@ -68,7 +71,7 @@ async fn run(store: Arc<dyn StateStore>, actors: usize, per_actor: usize) -> (f6
     (rate, all)
 }
 
-async fn bench(name: &str, store: Arc<dyn StateStore>) -> Vec<String> {
+async fn bench(name: &str, store: Arc<dyn StateStore>) -> Vec<Value> {
     // Warm-up (schema, pool, sled's first segments).
     run(store.clone(), 4, 20).await;
     let mut rows = Vec::new();
@@ -77,18 +80,38 @@ async fn bench(name: &str, store: Arc<dyn StateStore>) -> Vec<String> {
         ("64 actors", MANY_ACTORS, TRANSACTIONS_PER_ACTOR),
     ] {
         let (rate, latencies) = run(store.clone(), actors, per_actor).await;
-        rows.push(format!(
-            "| {name} | {scenario} | {} | {rate:.0} | {:.0} | {:.0} |",
-            latencies.len(),
-            percentile_us(&latencies, 0.50),
-            percentile_us(&latencies, 0.99),
-        ));
-        eprintln!("{}", rows.last().unwrap());
+        let row = json!({
+            "store": name,
+            "scenario": scenario,
+            "actors": actors,
+            "transactions": latencies.len(),
+            "per_s": rate.round(),
+            "p50_us": percentile_us(&latencies, 0.50).round(),
+            "p99_us": percentile_us(&latencies, 0.99).round(),
+        });
+        eprintln!("{}", markdown_row(&row));
+        rows.push(row);
     }
     rows
 }
 
+fn markdown_row(row: &Value) -> String {
+    format!(
+        "| {} | {} | {} | {} | {} | {} |",
+        row["store"].as_str().unwrap_or(""),
+        row["scenario"].as_str().unwrap_or(""),
+        row["transactions"],
+        row["per_s"],
+        row["p50_us"],
+        row["p99_us"]
+    )
+}
+
 fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("state benches run only under `cargo bench`");
+        return;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -112,8 +135,13 @@ fn main() {
         println!();
         println!("| store | scenario | transactions | tx/s | p50 µs | p99 µs |");
         println!("| --- | --- | --- | --- | --- | --- |");
-        for row in rows {
-            println!("{row}");
+        for row in &rows {
+            println!("{}", markdown_row(row));
         }
+        let path = results::write(
+            "state.json",
+            json!({ "value_bytes": VALUE_BYTES, "results": rows }),
+        );
+        println!("results written to {}", path.display());
     });
 }

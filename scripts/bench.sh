@@ -4,10 +4,12 @@
 #   2. the peer actor crates (actix, ractor, kameo; benches/peers, a workspace of its own);
 #   3. Ray actors (benches/peers/ray_bench.py; installs `ray` from PyPI if missing, and skips
 #      Ray if that fails);
-#   4. `cargo bench --bench suite`: 1 placement node + 3 hosts of the `rookery` binary with
-#      their apps as processes, against a bare tonic echo server and proxy, folding in 1-3.
+#   4. `cargo bench --bench state` (sled and a private PostgreSQL) and `--bench reminders`;
+#   5. `cargo bench --bench suite`: 1 placement node + 3 hosts of the `rookery` binary with
+#      their apps as processes, against a bare tonic echo server and proxy, folding in 1-4.
 # Results: target/bench-results/ (suite.json, suite.md, suite-latency.png,
-# suite-throughput.png, invoke.json, peers.json, ray.json, suite-logs/).
+# suite-throughput.png, invoke.json, peers.json, ray.json, state.json, reminders.json,
+# suite-logs/).
 #
 # Options: --no-peers (skip 2 and 3), --quick (a short smoke run of the suite).
 set -euo pipefail
@@ -37,11 +39,17 @@ for line in sys.stdin:
         print(m["executable"])' "$1"
 }
 invoke_exe="$(bench_exe invoke)"
+state_exe="$(bench_exe state)"
+reminders_exe="$(bench_exe reminders)"
 suite_exe="$(bench_exe suite)"
 
 if [ -z "${ROOKERY_SUITE_QUICK:-}" ]; then
   echo "== invoke bench (embedded actors over gRPC, in process)"
   "$invoke_exe" --bench
+  echo "== state transactions (sled, PostgreSQL)"
+  "$state_exe" --bench
+  echo "== reminders (registration, firing, stored memory)"
+  "$reminders_exe" --bench
 fi
 
 if [ "$peers" = 1 ]; then

@@ -2,9 +2,12 @@
 
 Measures, on a local Ray cluster started here (``ray.init`` with one CPU per core):
 - calls/s to one actor: batches of ``IN_FLIGHT`` calls in flight (64-byte payloads, echoed);
-- calls/s to many actors: the same, spread round-robin over ``MANY`` actors;
-- latency of one call at a time to one actor (p50/p99);
-- actor creation rate: ``CREATE`` new actors, each created and called once.
+- calls/s to many actors: the same, spread round-robin over ``MANY`` actors (64, like the
+  suite's Rookery runs; each a worker process of its own);
+- n:n: ``CALLERS`` caller actors, each keeping ``IN_FLIGHT / CALLERS`` async calls in flight
+  round-robin over the same ``TARGETS`` actors, so calls leave several processes at once;
+- one call at a time to one actor (the 1:1 sync rate and its p50/p99);
+- actor creation rate: the ``MANY`` actors, each created and called once.
 
 Every Ray actor is a worker process of its own, so the creation count is small next to the
 suite's 10k Rookery activations; the resident memory per actor process is reported too.
@@ -27,9 +30,10 @@ except ImportError:
 PAYLOAD = b"\xa5" * 64
 IN_FLIGHT = 64
 CALLS = 20_000
-MANY = 8
+MANY = int(os.environ.get("ROOKERY_RAY_MANY", "64"))
+CALLERS = 4
+TARGETS = 4
 SEQUENTIAL = 2_000
-CREATE = 32
 
 
 @ray.remote(num_cpus=0)
@@ -43,6 +47,36 @@ class Echo:
                 if line.startswith("VmRSS:"):
                     return int(line.split()[1]) * 1024
         return 0
+
+
+@ray.remote(num_cpus=0)
+class Caller:
+    """Drives calls to other actors from a process of its own (the n:n scenario)."""
+
+    async def drive(self, targets, calls, in_flight):
+        import asyncio
+
+        async def one(i):
+            assert await targets[i % len(targets)].ping.remote(PAYLOAD) == PAYLOAD
+
+        started = time.time()
+        pending = set()
+        sent = 0
+        while sent < calls or pending:
+            while sent < calls and len(pending) < in_flight:
+                pending.add(asyncio.ensure_future(one(sent)))
+                sent += 1
+            _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        return started, time.time()
+
+
+def n_to_n(callers, targets, calls_per_caller):
+    """All callers at once; the rate over the span from the first start to the last end."""
+    spans = ray.get(
+        [c.drive.remote(targets, calls_per_caller, IN_FLIGHT // len(callers)) for c in callers]
+    )
+    span = max(end for _, end in spans) - min(start for start, _ in spans)
+    return len(callers) * calls_per_caller / span
 
 
 def throughput(actors, calls):
@@ -79,11 +113,25 @@ def main():
     throughput([one], 2_000)  # warm-up
     results["one_actor_calls_per_s"] = round(throughput([one], CALLS))
 
+    # Creation: the MANY actors, each created and called once.
+    started = time.perf_counter()
     many = [Echo.remote() for _ in range(MANY)]
     ray.get([a.ping.remote(PAYLOAD) for a in many])
+    elapsed = time.perf_counter() - started
+    results["created_actors"] = MANY
+    results["actor_creations_per_s"] = round(MANY / elapsed, 1)
+    rss = ray.get([a.rss_bytes.remote() for a in many])
+    results["rss_bytes_per_actor_process"] = round(sum(rss) / len(rss))
+
     throughput(many, 2_000)
     results["many_actors"] = MANY
     results["many_actors_calls_per_s"] = round(throughput(many, CALLS))
+
+    callers = [Caller.remote() for _ in range(CALLERS)]
+    targets = many[:TARGETS]
+    n_to_n(callers, targets, 500)  # warm-up
+    results["n_to_n"] = f"{CALLERS} callers x {TARGETS} actors"
+    results["n_to_n_calls_per_s"] = round(n_to_n(callers, targets, CALLS // CALLERS))
 
     latencies = []
     for _ in range(SEQUENTIAL):
@@ -93,17 +141,9 @@ def main():
     latencies.sort()
     results["sequential_p50_us"] = round(percentile(latencies, 0.5))
     results["sequential_p99_us"] = round(percentile(latencies, 0.99))
+    results["sequential_calls_per_s"] = round(len(latencies) / (sum(latencies) / 1e6))
 
-    started = time.perf_counter()
-    created = [Echo.remote() for _ in range(CREATE)]
-    ray.get([a.ping.remote(PAYLOAD) for a in created])
-    elapsed = time.perf_counter() - started
-    results["created_actors"] = CREATE
-    results["actor_creations_per_s"] = round(CREATE / elapsed, 1)
-    rss = ray.get([a.rss_bytes.remote() for a in created])
-    results["rss_bytes_per_actor_process"] = round(sum(rss) / len(rss))
-
-    for actor in [one, *many, *created]:
+    for actor in [one, *many, *callers]:
         ray.kill(actor)
     ray.shutdown()
     results["unix_time_s"] = int(time.time())

@@ -30,13 +30,15 @@
 //! `invoke.json` (embedded actors over gRPC, `cargo bench --bench invoke`), `peers.json`
 //! (`benches/peers`) and `ray.json` (`benches/peers/ray_bench.py`).
 
+#[path = "../common/results.rs"]
+mod results;
+
 mod cluster;
 mod inprocess;
 mod load;
 mod report;
 mod servers;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -87,28 +89,10 @@ fn timing() -> Timing {
     }
 }
 
-fn results_dir() -> PathBuf {
-    std::env::var_os("ROOKERY_BENCH_RESULTS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            std::env::var_os("CARGO_TARGET_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/target").into())
-                .join("bench-results")
-        })
-}
-
 fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_default()
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 /// A results file of another part of the same run: written at most an hour before `since`
@@ -156,9 +140,9 @@ fn target(
 
 async fn run(progress: &ProgressBar) -> Value {
     let t = timing();
-    let started_unix = unix_now();
+    let started_unix = results::unix_now();
     let load_before = load_average();
-    let dir = results_dir();
+    let dir = results::dir();
     let logs = dir.join("suite-logs");
     std::fs::create_dir_all(&logs).expect("results dir");
     let transport = TcpTransport::shared();
@@ -317,6 +301,22 @@ async fn run(progress: &ProgressBar) -> Value {
         .await,
     );
 
+    step("state transactions through a host");
+    // `Counter.increment`: the app reads the value and writes it back in a state transaction
+    // on the host's sled store, acknowledged once flushed.
+    let increment_payload = format!("{:<PAYLOAD_BYTES$}", r#"{"by":1}"#).into_bytes();
+    for c in [1, CONCURRENCY] {
+        let mut increment = target(
+            vec![hosts[0].clone()],
+            COUNTER,
+            "increment",
+            Arc::new(counter_ids[..c].to_vec()),
+            Pick::PerSlot,
+        );
+        increment.payload = Arc::new(increment_payload.clone());
+        runs.push(load::closed("counter increment", &increment, c, t.warmup, t.measure).await);
+    }
+
     // Open loop at half of the peak the sweep found.
     let half_app = (peak(&runs, "app") / 2.0).max(100.0);
     let half_counter = (peak(&runs, "counter") / 2.0).max(100.0);
@@ -452,7 +452,16 @@ async fn run(progress: &ProgressBar) -> Value {
     };
     let c = Some(CONCURRENCY);
     let invoke = fold_in(&dir, "invoke.json", started_unix);
+    let ray = fold_in(&dir, "ray.json", started_unix);
+    let embedded_calls_per_s = invoke["scenarios"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["name"] == "(a) embedded"))
+        .and_then(|s| s["calls_per_s"].as_f64());
+    let ray_n_to_n = ray["n_to_n_calls_per_s"].as_f64();
+    let over_ray = |calls_per_s: Option<f64>| calls_per_s.zip(ray_n_to_n).map(|(r, n)| r / n);
     let goals = json!({
+        "embedded_over_ray_n_to_n": over_ray(embedded_calls_per_s),
+        "app_over_ray_n_to_n": over_ray(find("app", c, "closed").map(LoadResult::calls_per_s)),
         "embedded_over_echo": invoke["ratios"]["a_over_echo"],
         "embedded_over_echo_by_cpu": invoke["ratios"]["a_over_echo_by_cpu"],
         "app_over_two_hop": find("app", c, "closed").zip(find("two-hop", c, "closed"))
@@ -466,6 +475,7 @@ async fn run(progress: &ProgressBar) -> Value {
         "host_bytes_per_idle": idle_memory["host_bytes_per_activation"],
     });
     let summary = json!({
+        "app_sequential_calls_per_s": find("app", Some(1), "closed").map(|r| r.calls_per_s().round()),
         "app_hot_calls_per_s": find("hot actor (AppEcho)", c, "closed").map(|r| r.calls_per_s().round()),
         "app_many_calls_per_s": find("app", c, "closed").map(|r| r.calls_per_s().round()),
         "peak_app_calls_per_s": peak(&runs, "app").round(),
@@ -520,7 +530,9 @@ async fn run(progress: &ProgressBar) -> Value {
         "goals": goals,
         "invoke": invoke,
         "peers": fold_in(&dir, "peers.json", started_unix),
-        "ray": fold_in(&dir, "ray.json", started_unix),
+        "ray": ray,
+        "state": fold_in(&dir, "state.json", started_unix),
+        "reminders": fold_in(&dir, "reminders.json", started_unix),
         "plots": plots,
     })
 }
@@ -539,9 +551,9 @@ fn main() {
     // As in benches/invoke.rs: no `log` fallback for every h2 span.
     tracing::subscriber::set_global_default(tracing::subscriber::NoSubscriber::default())
         .expect("no subscriber set yet");
-    // After the cluster starts; the sweep; non-owner, hot actor, 4 open loops, storm, steady,
-    // memory, in process, plots.
-    let steps = 1 + SWEEP.len() as u64 * 4 + 1 + 1 + 4 + 2 + 1 + 1 + 1;
+    // After the cluster starts; the sweep; non-owner, hot actor, state, 4 open loops, storm,
+    // steady, memory, in process, plots.
+    let steps = 1 + SWEEP.len() as u64 * 4 + 1 + 1 + 1 + 4 + 2 + 1 + 1 + 1;
     let progress = ProgressBar::new(steps).with_style(
         ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
             .expect("template")
@@ -554,7 +566,7 @@ fn main() {
         .expect("runtime");
     let results = runtime.block_on(run(&progress));
     progress.finish_with_message(format!("done in {:.0} s", started.elapsed().as_secs_f64()));
-    let dir = results_dir();
+    let dir = results::dir();
     let markdown = report::markdown(&results);
     println!("{markdown}");
     std::fs::write(

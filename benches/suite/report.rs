@@ -284,31 +284,37 @@ pub fn markdown(results: &Value) -> String {
     let _ = writeln!(out, "\n### Cluster: Rookery's processes and Ray actors\n");
     let _ = writeln!(
         out,
-        "| runtime | one actor, calls/s | many actors, calls/s | new actors/s | RSS bytes per actor |"
+        "| runtime | one call at a time, calls/s | one actor, calls/s | many actors, calls/s | n:n, calls/s | new actors/s | RSS bytes per actor |"
     );
-    let _ = writeln!(out, "|---|---:|---:|---:|---:|");
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|");
     let _ = writeln!(
         out,
-        "| Rookery, AppEcho over the app stream (64 in flight) | {} | {} | {} | {} |",
+        "| Rookery, AppEcho over the app stream (64 in flight) | {} | {} | {} | – | {} | {} |",
+        num(&results["summary"]["app_sequential_calls_per_s"]),
         num(&results["summary"]["app_hot_calls_per_s"]),
         num(&results["summary"]["app_many_calls_per_s"]),
         num(&storm["calls_per_s"]),
         num(&memory["host_bytes_per_activation"]),
     );
     if ray.is_null() {
-        let _ = writeln!(out, "| Ray | not run | | | |");
+        let _ = writeln!(out, "| Ray | not run | | | | | |");
     } else {
         let _ = writeln!(
             out,
-            "| Ray {} (64 in flight; many = {} actors) | {} | {} | {} | {} |",
+            "| Ray {} (64 in flight; many = {} actors; n:n = {}) | {} | {} | {} | {} | {} | {} |",
             ray["ray_version"].as_str().unwrap_or(""),
             num(&ray["many_actors"]),
+            ray["n_to_n"].as_str().unwrap_or("–"),
+            num(&ray["sequential_calls_per_s"]),
             num(&ray["one_actor_calls_per_s"]),
             num(&ray["many_actors_calls_per_s"]),
+            num(&ray["n_to_n_calls_per_s"]),
             num(&ray["actor_creations_per_s"]),
             num(&ray["rss_bytes_per_actor_process"]),
         );
     }
+
+    state_and_reminders(&mut out, results);
 
     let goals = &results["goals"];
     let _ = writeln!(out, "\n### Goals\n");
@@ -320,6 +326,18 @@ pub fn markdown(results: &Value) -> String {
         "embedded actor call ≥ 0.6× bare echo (`invoke` bench, same run)",
         g("embedded_over_echo").map_or("–".into(), |v| format!("{v:.2}×")),
         g("embedded_over_echo").map(|v| v >= 0.6),
+    );
+    goal_line(
+        &mut out,
+        "embedded actor call ≥ 8× Ray's n:n (`invoke` (a) over Ray's callers × actors)",
+        g("embedded_over_ray_n_to_n").map_or("–".into(), |v| format!("{v:.1}×")),
+        g("embedded_over_ray_n_to_n").map(|v| v >= 8.0),
+    );
+    goal_line(
+        &mut out,
+        "app over stream ≥ 4× Ray's n:n (processes, 64 in flight)",
+        g("app_over_ray_n_to_n").map_or("–".into(), |v| format!("{v:.1}×")),
+        g("app_over_ray_n_to_n").map(|v| v >= 4.0),
     );
     goal_line(
         &mut out,
@@ -358,4 +376,61 @@ pub fn markdown(results: &Value) -> String {
         g("host_bytes_per_idle").map(|v| v <= 1024.0),
     );
     out
+}
+
+/// State transactions (`cargo bench --bench state`, through the store hosts use; the suite's
+/// `counter increment` runs are the same through a host process) and reminders (`cargo bench
+/// --bench reminders`), when the same run wrote them.
+fn state_and_reminders(out: &mut String, results: &Value) {
+    let _ = writeln!(out, "\n### State and reminders\n");
+    let _ = writeln!(
+        out,
+        "State transactions through a host process: the `counter increment` rows above. Through the store alone (one 64-byte upsert each, durable when acknowledged):\n"
+    );
+    let rows = results["state"]["results"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if rows.is_empty() {
+        let _ = writeln!(out, "(`cargo bench --bench state` not run in this run)");
+    } else {
+        let _ = writeln!(
+            out,
+            "| store | scenario | transactions | tx/s | p50 µs | p99 µs |"
+        );
+        let _ = writeln!(out, "|---|---|---:|---:|---:|---:|");
+        for r in rows {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} |",
+                r["store"].as_str().unwrap_or(""),
+                r["scenario"].as_str().unwrap_or(""),
+                num(&r["transactions"]),
+                num(&r["per_s"]),
+                num(&r["p50_us"]),
+                num(&r["p99_us"]),
+            );
+        }
+    }
+    let reminders = &results["reminders"];
+    if reminders.is_null() {
+        let _ = writeln!(
+            out,
+            "\n(`cargo bench --bench reminders` not run in this run)"
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "\nReminders ({} placement nodes, one host): {} registrations at {}/s ({} in flight); all due at once, fired at {}/s (delay p50 {} ms, p99 {} ms, max {} ms, each a new activation); {} bytes per stored reminder in the placement index.",
+            num(&reminders["placement_nodes"]),
+            num(&reminders["reminders"]),
+            num(&reminders["registrations_per_s"]),
+            num(&reminders["concurrency"]),
+            num(&reminders["firings_per_s"]),
+            num(&reminders["firing_delay_p50_ms"]),
+            num(&reminders["firing_delay_p99_ms"]),
+            num(&reminders["firing_delay_max_ms"]),
+            num(&reminders["memory"]["bytes_per_stored_reminder"]),
+        );
+    }
 }

@@ -644,3 +644,201 @@ async fn hand_off_timers(activation: &Activation, reason: StopReason) -> bool {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use futures::future::{BoxFuture, FutureExt};
+    use tokio::sync::watch;
+
+    use super::*;
+    use crate::config::ActorDefaults;
+    use crate::routing::TableState;
+
+    /// Records what the host asked of its actors, and how many turns ran at once.
+    #[derive(Clone, Default)]
+    struct Probe {
+        log: Arc<Mutex<Vec<String>>>,
+        running: Arc<AtomicUsize>,
+        most_running: Arc<AtomicUsize>,
+    }
+
+    impl Probe {
+        fn log(&self) -> Vec<String> {
+            self.log.lock().unwrap().clone()
+        }
+        fn push(&self, entry: impl Into<String>) {
+            self.log.lock().unwrap().push(entry.into());
+        }
+    }
+
+    impl ActorChannel for Probe {
+        fn activate(
+            &self,
+            _key: Arc<ActorKey>,
+        ) -> BoxFuture<'static, Result<Box<dyn ActorInstance>, CallError>> {
+            self.push("activate");
+            let instance: Box<dyn ActorInstance> = Box::new(self.clone());
+            async move { Ok(instance) }.boxed()
+        }
+    }
+
+    impl ActorInstance for Probe {
+        fn invoke(&mut self, call: Call) -> BoxFuture<'_, Result<Bytes, CallError>> {
+            async move {
+                let now = self.running.fetch_add(1, Ordering::AcqRel) + 1;
+                self.most_running.fetch_max(now, Ordering::AcqRel);
+                let pause_ms = call.data.first().copied().unwrap_or(0);
+                tokio::time::sleep(Duration::from_millis(u64::from(pause_ms))).await;
+                self.push(call.method);
+                self.running.fetch_sub(1, Ordering::AcqRel);
+                Ok(call.data)
+            }
+            .boxed()
+        }
+        fn reentrant_invoker(&self) -> Option<ReentrantInvoker> {
+            None
+        }
+        fn deactivate(self: Box<Self>) -> BoxFuture<'static, Result<(), CallError>> {
+            self.push("deactivate");
+            async { Ok(()) }.boxed()
+        }
+    }
+
+    #[derive(Default)]
+    struct Sink(Mutex<Vec<u64>>);
+    impl ActivationSink for Sink {
+        fn finished(&self, _key: &ActorKey, activation_id: u64) {
+            self.0.lock().unwrap().push(activation_id);
+        }
+    }
+
+    struct Setup {
+        probe: Probe,
+        sink: Arc<Sink>,
+        activation: Arc<Activation>,
+        _table: watch::Sender<TableState>,
+    }
+
+    fn setup() -> Setup {
+        let probe = Probe::default();
+        let sink = Arc::new(Sink::default());
+        let (table, state) = watch::channel(TableState::default());
+        let host = Arc::new(HostSide {
+            // Always open: these tests are about the activation, not the lease.
+            gate: ServingGate::new(state, true),
+            sink: Arc::downgrade(&sink) as Weak<dyn ActivationSink>,
+            metrics: Arc::new(HostMetrics::default()),
+            state: None,
+        });
+        let activation = Activation::new(
+            Arc::new(ActorKey::new("Probe", "p1")),
+            7,
+            Arc::new(probe.clone()),
+            ActorDefaults::default().type_options(),
+            host,
+        );
+        Setup {
+            probe,
+            sink,
+            activation,
+            _table: table,
+        }
+    }
+
+    fn call(method: &str, pause_ms: u8) -> Call {
+        Call {
+            key: ActorKey::new("Probe", "p1"),
+            method: method.into(),
+            data: Bytes::from(vec![pause_ms]),
+            metadata: HashMap::new(),
+            call_chain_id: String::new(),
+            kind: CallKind::Method,
+        }
+    }
+
+    async fn until(what: &str, condition: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !condition() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn turns_run_one_at_a_time_in_the_order_queued() {
+        let s = setup();
+        let calls = (0..20).map(|i| s.activation.call(call(&format!("m{i}"), 1)));
+        let answers = futures::future::join_all(calls).await;
+        assert!(answers.iter().all(Result::is_ok), "{answers:?}");
+        let mut expected = vec!["activate".to_string()];
+        expected.extend((0..20).map(|i| format!("m{i}")));
+        assert_eq!(s.probe.log(), expected);
+        assert_eq!(s.probe.most_running.load(Ordering::Acquire), 1);
+    }
+
+    #[tokio::test]
+    async fn an_idle_activation_holds_no_task_and_keeps_its_instance() {
+        let s = setup();
+        let tasks = || {
+            tokio::runtime::Handle::current()
+                .metrics()
+                .num_alive_tasks()
+        };
+        let before = tasks();
+        s.activation.call(call("first", 0)).await.expect("first");
+        until("the driver to end", || tasks() == before).await;
+        assert!(!s.activation.is_stopping() && !s.activation.is_busy());
+        s.activation.call(call("second", 0)).await.expect("second");
+        assert_eq!(s.probe.log(), ["activate", "first", "second"]);
+        until("the driver to end", || tasks() == before).await;
+    }
+
+    #[tokio::test]
+    async fn stopping_an_idle_activation_deactivates_it_and_refuses_later_calls() {
+        let s = setup();
+        s.activation.call(call("only", 0)).await.expect("call");
+        s.activation.request_stop(StopReason::Idle);
+        tokio::time::timeout(Duration::from_secs(10), s.activation.finished())
+            .await
+            .expect("finished");
+        assert_eq!(s.probe.log(), ["activate", "only", "deactivate"]);
+        assert_eq!(*s.sink.0.lock().unwrap(), [7]);
+        let late = s.activation.call(call("late", 0)).await;
+        assert!(matches!(late, Err(CallError::Unavailable(_))), "{late:?}");
+    }
+
+    #[tokio::test]
+    async fn stopped_before_its_first_call_it_never_activates() {
+        let s = setup();
+        s.activation.request_stop(StopReason::Moved);
+        tokio::time::timeout(Duration::from_secs(10), s.activation.finished())
+            .await
+            .expect("finished");
+        assert!(s.probe.log().is_empty(), "{:?}", s.probe.log());
+        assert_eq!(*s.sink.0.lock().unwrap(), [7]);
+    }
+
+    #[tokio::test]
+    async fn a_stop_lets_the_turn_in_progress_finish_and_refuses_the_queued_ones() {
+        let s = setup();
+        let running = s.activation.call(call("running", 50));
+        let queued = s.activation.call(call("queued", 0));
+        let stop = async {
+            until("the first turn to start", || {
+                s.probe.running.load(Ordering::Acquire) == 1
+            })
+            .await;
+            s.activation.request_stop(StopReason::Moved);
+        };
+        let (running, queued, ()) = tokio::join!(running, queued, stop);
+        assert!(running.is_ok(), "{running:?}");
+        assert!(
+            matches!(queued, Err(CallError::Unavailable(_))),
+            "{queued:?}"
+        );
+        s.activation.finished().await;
+        assert_eq!(s.probe.log(), ["activate", "running", "deactivate"]);
+    }
+}

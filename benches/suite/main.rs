@@ -4,7 +4,8 @@
 //! `scripts/bench.sh` is the one command (builds, runs the `invoke` bench and the peers,
 //! then this). Alone: `cargo build --release --bin rookery --example counter && cargo bench
 //! --bench suite`. Without `--bench` among its arguments (CI's `cargo test --all-targets`)
-//! it returns at once. Set `ROOKERY_SUITE_QUICK=1` for a short smoke run.
+//! it returns at once. Set `ROOKERY_SUITE_QUICK=1` for a short smoke run; `cargo bench
+//! --bench suite -- --in-process` runs only the in-process part (for profiling).
 //!
 //! What runs (every process on this machine, loopback, OS-chosen ports):
 //! - `echo`: the bare tonic server ([`servers`]), a process of its own;
@@ -551,6 +552,16 @@ fn main() {
     // As in benches/invoke.rs: no `log` fallback for every h2 span.
     tracing::subscriber::set_global_default(tracing::subscriber::NoSubscriber::default())
         .expect("no subscriber set yet");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    // Only the in-process part (to profile it): prints its JSON, writes nothing.
+    if args.iter().any(|a| a == "--in-process") {
+        let result = runtime.block_on(inprocess::run());
+        println!("{}", serde_json::to_string_pretty(&result).expect("json"));
+        return;
+    }
     // After the cluster starts; the sweep; non-owner, hot actor, state, 4 open loops, storm,
     // steady, memory, in process, plots.
     let steps = 1 + SWEEP.len() as u64 * 4 + 1 + 1 + 1 + 4 + 2 + 1 + 1 + 1;
@@ -560,10 +571,6 @@ fn main() {
             .progress_chars("=> "),
     );
     let started = Instant::now();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
     let results = runtime.block_on(run(&progress));
     progress.finish_with_message(format!("done in {:.0} s", started.elapsed().as_secs_f64()));
     let dir = results::dir();

@@ -504,8 +504,9 @@ async fn drive(activation: Arc<Activation>, start: Start) {
             }
         },
     };
+    let mut lingered = false;
     loop {
-        let turn = {
+        let next = {
             let mut inner = activation.lock();
             // Between turns, a stop request wins over queued calls: they are answered
             // Unavailable and retried, never run by an actor that is going away.
@@ -513,7 +514,8 @@ async fn drive(activation: Arc<Activation>, start: Start) {
                 break;
             }
             match inner.queue.pop_front() {
-                Some(turn) => turn,
+                Some(turn) => Some(turn),
+                None if !lingered => None,
                 None => {
                     // An idle actor keeps no queue storage (the next call allocates it anew).
                     inner.queue = VecDeque::new();
@@ -522,7 +524,18 @@ async fn drive(activation: Arc<Activation>, start: Start) {
                 }
             }
         };
-        activation.run_turn(instance.as_mut(), turn).await;
+        match next {
+            Some(turn) => {
+                lingered = false;
+                activation.run_turn(instance.as_mut(), turn).await;
+            }
+            None => {
+                // Let the callers just answered run first: one that calls again at once finds
+                // this driver still running instead of spawning another.
+                lingered = true;
+                tokio::task::yield_now().await;
+            }
+        }
     }
     finish(activation, Some(instance)).await;
 }

@@ -109,7 +109,7 @@ pub trait ActorChannel: Send + Sync + 'static {
     ) -> BoxFuture<'static, Result<Box<dyn ActorInstance>, CallError>>;
 }
 
-/// One activation of one actor, owned by its activation task.
+/// One activation of one actor: held by the activation, and by its driver while turns run.
 pub trait ActorInstance: Send + 'static {
     /// One turn.
     fn invoke(&mut self, call: Call) -> BoxFuture<'_, Result<Bytes, CallError>>;

@@ -371,6 +371,19 @@ async fn run(progress: &ProgressBar) -> Value {
         step(&format!("open loop: {name} at {rate:.0}/s"));
         runs.push(load::open(name, &target, rate, t.warmup, t.measure).await);
     }
+    // And at a quarter of the peak: how the tail grows with the load.
+    let quarter_app = half_app / 2.0;
+    for (name, client) in [("echo", &echo), ("app", &hosts[0])] {
+        step(&format!("open loop: {name} at {quarter_app:.0}/s"));
+        let target = target(
+            vec![client.clone()],
+            APP_ECHO,
+            "get",
+            at_c(&app_ids),
+            Pick::PerSlot,
+        );
+        runs.push(load::open(name, &target, quarter_app, t.warmup, t.measure).await);
+    }
 
     step("activation storm");
     let storm_ids = ids("storm-", t.storm);
@@ -489,7 +502,11 @@ async fn run(progress: &ProgressBar) -> Value {
             .iter()
             .filter_map(|name| find(name, c, "closed"))
             .collect();
-    let open: Vec<&LoadResult> = runs.iter().filter(|r| r.mode == "open").collect();
+    // The runs at half of the peak (the quarter-load runs are in the tables only).
+    let open: Vec<&LoadResult> = runs
+        .iter()
+        .filter(|r| r.mode == "open" && r.offered_per_s != Some(quarter_app))
+        .collect();
     let mut plots = Vec::new();
     let latency_png = dir.join("suite-latency.png");
     match report::plot_latency(&latency_png, &closed_at_c, &open) {
@@ -562,9 +579,9 @@ fn main() {
         println!("{}", serde_json::to_string_pretty(&result).expect("json"));
         return;
     }
-    // After the cluster starts; the sweep; non-owner, hot actor, state, 4 open loops, storm,
+    // After the cluster starts; the sweep; non-owner, hot actor, state, 6 open loops, storm,
     // steady, memory, in process, plots.
-    let steps = 1 + SWEEP.len() as u64 * 4 + 1 + 1 + 1 + 4 + 2 + 1 + 1 + 1;
+    let steps = 1 + SWEEP.len() as u64 * 4 + 1 + 1 + 1 + 6 + 2 + 1 + 1 + 1;
     let progress = ProgressBar::new(steps).with_style(
         ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
             .expect("template")

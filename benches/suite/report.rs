@@ -220,6 +220,28 @@ pub fn markdown(results: &Value) -> String {
             num(&r["errors"]),
         );
     }
+    let lateness: Vec<String> = results["runs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["mode"] == "open")
+        .map(|r| {
+            format!(
+                "{} at {}/s: p50 {} µs, p99 {} µs",
+                r["scenario"].as_str().unwrap_or(""),
+                num(&r["offered_per_s"]),
+                num(&r["send_lateness_p50_us"]),
+                num(&r["send_lateness_p99_us"]),
+            )
+        })
+        .collect();
+    if !lateness.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nOpen loop, how late the generator itself sent the calls after their due time (counted in their latency): {}.",
+            lateness.join("; ")
+        );
+    }
     let storm = &results["storm"];
     let memory = &results["idle_memory"];
     let _ = writeln!(

@@ -61,6 +61,13 @@ if [ "$peers" = 1 ]; then
   fi
   if python3 -c 'import ray' 2>/dev/null; then
     python3 benches/peers/ray_bench.py || echo "the Ray bench failed: Ray skipped"
+    # Ray's worker processes take a while to exit; the suite must not share the cores with
+    # them (they once left a load average of 19 behind).
+    for _ in $(seq 60); do
+      pgrep -f 'ray::|raylet|gcs_server' >/dev/null || break
+      sleep 1
+    done
+    sleep 10
   else
     rm -f "$results/ray.json"
   fi

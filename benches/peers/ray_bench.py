@@ -108,30 +108,12 @@ def main():
     ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
     results = {"ray_version": ray.__version__, "in_flight": IN_FLIGHT, "payload_bytes": 64}
 
+    # The small scenarios first, while only their own actors exist: every Ray actor is a
+    # process, and 64 idle ones on 2 cores slow every other call down.
     one = Echo.remote()
     ray.get(one.ping.remote(PAYLOAD))
     throughput([one], 2_000)  # warm-up
     results["one_actor_calls_per_s"] = round(throughput([one], CALLS))
-
-    # Creation: the MANY actors, each created and called once.
-    started = time.perf_counter()
-    many = [Echo.remote() for _ in range(MANY)]
-    ray.get([a.ping.remote(PAYLOAD) for a in many])
-    elapsed = time.perf_counter() - started
-    results["created_actors"] = MANY
-    results["actor_creations_per_s"] = round(MANY / elapsed, 1)
-    rss = ray.get([a.rss_bytes.remote() for a in many])
-    results["rss_bytes_per_actor_process"] = round(sum(rss) / len(rss))
-
-    throughput(many, 2_000)
-    results["many_actors"] = MANY
-    results["many_actors_calls_per_s"] = round(throughput(many, CALLS))
-
-    callers = [Caller.remote() for _ in range(CALLERS)]
-    targets = many[:TARGETS]
-    n_to_n(callers, targets, 500)  # warm-up
-    results["n_to_n"] = f"{CALLERS} callers x {TARGETS} actors"
-    results["n_to_n_calls_per_s"] = round(n_to_n(callers, targets, CALLS // CALLERS))
 
     latencies = []
     for _ in range(SEQUENTIAL):
@@ -143,7 +125,29 @@ def main():
     results["sequential_p99_us"] = round(percentile(latencies, 0.99))
     results["sequential_calls_per_s"] = round(len(latencies) / (sum(latencies) / 1e6))
 
-    for actor in [one, *many, *callers]:
+    callers = [Caller.remote() for _ in range(CALLERS)]
+    targets = [Echo.remote() for _ in range(TARGETS)]
+    ray.get([a.ping.remote(PAYLOAD) for a in targets])
+    n_to_n(callers, targets, 500)  # warm-up
+    results["n_to_n"] = f"{CALLERS} callers x {TARGETS} actors"
+    results["n_to_n_calls_per_s"] = round(n_to_n(callers, targets, CALLS // CALLERS))
+    for actor in [*callers, *targets]:
+        ray.kill(actor)
+
+    # Creation: the MANY actors, each created and called once; then calls spread over them.
+    started = time.perf_counter()
+    many = [Echo.remote() for _ in range(MANY)]
+    ray.get([a.ping.remote(PAYLOAD) for a in many])
+    elapsed = time.perf_counter() - started
+    results["created_actors"] = MANY
+    results["actor_creations_per_s"] = round(MANY / elapsed, 1)
+    rss = ray.get([a.rss_bytes.remote() for a in many])
+    results["rss_bytes_per_actor_process"] = round(sum(rss) / len(rss))
+    throughput(many, 2_000)
+    results["many_actors"] = MANY
+    results["many_actors_calls_per_s"] = round(throughput(many, CALLS))
+
+    for actor in [one, *many]:
         ray.kill(actor)
     ray.shutdown()
     results["unix_time_s"] = int(time.time())

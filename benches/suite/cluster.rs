@@ -60,7 +60,7 @@ pub fn rss_of(status_path: &str) -> u64 {
 /// Children also end when the suite is killed without unwinding (SIGKILL, abort), where
 /// [`Proc`]'s drop does not run: the kernel sends them SIGKILL when the thread that started
 /// them exits (the runtime's worker threads live until the suite ends).
-trait DiesWithParent {
+pub trait DiesWithParent {
     fn dies_with_parent(&mut self) -> &mut Self;
 }
 

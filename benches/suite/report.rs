@@ -268,7 +268,7 @@ pub fn markdown(results: &Value) -> String {
     );
     let _ = writeln!(
         out,
-        "| runtime | ask, one actor /s | ask, many actors /s | new actors /s (spawn or activation + first call) | RSS bytes per idle actor |"
+        "| runtime | ask, one actor /s | ask, many actors /s | new actors /s (spawn or activation + first call; 100,000) | RSS bytes per idle actor |"
     );
     let _ = writeln!(out, "|---|---:|---:|---:|---:|");
     let _ = writeln!(
@@ -276,7 +276,7 @@ pub fn markdown(results: &Value) -> String {
         "| Rookery (`Host::invoke`, embedded) | {} | {} | {} | {} |",
         num(&local["one_actor"]["calls_per_s"]),
         num(&local["many_actors"]["calls_per_s"]),
-        num(&local["activations"]["per_s"]),
+        num(&local["activations"]["first_per_s"]),
         num(&local["activations"]["bytes_per_idle_activation"]),
     );
     let peers = results["peers"]["results"]
@@ -381,13 +381,18 @@ pub fn markdown(results: &Value) -> String {
     );
     goal_line(
         &mut out,
-        "≥ 100k activations/s in process",
-        g("in_process_activations_per_s").map_or("–".into(), |v| format!("{v:.0}/s")),
+        "≥ 100k activations/s in process (the first 100,000, as the peers; over all 1M in brackets)",
+        g("in_process_activations_per_s").map_or("–".into(), |v| {
+            format!(
+                "{v:.0}/s ({})",
+                g("in_process_activations_per_s_over_1m").map_or("–".into(), |w| format!("{w:.0}/s"))
+            )
+        }),
         g("in_process_activations_per_s").map(|v| v >= 100_000.0),
     );
     goal_line(
         &mut out,
-        "≤ 1 KiB per idle activation (in process)",
+        "≤ 1 KiB per idle activation (in process, 1M actors)",
         g("in_process_bytes_per_idle").map_or("–".into(), |v| format!("{v:.0} bytes")),
         g("in_process_bytes_per_idle").map(|v| v <= 1024.0),
     );

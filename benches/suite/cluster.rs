@@ -7,6 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+// An OS-chosen port never handed out before in this process (the tests' helper: a port
+// picked and released can come back from the OS to the next caller).
+use crate::support::free_port;
+
 use rookery_placement::net::{self, SharedTransport};
 use rookery_proto::v1::actors_client::ActorsClient;
 use rookery_proto::v1::host_internal_client::HostInternalClient;
@@ -77,13 +81,6 @@ impl DiesWithParent for Command {
             })
         }
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 /// Starts `program args`, its stdout and stderr to `<logs>/<name>.log`.

@@ -15,6 +15,8 @@ use rookery_runtime::config::{ActorDefaults, HostConfig, TypeOptions};
 use rookery_runtime::host::Host;
 use serde_json::{json, Value};
 
+use crate::support::free_port;
+
 /// Concurrent callers, as in the peers' ask scenarios.
 const CALLERS: usize = 64;
 /// Calls per caller.
@@ -50,13 +52,6 @@ fn call(id: String) -> Call {
         call_chain_id: String::new(),
         kind: CallKind::Method,
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 /// `CALLERS` tasks, caller `c` calling `ids(c)` `CALLS_PER_CALLER` times in sequence.

@@ -33,6 +33,8 @@
 
 #[path = "../common/results.rs"]
 mod results;
+#[path = "../../tests/support/mod.rs"]
+mod support;
 
 mod cluster;
 mod inprocess;

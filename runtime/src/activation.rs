@@ -504,9 +504,8 @@ async fn drive(activation: Arc<Activation>, start: Start) {
             }
         },
     };
-    let mut lingered = false;
     loop {
-        let next = {
+        let turn = {
             let mut inner = activation.lock();
             // Between turns, a stop request wins over queued calls: they are answered
             // Unavailable and retried, never run by an actor that is going away.
@@ -514,8 +513,7 @@ async fn drive(activation: Arc<Activation>, start: Start) {
                 break;
             }
             match inner.queue.pop_front() {
-                Some(turn) => Some(turn),
-                None if !lingered => None,
+                Some(turn) => turn,
                 None => {
                     // An idle actor keeps no queue storage (the next call allocates it anew).
                     inner.queue = VecDeque::new();
@@ -524,18 +522,7 @@ async fn drive(activation: Arc<Activation>, start: Start) {
                 }
             }
         };
-        match next {
-            Some(turn) => {
-                lingered = false;
-                activation.run_turn(instance.as_mut(), turn).await;
-            }
-            None => {
-                // Let the callers just answered run first: one that calls again at once finds
-                // this driver still running instead of spawning another.
-                lingered = true;
-                tokio::task::yield_now().await;
-            }
-        }
+        activation.run_turn(instance.as_mut(), turn).await;
     }
     finish(activation, Some(instance)).await;
 }

@@ -102,14 +102,13 @@ pub type ReentrantInvoker =
 /// How the host drives one actor type.
 pub trait ActorChannel: Send + Sync + 'static {
     /// Brings an actor to life (the app hears "activate"); the instance then takes its turns.
-    /// The key is the activation's own, shared rather than copied.
     fn activate(
         &self,
-        key: Arc<ActorKey>,
+        key: ActorKey,
     ) -> BoxFuture<'static, Result<Box<dyn ActorInstance>, CallError>>;
 }
 
-/// One activation of one actor: held by the activation, and by its driver while turns run.
+/// One activation of one actor, owned by its activation task.
 pub trait ActorInstance: Send + 'static {
     /// One turn.
     fn invoke(&mut self, call: Call) -> BoxFuture<'_, Result<Bytes, CallError>>;
@@ -134,17 +133,13 @@ impl ActorError {
 /// What an embedded actor's code can see and do during a turn.
 #[derive(Clone)]
 pub struct ActorContext {
-    key: Arc<ActorKey>,
+    key: ActorKey,
     call_chain_id: String,
     router: Weak<Router>,
 }
 
 impl ActorContext {
-    pub(crate) fn new(
-        key: Arc<ActorKey>,
-        call_chain_id: String,
-        router: Weak<Router>,
-    ) -> ActorContext {
+    pub(crate) fn new(key: ActorKey, call_chain_id: String, router: Weak<Router>) -> ActorContext {
         ActorContext {
             key,
             call_chain_id,

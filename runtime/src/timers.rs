@@ -7,6 +7,7 @@
 //! stops them, writes what is left of each schedule to the store, and the new owner's
 //! activation starts them again where they were: a tick not yet fired fires there.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -16,7 +17,7 @@ use rookery_placement::schedule::{Period, Schedule};
 use serde::{Deserialize, Serialize};
 
 use crate::activation::Activation;
-use crate::actor::{ActorKey, Call, CallKind, TimerSpec, TimerTick};
+use crate::actor::{Call, CallKind, TimerSpec, TimerTick};
 
 /// Most timers one activation may hold.
 pub const MAX_TIMERS_PER_ACTIVATION: usize = 1024;
@@ -83,11 +84,9 @@ pub fn decode(bytes: &[u8]) -> Vec<HandedOffTimer> {
     })
 }
 
-/// An activation's timers. A short list searched by name: most activations hold none or a
-/// few, and an empty one costs an idle activation four words.
 #[derive(Default)]
 pub struct Timers {
-    entries: Mutex<Vec<Entry>>,
+    entries: Mutex<HashMap<String, Entry>>,
 }
 
 impl Timers {
@@ -100,8 +99,7 @@ impl Timers {
         fired: u32,
     ) -> Result<(), String> {
         let mut entries = self.entries.lock().expect("timers lock");
-        let existing = entries.iter().position(|e| e.spec.name == spec.name);
-        if entries.len() >= MAX_TIMERS_PER_ACTIVATION && existing.is_none() {
+        if entries.len() >= MAX_TIMERS_PER_ACTIVATION && !entries.contains_key(&spec.name) {
             return Err(format!(
                 "an activation may hold at most {MAX_TIMERS_PER_ACTIVATION} timers"
             ));
@@ -112,24 +110,25 @@ impl Timers {
             .store(spec.schedule.due_at_ms, Ordering::Release);
         progress.fired.store(fired, Ordering::Release);
         let task = tokio::spawn(run_timer(activation, spec.clone(), progress.clone()));
-        let entry = Entry {
-            task,
-            spec,
-            progress,
-        };
-        match existing {
-            Some(i) => std::mem::replace(&mut entries[i], entry).task.abort(),
-            None => entries.push(entry),
+        let name = spec.name.clone();
+        if let Some(previous) = entries.insert(
+            name,
+            Entry {
+                task,
+                spec,
+                progress,
+            },
+        ) {
+            previous.task.abort();
         }
         Ok(())
     }
 
     /// Stops a timer; false if there was none of that name.
     pub fn unregister(&self, name: &str) -> bool {
-        let mut entries = self.entries.lock().expect("timers lock");
-        match entries.iter().position(|e| e.spec.name == name) {
-            Some(i) => {
-                entries.swap_remove(i).task.abort();
+        match self.entries.lock().expect("timers lock").remove(name) {
+            Some(entry) => {
+                entry.task.abort();
                 true
             }
             None => false,
@@ -140,7 +139,7 @@ impl Timers {
     pub fn stop_all(&self) -> Vec<HandedOffTimer> {
         let entries = std::mem::take(&mut *self.entries.lock().expect("timers lock"));
         let mut left: Vec<HandedOffTimer> = entries
-            .into_iter()
+            .into_values()
             .filter_map(|entry| {
                 entry.task.abort();
                 if entry.progress.done.load(Ordering::Acquire) {
@@ -178,7 +177,7 @@ async fn run_timer(activation: Weak<Activation>, spec: TimerSpec, progress: Arc<
             return;
         };
         let call = Call {
-            key: ActorKey::clone(&active.key),
+            key: active.key.clone(),
             method: format!("timer/{}", spec.name),
             data: spec.data.clone(),
             metadata: Default::default(),

@@ -74,18 +74,18 @@ fn bench_mailbox(c: &mut Criterion) {
         let factory = Arc::new(|_: &ActorKey| Box::new(Echo) as Box<dyn Actor>);
         let channel: Arc<dyn ActorChannel> = Arc::new(EmbeddedChannel::new(factory, Weak::new()));
         let sink: Weak<dyn ActivationSink> = Weak::<NoSink>::new();
-        Activation::spawn(
-            ActorKey::new("Echo", "e1"),
+        Activation::new(
+            Arc::new(ActorKey::new("Echo", "e1")),
             1,
             channel,
             ActorDefaults::default().type_options(),
-            HostSide {
+            Arc::new(HostSide {
                 // Always open: no placement lease in a micro-benchmark.
                 gate: ServingGate::new(table, true),
                 sink,
                 metrics: Arc::new(HostMetrics::default()),
                 state: None,
-            },
+            }),
         )
     });
     let call = Call {

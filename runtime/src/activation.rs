@@ -1,9 +1,13 @@
-//! One activation: a task and a bounded mailbox per active actor, one turn at a time.
+//! One activation: the state of one active actor and its queue of calls, one turn at a time.
 //!
-//! Calls queue in the mailbox and the task runs them in order, each bounded by the type's call
-//! timeout, so an app that never answers releases the turn. A call of the chain whose turn is
-//! in progress would deadlock in the queue; it re-enters at once when the type allows
-//! reentrancy (up to its depth limit) and fails with a reentrancy error otherwise.
+//! An idle activation is data only — its queue, its instance, a few flags — with no task or
+//! channel of its own, so a host can hold a million idle actors cheaply. A *driver* task
+//! exists only while there is work: the first call (or stop request) of an activation with no
+//! driver spawns one; it runs the queued calls in order, each bounded by the type's call
+//! timeout (so an app that never answers releases the turn), and ends when the queue is empty,
+//! leaving the instance behind for the next call. A call of the chain whose turn is in
+//! progress would deadlock in the queue; it re-enters at once when the type allows reentrancy
+//! (up to its depth limit) and fails with a reentrancy error otherwise.
 //!
 //! Lifecycle: claim the actor in the state store (its epoch fences every later write of older
 //! activations; timers handed off by the previous activation come back) → activate (the app
@@ -12,15 +16,18 @@
 //! activation or the new owner) → on a move, timers handed off through the store →
 //! deactivate (the app hears it) → done.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, Notify};
 use tokio::time::Instant;
 
-use crate::actor::{ActorChannel, ActorKey, Call, CallKind, ReentrantInvoker, TimerSpec};
+use crate::actor::{
+    ActorChannel, ActorInstance, ActorKey, Call, CallKind, ReentrantInvoker, TimerSpec,
+};
 use crate::config::TypeOptions;
 use crate::error::CallError;
 use crate::metrics::HostMetrics;
@@ -42,6 +49,8 @@ pub enum StopReason {
     Shutdown,
 }
 
+/// One queued call and where its answer goes. Boxed in the queue, so the queue of an idle
+/// actor stays a few pointers wide.
 struct Turn {
     call: Call,
     reply: oneshot::Sender<Result<Bytes, CallError>>,
@@ -54,36 +63,78 @@ pub trait ActivationSink: Send + Sync + 'static {
     fn handed_off(&self, _key: &ActorKey) {}
 }
 
+/// What every activation of a host shares: the serving gate, the registry that hears when an
+/// activation ends, metrics and the state store.
+pub struct HostSide {
+    pub gate: ServingGate,
+    pub sink: Weak<dyn ActivationSink>,
+    pub metrics: Arc<HostMetrics>,
+    pub state: Option<ActorStateAccess>,
+}
+
+/// Where an activation is in its life.
+enum Life {
+    /// Created, not activated yet: its first driver claims and activates it.
+    New,
+    /// Active, no driver running: the instance waits here for the next call.
+    Idle(Box<dyn ActorInstance>),
+    /// A driver runs and holds the instance.
+    Driven,
+    /// Ending or ended: calls are refused (the router retries them elsewhere or later).
+    Closed,
+}
+
+/// What became of a call offered to the activation.
+enum Queued {
+    /// Queued; a driver to start, if none ran.
+    Yes(Option<Start>),
+    /// A call of the chain whose turn is in progress.
+    Reenter(Call),
+    Refused(CallError),
+}
+
+/// What a new driver starts from.
+enum Start {
+    Activate,
+    Resume(Box<dyn ActorInstance>),
+}
+
+/// The part of an activation that calls, drivers and stop requests change together.
+struct Inner {
+    life: Life,
+    queue: VecDeque<Box<Turn>>,
+    stop: Option<StopReason>,
+    /// The call chain of the turn in progress, if any.
+    current_chain: Option<String>,
+    last_used: Instant,
+}
+
 pub struct Activation {
-    pub key: ActorKey,
+    /// Shared with the registry's map and the instance (one copy of the strings per actor).
+    pub key: Arc<ActorKey>,
     /// Distinguishes successive activations of one actor on this host.
     pub id: u64,
+    channel: Arc<dyn ActorChannel>,
     options: TypeOptions,
-    /// Boxed turns: tokio allocates a channel's first block of 32 slots up front, and an idle
-    /// activation should not carry 32 inline turns (about 6 KB) for nothing.
-    mailbox: mpsc::Sender<Box<Turn>>,
-    stop: watch::Sender<Option<StopReason>>,
-    done: watch::Receiver<bool>,
-    /// The call chain of the turn in progress, if any.
-    current_chain: Mutex<Option<String>>,
+    host: Arc<HostSide>,
+    inner: Mutex<Inner>,
+    /// Set once the activation has fully ended; `ended_notify` wakes those waiting for it.
+    ended: AtomicBool,
+    ended_notify: Notify,
     reentrant_depth: AtomicU32,
     reentrant: OnceLock<Option<ReentrantInvoker>>,
     /// Calls queued or running.
     busy: AtomicUsize,
-    last_used: Mutex<Instant>,
-    gate: ServingGate,
     /// The serving epoch the activation was created in; it may run turns only in that epoch.
     serving_epoch: u64,
     timers: Timers,
-    /// The host's state store, if it has one.
-    state: Option<ActorStateAccess>,
-    /// This activation's claim on its actor in the store, once made.
-    claim: OnceLock<Epoch>,
-    /// Itself, for timer tasks (which must not keep it alive).
+    /// This activation's claim on its actor in the store, once made (0: none yet; the
+    /// store's epochs start at 1).
+    claim: AtomicU64,
+    /// Itself, for drivers and timer tasks (which must not keep an ended one alive).
     me: Weak<Activation>,
-    epoch: Instant,
-    activated_at_ms: AtomicU64,
-    metrics: Arc<HostMetrics>,
+    /// How long activating took (claim and the app's activate), once done.
+    activation_ms: AtomicU32,
 }
 
 /// Decrements a counter when dropped, so early returns and cancelled callers keep it right.
@@ -107,66 +158,47 @@ impl<T: Counter> Drop for CountGuard<'_, T> {
     }
 }
 
-/// What every activation of a host shares: the serving gate, the registry that hears when an
-/// activation ends, metrics and the state store.
-#[derive(Clone)]
-pub struct HostSide {
-    pub gate: ServingGate,
-    pub sink: Weak<dyn ActivationSink>,
-    pub metrics: Arc<HostMetrics>,
-    pub state: Option<ActorStateAccess>,
-}
-
 impl Activation {
-    /// Starts the activation's task. `host.sink` hears when it has ended.
-    pub fn spawn(
-        key: ActorKey,
+    /// A new activation, not yet activated: its first call (or stop request) starts it.
+    /// `host.sink` hears when it has ended.
+    pub fn new(
+        key: Arc<ActorKey>,
         id: u64,
         channel: Arc<dyn ActorChannel>,
         options: TypeOptions,
-        host: HostSide,
+        host: Arc<HostSide>,
     ) -> Arc<Activation> {
-        let HostSide {
-            gate,
-            sink,
-            metrics,
-            state,
-        } = host;
-        let (mailbox, inbox) = mpsc::channel(MAILBOX_CAPACITY);
-        let (stop, stop_rx) = watch::channel(None);
-        let (done_tx, done) = watch::channel(false);
+        host.metrics.active_activations.inc();
+        host.metrics.activations_total.inc();
         let now = Instant::now();
-        let activation = Arc::new_cyclic(|me| Activation {
+        Arc::new_cyclic(|me| Activation {
             key,
             id,
+            channel,
             options,
-            mailbox,
-            stop,
-            done,
-            current_chain: Mutex::new(None),
+            inner: Mutex::new(Inner {
+                life: Life::New,
+                queue: VecDeque::new(),
+                stop: None,
+                current_chain: None,
+                last_used: now,
+            }),
+            ended: AtomicBool::new(false),
+            ended_notify: Notify::new(),
             reentrant_depth: AtomicU32::new(0),
             reentrant: OnceLock::new(),
             busy: AtomicUsize::new(0),
-            last_used: Mutex::new(now),
-            serving_epoch: gate.epoch(),
-            gate,
+            serving_epoch: host.gate.epoch(),
+            host,
             timers: Timers::default(),
-            state,
-            claim: OnceLock::new(),
+            claim: AtomicU64::new(0),
             me: me.clone(),
-            epoch: now,
-            activated_at_ms: AtomicU64::new(0),
-            metrics,
-        });
-        tokio::spawn(run(
-            activation.clone(),
-            channel,
-            inbox,
-            stop_rx,
-            done_tx,
-            sink,
-        ));
-        activation
+            activation_ms: AtomicU32::new(0),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().expect("activation lock")
     }
 
     /// Runs one call on this actor: queued for its turn, or re-entering the chain in progress.
@@ -174,42 +206,56 @@ impl Activation {
         // Timer ticks do not count as use (as in Orleans): a timer alone does not keep an
         // idle actor active.
         let counts_as_use = !matches!(call.kind, CallKind::Timer(_) | CallKind::Wake);
-        if counts_as_use {
-            *self.last_used.lock().expect("last_used lock") = Instant::now();
-        }
-        let same_chain = !call.call_chain_id.is_empty()
-            && self.current_chain.lock().expect("chain lock").as_deref()
-                == Some(call.call_chain_id.as_str());
-        if same_chain {
-            return self.reenter(call).await;
-        }
-        self.busy.fetch_add(1, Ordering::AcqRel);
-        let _busy = CountGuard(&self.busy);
         let (reply, answer) = oneshot::channel();
-        self.metrics
-            .mailbox_depth
-            .observe((MAILBOX_CAPACITY - self.mailbox.capacity()) as f64);
-        match self.mailbox.try_send(Box::new(Turn { call, reply })) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                return Err(CallError::Overloaded(format!(
+        // Queued under the lock, which is released before any await.
+        let queued = {
+            let mut inner = self.lock();
+            if counts_as_use {
+                inner.last_used = Instant::now();
+            }
+            let same_chain = !call.call_chain_id.is_empty()
+                && inner.current_chain.as_deref() == Some(call.call_chain_id.as_str());
+            if same_chain {
+                Queued::Reenter(call)
+            } else if inner.stop.is_some() || matches!(inner.life, Life::Closed) {
+                Queued::Refused(self.deactivating())
+            } else if inner.queue.len() >= MAILBOX_CAPACITY {
+                Queued::Refused(CallError::Overloaded(format!(
                     "mailbox of actor {} is full ({MAILBOX_CAPACITY} calls queued)",
                     self.key
                 )))
+            } else {
+                self.host
+                    .metrics
+                    .mailbox_depth
+                    .observe(inner.queue.len() as f64);
+                inner.queue.push_back(Box::new(Turn { call, reply }));
+                self.busy.fetch_add(1, Ordering::AcqRel);
+                Queued::Yes(take_driver(&mut inner))
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                return Err(CallError::Unavailable(format!(
-                    "actor {} is deactivating",
-                    self.key
-                )))
-            }
+        };
+        let start = match queued {
+            Queued::Reenter(call) => return self.reenter(call).await,
+            Queued::Refused(error) => return Err(error),
+            Queued::Yes(start) => start,
+        };
+        let _busy = CountGuard(&self.busy);
+        if let Some(start) = start {
+            self.spawn_driver(start);
         }
-        answer.await.unwrap_or_else(|_| {
-            Err(CallError::Unavailable(format!(
-                "actor {} is deactivating",
-                self.key
-            )))
-        })
+        answer.await.unwrap_or_else(|_| Err(self.deactivating()))
+    }
+
+    fn deactivating(&self) -> CallError {
+        CallError::Unavailable(format!("actor {} is deactivating", self.key))
+    }
+
+    fn spawn_driver(&self, start: Start) {
+        let me = self
+            .me
+            .upgrade()
+            .expect("an activation is alive while it is called or stopped");
+        tokio::spawn(drive(me, start));
     }
 
     async fn reenter(&self, call: Call) -> Result<Bytes, CallError> {
@@ -260,13 +306,20 @@ impl Activation {
     }
 
     fn state_access(&self) -> Result<(&ActorStateAccess, Epoch), CallError> {
-        let access = self.state.as_ref().ok_or_else(|| {
+        let access = self.host.state.as_ref().ok_or_else(|| {
             CallError::FailedPrecondition("this host has no state store configured".into())
         })?;
-        let epoch = *self.claim.get().ok_or_else(|| {
+        let epoch = self.claimed().ok_or_else(|| {
             CallError::FailedPrecondition(format!("actor {} is not active yet", self.key))
         })?;
         Ok((access, epoch))
+    }
+
+    fn claimed(&self) -> Option<Epoch> {
+        match self.claim.load(Ordering::Acquire) {
+            0 => None,
+            epoch => Some(Epoch(epoch)),
+        }
     }
 
     /// Reads one key of this actor's state.
@@ -286,12 +339,13 @@ impl Activation {
             Ok(()) => access.store.transact(&self.key, epoch, operations).await,
             Err(e) => Err(e),
         };
-        self.metrics
+        let metrics = &self.host.metrics;
+        metrics
             .state_transactions_total
             .get_or_create(&crate::metrics::StateLabels::of(&written))
             .inc();
         if written.is_ok() {
-            self.metrics
+            metrics
                 .state_transaction_seconds
                 .observe(started.elapsed().as_secs_f64());
         }
@@ -304,28 +358,30 @@ impl Activation {
 
     /// Asks the activation to end after its turn in progress.
     pub fn request_stop(&self, reason: StopReason) {
-        self.stop.send_if_modified(|current| {
-            if current.is_none() {
-                *current = Some(reason);
-                true
-            } else {
-                false
+        let start = {
+            let mut inner = self.lock();
+            if inner.stop.is_some() {
+                return;
             }
-        });
+            inner.stop = Some(reason);
+            take_driver(&mut inner)
+        };
+        if let Some(start) = start {
+            self.spawn_driver(start);
+        }
     }
 
     pub fn is_stopping(&self) -> bool {
-        self.stop.borrow().is_some()
+        self.lock().stop.is_some()
     }
 
     /// Whether calls are queued or running.
     pub fn is_busy(&self) -> bool {
-        self.busy.load(Ordering::Acquire) > 0
-            || self.current_chain.lock().expect("chain lock").is_some()
+        self.busy.load(Ordering::Acquire) > 0 || self.lock().current_chain.is_some()
     }
 
     pub fn idle_for(&self, now: Instant) -> Duration {
-        now.saturating_duration_since(*self.last_used.lock().expect("last_used lock"))
+        now.saturating_duration_since(self.lock().last_used)
     }
 
     pub fn options(&self) -> &TypeOptions {
@@ -334,8 +390,16 @@ impl Activation {
 
     /// Resolves once the activation has fully ended (the app told, if it could be).
     pub async fn finished(&self) {
-        let mut done = self.done.clone();
-        let _ = done.wait_for(|d| *d).await;
+        loop {
+            let notified = self.ended_notify.notified();
+            tokio::pin!(notified);
+            // Registered before the check, so an end between the check and the wait wakes it.
+            notified.as_mut().enable();
+            if self.ended.load(Ordering::Acquire) {
+                return;
+            }
+            notified.await;
+        }
     }
 
     /// The serving epoch this activation belongs to.
@@ -343,131 +407,170 @@ impl Activation {
         self.serving_epoch
     }
 
-    /// Milliseconds since the activation was created until it finished activating.
+    /// How many milliseconds activating took (the claim and the app's activate).
     pub fn activation_ms(&self) -> u64 {
-        self.activated_at_ms.load(Ordering::Relaxed)
+        u64::from(self.activation_ms.load(Ordering::Relaxed))
+    }
+
+    /// Refuses calls from now on and answers every queued one with `error`.
+    fn close(&self, error: CallError) {
+        let queued = {
+            let mut inner = self.lock();
+            inner.life = Life::Closed;
+            inner.stop.get_or_insert(StopReason::Shutdown);
+            std::mem::take(&mut inner.queue)
+        };
+        for turn in queued {
+            let _ = turn.reply.send(Err(error.clone()));
+        }
+    }
+
+    /// One queued call as a turn of `instance`.
+    async fn run_turn(&self, instance: &mut dyn ActorInstance, turn: Box<Turn>) {
+        let Turn { call, reply } = *turn;
+        if reply.is_closed() {
+            return; // the caller gave up while queued
+        }
+        let key = &self.key;
+        let gate = &self.host.gate;
+        // No turn runs without a valid lease: a host cut off from placement may already have
+        // lost this actor to another host.
+        if !gate
+            .wait_open(Instant::now() + self.options.call_timeout())
+            .await
+        {
+            let _ = reply.send(Err(CallError::Unavailable(format!(
+                "host lease expired; actor {key} is not served here until placement renews it"
+            ))));
+            return;
+        }
+        if gate.epoch() != self.serving_epoch {
+            // The lease lapsed and the table changed meanwhile: another host may have run
+            // this actor since. This activation is stale; the call is retried on a fresh one.
+            let _ = reply.send(Err(CallError::Moved(format!(
+                "activation of {key} predates a lease lapse; reactivating"
+            ))));
+            self.request_stop(StopReason::Moved);
+            return;
+        }
+        if call.kind == CallKind::Wake {
+            // Being active is all a wake asks for (handed-off timers resumed on activation).
+            let _ = reply.send(Ok(Bytes::new()));
+            return;
+        }
+        let counts_as_use = !matches!(call.kind, CallKind::Timer(_));
+        self.lock().current_chain = Some(call.call_chain_id.clone());
+        let result =
+            match tokio::time::timeout(self.options.call_timeout(), instance.invoke(call)).await {
+                Ok(result) => result,
+                Err(_) => Err(self.timed_out()),
+            };
+        {
+            let mut inner = self.lock();
+            inner.current_chain = None;
+            if counts_as_use {
+                inner.last_used = Instant::now();
+            }
+        }
+        let _ = reply.send(result);
     }
 }
 
-async fn run(
-    activation: Arc<Activation>,
-    channel: Arc<dyn ActorChannel>,
-    mut inbox: mpsc::Receiver<Box<Turn>>,
-    mut stop: watch::Receiver<Option<StopReason>>,
-    done: watch::Sender<bool>,
-    sink: Weak<dyn ActivationSink>,
-) {
-    let key = activation.key.clone();
-    let metrics = activation.metrics.clone();
-    metrics.active_activations.inc();
-    metrics.activations_total.inc();
-    let activated = match claim(&activation).await {
-        Ok(handed_off) => {
-            let activated = tokio::time::timeout(
-                activation.options.call_timeout(),
-                channel.activate(key.clone()),
-            )
-            .await;
-            if matches!(activated, Ok(Ok(_))) {
-                for timer in handed_off {
-                    let (spec, fired) = timer.resume();
-                    if let Err(e) = activation
-                        .timers
-                        .register(activation.me.clone(), spec, fired)
-                    {
-                        tracing::warn!(actor = %key, error = %e, "cannot resume a handed-off timer");
-                    }
+/// Hands the activation to a new driver if none runs (and it has not ended).
+fn take_driver(inner: &mut Inner) -> Option<Start> {
+    match std::mem::replace(&mut inner.life, Life::Driven) {
+        Life::New => Some(Start::Activate),
+        Life::Idle(instance) => Some(Start::Resume(instance)),
+        other => {
+            inner.life = other;
+            None
+        }
+    }
+}
+
+/// Runs the activation's queued turns until its queue is empty (then it waits, idle, with no
+/// task) or it is asked to stop (then it ends).
+async fn drive(activation: Arc<Activation>, start: Start) {
+    let mut instance = match start {
+        Start::Resume(instance) => instance,
+        // Stopped before it ever ran: nothing to activate or tell.
+        Start::Activate if activation.is_stopping() => return finish(activation, None).await,
+        Start::Activate => match activate(&activation).await {
+            Ok(instance) => instance,
+            Err(e) => {
+                tracing::warn!(actor = %activation.key, error = %e, "activation failed");
+                activation.close(e);
+                return finish(activation, None).await;
+            }
+        },
+    };
+    loop {
+        let turn = {
+            let mut inner = activation.lock();
+            // Between turns, a stop request wins over queued calls: they are answered
+            // Unavailable and retried, never run by an actor that is going away.
+            if inner.stop.is_some() {
+                break;
+            }
+            match inner.queue.pop_front() {
+                Some(turn) => turn,
+                None => {
+                    // An idle actor keeps no queue storage (the next call allocates it anew).
+                    inner.queue = VecDeque::new();
+                    inner.life = Life::Idle(instance);
+                    return;
                 }
             }
-            activated
-        }
-        Err(e) => Ok(Err(e)),
-    };
-    let mut instance = match activated {
-        Ok(Ok(instance)) => Some(instance),
-        Ok(Err(e)) => {
-            tracing::warn!(actor = %key, error = %e, "activation failed");
-            fail_queued(&mut inbox, e);
-            None
-        }
-        Err(_) => {
-            let e = activation.timed_out();
-            tracing::warn!(actor = %key, "activation timed out");
-            fail_queued(&mut inbox, e);
-            None
-        }
-    };
-    activation.activated_at_ms.store(
-        activation.epoch.elapsed().as_millis() as u64,
-        Ordering::Relaxed,
-    );
-    let mut reason = StopReason::Shutdown;
-    if let Some(instance) = instance.as_mut() {
-        let _ = activation.reentrant.set(instance.reentrant_invoker());
-        loop {
-            let turn = tokio::select! {
-                // Between turns, a stop request wins over queued calls: they are answered
-                // Unavailable and retried, never run by an actor that is going away.
-                biased;
-                _ = stop.wait_for(Option::is_some) => break,
-                turn = inbox.recv() => match turn {
-                    Some(turn) => turn,
-                    None => break,
-                },
-            };
-            if turn.reply.is_closed() {
-                continue; // the caller gave up while queued
-            }
-            // No turn runs without a valid lease: a host cut off from placement may already
-            // have lost this actor to another host.
-            if !activation
-                .gate
-                .wait_open(Instant::now() + activation.options.call_timeout())
-                .await
-            {
-                let _ = turn.reply.send(Err(CallError::Unavailable(format!(
-                    "host lease expired; actor {key} is not served here until placement renews it"
-                ))));
-                continue;
-            }
-            if activation.gate.epoch() != activation.serving_epoch {
-                // The lease lapsed and the table changed meanwhile: another host may have run
-                // this actor since. This activation is stale; the call is retried on a fresh one.
-                let _ = turn.reply.send(Err(CallError::Moved(format!(
-                    "activation of {key} predates a lease lapse; reactivating"
-                ))));
-                activation.request_stop(StopReason::Moved);
-                continue;
-            }
-            if turn.call.kind == CallKind::Wake {
-                // Being active is all a wake asks for (handed-off timers resumed above).
-                let _ = turn.reply.send(Ok(Bytes::new()));
-                continue;
-            }
-            *activation.current_chain.lock().expect("chain lock") =
-                Some(turn.call.call_chain_id.clone());
-            let counts_as_use = !matches!(turn.call.kind, CallKind::Timer(_));
-            let result = match tokio::time::timeout(
+        };
+        activation.run_turn(instance.as_mut(), turn).await;
+    }
+    finish(activation, Some(instance)).await;
+}
+
+/// Claims the actor, activates it (the app hears it) and resumes the timers its previous
+/// activation handed off.
+async fn activate(activation: &Activation) -> Result<Box<dyn ActorInstance>, CallError> {
+    let key = &activation.key;
+    let started = Instant::now();
+    let activated = match claim(activation).await {
+        Ok(handed_off) => {
+            match tokio::time::timeout(
                 activation.options.call_timeout(),
-                instance.invoke(turn.call),
+                activation.channel.activate(key.clone()),
             )
             .await
             {
-                Ok(result) => result,
+                Ok(Ok(instance)) => {
+                    for timer in handed_off {
+                        let (spec, fired) = timer.resume();
+                        if let Err(e) =
+                            activation
+                                .timers
+                                .register(activation.me.clone(), spec, fired)
+                        {
+                            tracing::warn!(actor = %key, error = %e, "cannot resume a handed-off timer");
+                        }
+                    }
+                    let _ = activation.reentrant.set(instance.reentrant_invoker());
+                    Ok(instance)
+                }
+                Ok(Err(e)) => Err(e),
                 Err(_) => Err(activation.timed_out()),
-            };
-            *activation.current_chain.lock().expect("chain lock") = None;
-            if counts_as_use {
-                *activation.last_used.lock().expect("last_used lock") = Instant::now();
             }
-            let _ = turn.reply.send(result);
         }
-        reason = stop.borrow().unwrap_or(StopReason::Shutdown);
-    }
-    fail_queued(
-        &mut inbox,
-        CallError::Unavailable(format!("actor {key} is deactivating")),
-    );
+        Err(e) => Err(e),
+    };
+    let took_ms = u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX);
+    activation.activation_ms.store(took_ms, Ordering::Relaxed);
+    activated
+}
+
+/// Ends the activation: queued calls answered, timers stopped (handed off on a move), the
+/// app told, the registry told.
+async fn finish(activation: Arc<Activation>, instance: Option<Box<dyn ActorInstance>>) {
+    let key = activation.key.clone();
+    activation.close(activation.deactivating());
+    let reason = activation.lock().stop.unwrap_or(StopReason::Shutdown);
     let handed_off = hand_off_timers(&activation, reason).await;
     if let Some(instance) = instance {
         if reason != StopReason::Withdrawn {
@@ -481,31 +584,34 @@ async fn run(
         }
     }
     tracing::debug!(actor = %key, ?reason, "deactivated");
-    metrics.active_activations.dec();
-    metrics.deactivations_total.inc();
-    if let Some(sink) = sink.upgrade() {
+    let host = &activation.host;
+    host.metrics.active_activations.dec();
+    host.metrics.deactivations_total.inc();
+    if let Some(sink) = host.sink.upgrade() {
         sink.finished(&key, activation.id);
         if handed_off {
             sink.handed_off(&key);
         }
     }
-    let _ = done.send(true);
+    activation.ended.store(true, Ordering::Release);
+    activation.ended_notify.notify_waiters();
 }
 
 /// Claims the actor in the state store for this activation, if the host has one; returns
 /// the timers the previous activation handed off.
 async fn claim(activation: &Activation) -> Result<Vec<timers::HandedOffTimer>, CallError> {
-    let Some(access) = &activation.state else {
+    let Some(access) = &activation.host.state else {
         return Ok(Vec::new());
     };
     let claim = access.store.claim(&activation.key).await;
     activation
+        .host
         .metrics
         .state_claims_total
         .get_or_create(&crate::metrics::StateLabels::of(&claim))
         .inc();
     let claim = claim?;
-    let _ = activation.claim.set(claim.epoch);
+    activation.claim.store(claim.epoch.0, Ordering::Release);
     Ok(claim
         .handed_off_timers
         .map(|bytes| timers::decode(&bytes))
@@ -520,12 +626,12 @@ async fn hand_off_timers(activation: &Activation, reason: StopReason) -> bool {
     if reason != StopReason::Moved || left.is_empty() {
         return false;
     }
-    let (Some(access), Some(epoch)) = (&activation.state, activation.claim.get()) else {
+    let (Some(access), Some(epoch)) = (&activation.host.state, activation.claimed()) else {
         return false;
     };
     let handed = access
         .store
-        .hand_off_timers(&activation.key, *epoch, timers::encode(&left))
+        .hand_off_timers(&activation.key, epoch, timers::encode(&left))
         .await;
     match handed {
         Ok(()) => {
@@ -539,10 +645,200 @@ async fn hand_off_timers(activation: &Activation, reason: StopReason) -> bool {
     }
 }
 
-/// Closes the mailbox and answers every queued call with `error`.
-fn fail_queued(inbox: &mut mpsc::Receiver<Box<Turn>>, error: CallError) {
-    inbox.close();
-    while let Ok(turn) = inbox.try_recv() {
-        let _ = turn.reply.send(Err(error.clone()));
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use futures::future::{BoxFuture, FutureExt};
+    use tokio::sync::watch;
+
+    use super::*;
+    use crate::config::ActorDefaults;
+    use crate::routing::TableState;
+
+    /// Records what the host asked of its actors, and how many turns ran at once.
+    #[derive(Clone, Default)]
+    struct Probe {
+        log: Arc<Mutex<Vec<String>>>,
+        running: Arc<AtomicUsize>,
+        most_running: Arc<AtomicUsize>,
+    }
+
+    impl Probe {
+        fn log(&self) -> Vec<String> {
+            self.log.lock().unwrap().clone()
+        }
+        fn push(&self, entry: impl Into<String>) {
+            self.log.lock().unwrap().push(entry.into());
+        }
+    }
+
+    impl ActorChannel for Probe {
+        fn activate(
+            &self,
+            _key: Arc<ActorKey>,
+        ) -> BoxFuture<'static, Result<Box<dyn ActorInstance>, CallError>> {
+            self.push("activate");
+            let instance: Box<dyn ActorInstance> = Box::new(self.clone());
+            async move { Ok(instance) }.boxed()
+        }
+    }
+
+    impl ActorInstance for Probe {
+        fn invoke(&mut self, call: Call) -> BoxFuture<'_, Result<Bytes, CallError>> {
+            async move {
+                let now = self.running.fetch_add(1, Ordering::AcqRel) + 1;
+                self.most_running.fetch_max(now, Ordering::AcqRel);
+                let pause_ms = call.data.first().copied().unwrap_or(0);
+                tokio::time::sleep(Duration::from_millis(u64::from(pause_ms))).await;
+                self.push(call.method);
+                self.running.fetch_sub(1, Ordering::AcqRel);
+                Ok(call.data)
+            }
+            .boxed()
+        }
+        fn reentrant_invoker(&self) -> Option<ReentrantInvoker> {
+            None
+        }
+        fn deactivate(self: Box<Self>) -> BoxFuture<'static, Result<(), CallError>> {
+            self.push("deactivate");
+            async { Ok(()) }.boxed()
+        }
+    }
+
+    #[derive(Default)]
+    struct Sink(Mutex<Vec<u64>>);
+    impl ActivationSink for Sink {
+        fn finished(&self, _key: &ActorKey, activation_id: u64) {
+            self.0.lock().unwrap().push(activation_id);
+        }
+    }
+
+    struct Setup {
+        probe: Probe,
+        sink: Arc<Sink>,
+        activation: Arc<Activation>,
+        _table: watch::Sender<TableState>,
+    }
+
+    fn setup() -> Setup {
+        let probe = Probe::default();
+        let sink = Arc::new(Sink::default());
+        let (table, state) = watch::channel(TableState::default());
+        let host = Arc::new(HostSide {
+            // Always open: these tests are about the activation, not the lease.
+            gate: ServingGate::new(state, true),
+            sink: Arc::downgrade(&sink) as Weak<dyn ActivationSink>,
+            metrics: Arc::new(HostMetrics::default()),
+            state: None,
+        });
+        let activation = Activation::new(
+            Arc::new(ActorKey::new("Probe", "p1")),
+            7,
+            Arc::new(probe.clone()),
+            ActorDefaults::default().type_options(),
+            host,
+        );
+        Setup {
+            probe,
+            sink,
+            activation,
+            _table: table,
+        }
+    }
+
+    fn call(method: &str, pause_ms: u8) -> Call {
+        Call {
+            key: ActorKey::new("Probe", "p1"),
+            method: method.into(),
+            data: Bytes::from(vec![pause_ms]),
+            metadata: HashMap::new(),
+            call_chain_id: String::new(),
+            kind: CallKind::Method,
+        }
+    }
+
+    async fn until(what: &str, condition: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !condition() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn turns_run_one_at_a_time_in_the_order_queued() {
+        let s = setup();
+        let calls = (0..20).map(|i| s.activation.call(call(&format!("m{i}"), 1)));
+        let answers = futures::future::join_all(calls).await;
+        assert!(answers.iter().all(Result::is_ok), "{answers:?}");
+        let mut expected = vec!["activate".to_string()];
+        expected.extend((0..20).map(|i| format!("m{i}")));
+        assert_eq!(s.probe.log(), expected);
+        assert_eq!(s.probe.most_running.load(Ordering::Acquire), 1);
+    }
+
+    #[tokio::test]
+    async fn an_idle_activation_holds_no_task_and_keeps_its_instance() {
+        let s = setup();
+        let tasks = || {
+            tokio::runtime::Handle::current()
+                .metrics()
+                .num_alive_tasks()
+        };
+        let before = tasks();
+        s.activation.call(call("first", 0)).await.expect("first");
+        until("the driver to end", || tasks() == before).await;
+        assert!(!s.activation.is_stopping() && !s.activation.is_busy());
+        s.activation.call(call("second", 0)).await.expect("second");
+        assert_eq!(s.probe.log(), ["activate", "first", "second"]);
+        until("the driver to end", || tasks() == before).await;
+    }
+
+    #[tokio::test]
+    async fn stopping_an_idle_activation_deactivates_it_and_refuses_later_calls() {
+        let s = setup();
+        s.activation.call(call("only", 0)).await.expect("call");
+        s.activation.request_stop(StopReason::Idle);
+        tokio::time::timeout(Duration::from_secs(10), s.activation.finished())
+            .await
+            .expect("finished");
+        assert_eq!(s.probe.log(), ["activate", "only", "deactivate"]);
+        assert_eq!(*s.sink.0.lock().unwrap(), [7]);
+        let late = s.activation.call(call("late", 0)).await;
+        assert!(matches!(late, Err(CallError::Unavailable(_))), "{late:?}");
+    }
+
+    #[tokio::test]
+    async fn stopped_before_its_first_call_it_never_activates() {
+        let s = setup();
+        s.activation.request_stop(StopReason::Moved);
+        tokio::time::timeout(Duration::from_secs(10), s.activation.finished())
+            .await
+            .expect("finished");
+        assert!(s.probe.log().is_empty(), "{:?}", s.probe.log());
+        assert_eq!(*s.sink.0.lock().unwrap(), [7]);
+    }
+
+    #[tokio::test]
+    async fn a_stop_lets_the_turn_in_progress_finish_and_refuses_the_queued_ones() {
+        let s = setup();
+        let running = s.activation.call(call("running", 50));
+        let queued = s.activation.call(call("queued", 0));
+        let stop = async {
+            until("the first turn to start", || {
+                s.probe.running.load(Ordering::Acquire) == 1
+            })
+            .await;
+            s.activation.request_stop(StopReason::Moved);
+        };
+        let (running, queued, ()) = tokio::join!(running, queued, stop);
+        assert!(running.is_ok(), "{running:?}");
+        assert!(
+            matches!(queued, Err(CallError::Unavailable(_))),
+            "{queued:?}"
+        );
+        s.activation.finished().await;
+        assert_eq!(s.probe.log(), ["activate", "running", "deactivate"]);
     }
 }

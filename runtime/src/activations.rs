@@ -19,11 +19,13 @@ use crate::types::TypeRegistry;
 pub const MAX_ACTIVATIONS: usize = 10_000_000;
 
 pub struct Activations {
-    map: Mutex<HashMap<ActorKey, Arc<Activation>>>,
+    /// Keyed by the activation's own key (shared, not copied).
+    map: Mutex<HashMap<Arc<ActorKey>, Arc<Activation>>>,
     types: Arc<TypeRegistry>,
-    metrics: Arc<HostMetrics>,
     next_id: AtomicU64,
     gate: ServingGate,
+    /// What every activation here shares (one allocation for all of them).
+    side: Arc<HostSide>,
     /// Set while the host leaves: no new activations.
     closed: std::sync::atomic::AtomicBool,
     state: Option<ActorStateAccess>,
@@ -31,7 +33,6 @@ pub struct Activations {
     wake: std::sync::OnceLock<WakeHook>,
     /// Wakes sent and not yet answered (a leaving host waits for them, bounded).
     wakes_pending: Arc<std::sync::atomic::AtomicUsize>,
-    me: Weak<Activations>,
 }
 
 /// Sends a wake call to an actor wherever it lives now.
@@ -44,17 +45,21 @@ impl Activations {
         gate: ServingGate,
         state: Option<ActorStateAccess>,
     ) -> Arc<Activations> {
-        Arc::new_cyclic(|me| Activations {
+        Arc::new_cyclic(|me: &Weak<Activations>| Activations {
             map: Mutex::new(HashMap::new()),
             types,
-            metrics,
+            side: Arc::new(HostSide {
+                gate: gate.clone(),
+                sink: me.clone() as Weak<dyn ActivationSink>,
+                metrics,
+                state: state.clone(),
+            }),
             next_id: AtomicU64::new(1),
             gate,
             closed: std::sync::atomic::AtomicBool::new(false),
             state,
             wake: std::sync::OnceLock::new(),
             wakes_pending: Arc::default(),
-            me: me.clone(),
         })
     }
 
@@ -91,20 +96,14 @@ impl Activations {
                             )));
                         }
                         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-                        let sink: Weak<dyn ActivationSink> = self.me.clone();
-                        let activation = Activation::spawn(
-                            key.clone(),
+                        let activation = Activation::new(
+                            Arc::new(key.clone()),
                             id,
                             registered.channel,
                             registered.options,
-                            HostSide {
-                                gate: self.gate.clone(),
-                                sink,
-                                metrics: self.metrics.clone(),
-                                state: self.state.clone(),
-                            },
+                            self.side.clone(),
                         );
-                        map.insert(key.clone(), activation.clone());
+                        map.insert(activation.key.clone(), activation.clone());
                         return Ok(activation);
                     }
                 }
@@ -192,7 +191,7 @@ impl Activations {
         let mut keys: Vec<ActorKey> = map
             .iter()
             .filter(|(k, a)| actor_type.is_none_or(|t| k.actor_type == t) && !a.is_stopping())
-            .map(|(k, _)| k.clone())
+            .map(|(k, _)| ActorKey::clone(k))
             .collect();
         keys.sort();
         keys

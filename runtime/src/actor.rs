@@ -102,13 +102,14 @@ pub type ReentrantInvoker =
 /// How the host drives one actor type.
 pub trait ActorChannel: Send + Sync + 'static {
     /// Brings an actor to life (the app hears "activate"); the instance then takes its turns.
+    /// The key is the activation's own, shared rather than copied.
     fn activate(
         &self,
-        key: ActorKey,
+        key: Arc<ActorKey>,
     ) -> BoxFuture<'static, Result<Box<dyn ActorInstance>, CallError>>;
 }
 
-/// One activation of one actor, owned by its activation task.
+/// One activation of one actor: held by the activation, and by its driver while turns run.
 pub trait ActorInstance: Send + 'static {
     /// One turn.
     fn invoke(&mut self, call: Call) -> BoxFuture<'_, Result<Bytes, CallError>>;
@@ -133,13 +134,17 @@ impl ActorError {
 /// What an embedded actor's code can see and do during a turn.
 #[derive(Clone)]
 pub struct ActorContext {
-    key: ActorKey,
+    key: Arc<ActorKey>,
     call_chain_id: String,
     router: Weak<Router>,
 }
 
 impl ActorContext {
-    pub(crate) fn new(key: ActorKey, call_chain_id: String, router: Weak<Router>) -> ActorContext {
+    pub(crate) fn new(
+        key: Arc<ActorKey>,
+        call_chain_id: String,
+        router: Weak<Router>,
+    ) -> ActorContext {
         ActorContext {
             key,
             call_chain_id,

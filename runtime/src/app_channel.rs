@@ -142,7 +142,7 @@ struct AppTypeChannel {
 impl ActorChannel for AppTypeChannel {
     fn activate(
         &self,
-        key: ActorKey,
+        key: Arc<ActorKey>,
     ) -> BoxFuture<'static, Result<Box<dyn ActorInstance>, CallError>> {
         let connection = self.connection.clone();
         let gate = self.gate.clone();
@@ -169,7 +169,7 @@ impl ActorChannel for AppTypeChannel {
 
 struct AppInstance {
     connection: Arc<AppConnection>,
-    key: ActorKey,
+    key: Arc<ActorKey>,
     gate: ServingGate,
 }
 

@@ -29,7 +29,7 @@ impl EmbeddedChannel {
 impl ActorChannel for EmbeddedChannel {
     fn activate(
         &self,
-        key: ActorKey,
+        key: Arc<ActorKey>,
     ) -> BoxFuture<'static, Result<Box<dyn ActorInstance>, CallError>> {
         let mut actor = (self.factory)(&key);
         let router = self.router.clone();
@@ -46,7 +46,7 @@ impl ActorChannel for EmbeddedChannel {
 }
 
 struct EmbeddedInstance {
-    key: ActorKey,
+    key: Arc<ActorKey>,
     actor: Box<dyn Actor>,
     router: Weak<Router>,
 }

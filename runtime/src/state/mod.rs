@@ -36,7 +36,8 @@ pub const MAX_TRANSACTION_OPERATIONS: usize = 10_000;
 /// Longest a ttl may be (100 years), so expiry instants never overflow.
 pub const MAX_TTL_SECONDS: u64 = 100 * 365 * 24 * 3600;
 
-/// The epoch of one activation's claim on its actor; each claim is greater than the last.
+/// The epoch of one activation's claim on its actor; each claim is greater than the last, and
+/// the first is 1 (0 never names a claim).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Epoch(pub u64);
 

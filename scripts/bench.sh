@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
 # The benchmark suite in one command (benches/README.md, "Suite"): builds in release mode, then
-#   1. `cargo bench --bench invoke`: embedded actors over gRPC against bare tonic, in process;
-#   2. the peer actor crates (actix, ractor, kameo; benches/peers, a workspace of its own);
-#   3. Ray actors (benches/peers/ray_bench.py; installs `ray` from PyPI if missing, and skips
+#   1. the `invoke` bench: embedded actors over gRPC against bare tonic, in process;
+#   2. the `state` bench (sled and a private PostgreSQL) and the `reminders` bench;
+#   3. the peer actor crates (actix, ractor, kameo; benches/peers, a workspace of its own);
+#   4. Ray actors (benches/peers/ray_bench.py; installs `ray` from PyPI if missing, and skips
 #      Ray if that fails);
-#   4. `cargo bench --bench state` (sled and a private PostgreSQL) and `--bench reminders`;
-#   5. `cargo bench --bench suite`: 1 placement node + 3 hosts of the `rookery` binary with
-#      their apps as processes, against a bare tonic echo server and proxy, folding in 1-4.
+#   5. the suite: 1 placement node + 3 hosts of the `rookery` binary with their apps as
+#      processes, against a bare tonic echo server and proxy, folding in 1-4.
 # Results: target/bench-results/ (suite.json, suite.md, suite-latency.png,
 # suite-throughput.png, invoke.json, peers.json, ray.json, state.json, reminders.json,
 # suite-logs/).
 #
-# Options: --no-peers (skip 2 and 3), --quick (a short smoke run of the suite).
+# Options: --no-peers (skip 3 and 4), --quick (a short smoke run of the suite; skips 1 and 2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"

@@ -70,12 +70,18 @@ struct Timing {
 }
 
 fn timing() -> Timing {
+    let storm = |default: usize| {
+        std::env::var("ROOKERY_SUITE_STORM")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
     if std::env::var_os("ROOKERY_SUITE_QUICK").is_some() {
         Timing {
             warmup: Duration::from_millis(300),
             sweep: Duration::from_millis(700),
             measure: Duration::from_secs(1),
-            storm: 1_000,
+            storm: storm(1_000),
             idle: 2_000,
         }
     } else {
@@ -83,10 +89,7 @@ fn timing() -> Timing {
             warmup: Duration::from_secs(1),
             sweep: Duration::from_secs(3),
             measure: Duration::from_secs(5),
-            storm: std::env::var("ROOKERY_SUITE_STORM")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(STORM_ACTORS),
+            storm: storm(STORM_ACTORS),
             idle: IDLE_ACTORS,
         }
     }
@@ -149,15 +152,28 @@ async fn run(progress: &ProgressBar) -> Value {
     let logs = dir.join("suite-logs");
     std::fs::create_dir_all(&logs).expect("results dir");
     let transport = TcpTransport::shared();
-    let step = |message: &str| {
-        progress.set_message(message.to_owned());
-        progress.inc(1);
-    };
 
     progress.set_message("starting the servers and the cluster");
     let (echo_proc, echo_addr) = cluster::spawn_server("echo", &["echo"]);
     let (proxy_proc, proxy_addr) = cluster::spawn_server("proxy", &["proxy", &echo_addr]);
     let cluster = Cluster::start(&transport, &logs).await;
+    // The hosts' resident memory as each step begins: where it grows.
+    let host_status_paths: Vec<String> = cluster
+        .hosts
+        .iter()
+        .map(|h| format!("/proc/{}/status", h.proc.pid()))
+        .collect();
+    let hosts_rss_by_step = std::cell::RefCell::new(Vec::new());
+    let step = |message: &str| {
+        let hosts_rss: u64 = host_status_paths.iter().map(|p| cluster::rss_of(p)).sum();
+        if hosts_rss > 0 {
+            hosts_rss_by_step
+                .borrow_mut()
+                .push(json!({"step": message, "hosts_rss_bytes": hosts_rss}));
+        }
+        progress.set_message(message.to_owned());
+        progress.inc(1);
+    };
     let echo = ActorsClient::new(net::channel(&transport, &echo_addr).expect("address"));
     let proxy = ActorsClient::new(net::channel(&transport, &proxy_addr).expect("address"));
     let hosts: Vec<_> = cluster
@@ -396,7 +412,10 @@ async fn run(progress: &ProgressBar) -> Value {
         storm_ids.clone(),
         Pick::PerSlot,
     );
+    let (storm_hosts_before, _) = cluster.rss();
     let storm = load::each_once("storm", &storm_target, CONCURRENCY).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (storm_hosts_after, _) = cluster.rss();
     step("steady state over the storm's actors");
     let steady = target(hosts.clone(), COUNTER, "get", storm_ids, Pick::Random);
     runs.push(load::closed("steady", &steady, CONCURRENCY, t.warmup, t.measure).await);
@@ -433,6 +452,15 @@ async fn run(progress: &ProgressBar) -> Value {
         "app_bytes_per_activation":
             (apps_after.saturating_sub(apps_before) as f64 / alive.max(1) as f64).round(),
     });
+    let mut storm_json = storm.json();
+    storm_json["hosts_rss_before_bytes"] = json!(storm_hosts_before);
+    storm_json["hosts_rss_after_bytes"] = json!(storm_hosts_after);
+    storm_json["host_bytes_per_actor"] =
+        json!((storm_hosts_after.saturating_sub(storm_hosts_before) as f64
+            / storm.calls.max(1) as f64)
+            .round());
+    step("done with the cluster");
+    let hosts_rss_by_step = hosts_rss_by_step.take();
     let processes = cluster.process_names();
     drop(cluster);
     drop(proxy_proc);
@@ -545,7 +573,8 @@ async fn run(progress: &ProgressBar) -> Value {
         "measure_s": t.measure.as_secs_f64(),
         "processes": processes,
         "runs": runs_json,
-        "storm": storm.json(),
+        "storm": storm_json,
+        "hosts_rss_by_step": hosts_rss_by_step,
         "storm_actors": t.storm,
         "idle_memory": idle_memory,
         "in_process": in_process,
@@ -587,7 +616,7 @@ fn main() {
     }
     // After the cluster starts; the sweep; non-owner, hot actor, state, 6 open loops, storm,
     // steady, memory, in process, plots.
-    let steps = 1 + SWEEP.len() as u64 * 4 + 1 + 1 + 1 + 6 + 2 + 1 + 1 + 1;
+    let steps = 1 + SWEEP.len() as u64 * 4 + 1 + 1 + 1 + 6 + 2 + 1 + 1 + 1 + 1;
     let progress = ProgressBar::new(steps).with_style(
         ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
             .expect("template")

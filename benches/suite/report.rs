@@ -246,12 +246,13 @@ pub fn markdown(results: &Value) -> String {
     let memory = &results["idle_memory"];
     let _ = writeln!(
         out,
-        "\nActivation storm: {} new Counter actors over 3 hosts, {} activations/s (p50 {} µs, p99 {} µs, {} errors).",
+        "\nActivation storm: {} new Counter actors over 3 hosts, {} activations/s (p50 {} µs, p99 {} µs, {} errors); the hosts' RSS grew by {} bytes per actor.",
         num(&storm["calls"]),
         num(&storm["calls_per_s"]),
         num(&storm["p50_us"]),
         num(&storm["p99_us"]),
         num(&storm["errors"]),
+        num(&storm["host_bytes_per_actor"]),
     );
     let _ = writeln!(
         out,

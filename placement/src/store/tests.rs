@@ -74,8 +74,19 @@ fn register(host_id: &str) -> EntryPayload<TypeConfig> {
     })
 }
 
+/// Opens the data dir, waiting (up to a generous deadline) for a db of it dropped just before
+/// to release its lock: a `flush_async` job on sled's own threads can hold the db a moment
+/// after the flush it awaited has completed.
 fn open_all(path: &Path) -> (sled::Db, LogStore, StateMachineStore) {
-    let db = open(path).expect("open data dir");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let db = loop {
+        match open(path) {
+            Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            opened => break opened.expect("open data dir"),
+        }
+    };
     let (log, sm) = open_stores(&db, FlushMode::default()).expect("open stores");
     (db, log, sm)
 }

@@ -163,9 +163,10 @@ async fn run(progress: &ProgressBar) -> Value {
         .iter()
         .map(|h| format!("/proc/{}/status", h.proc.pid()))
         .collect();
+    let hosts_rss = || -> u64 { host_status_paths.iter().map(|p| cluster::rss_of(p)).sum() };
     let hosts_rss_by_step = std::cell::RefCell::new(Vec::new());
     let step = |message: &str| {
-        let hosts_rss: u64 = host_status_paths.iter().map(|p| cluster::rss_of(p)).sum();
+        let hosts_rss = hosts_rss();
         if hosts_rss > 0 {
             hosts_rss_by_step
                 .borrow_mut()
@@ -412,10 +413,10 @@ async fn run(progress: &ProgressBar) -> Value {
         storm_ids.clone(),
         Pick::PerSlot,
     );
-    let (storm_hosts_before, _) = cluster.rss();
+    let storm_hosts_before = hosts_rss();
     let storm = load::each_once("storm", &storm_target, CONCURRENCY).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let (storm_hosts_after, _) = cluster.rss();
+    let storm_hosts_after = hosts_rss();
     step("steady state over the storm's actors");
     let steady = target(hosts.clone(), COUNTER, "get", storm_ids, Pick::Random);
     runs.push(load::closed("steady", &steady, CONCURRENCY, t.warmup, t.measure).await);

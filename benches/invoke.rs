@@ -31,7 +31,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use rookery_placement::net::{self, SharedTransport, TcpTransport, Transport};
+use rookery_core::net::{self, SharedTransport, TcpTransport, Transport};
 use rookery_placement::node::{PlacementConfig, PlacementNode};
 use rookery_proto::v1::actors_client::ActorsClient;
 use rookery_proto::v1::actors_server::{Actors, ActorsServer};
@@ -40,9 +40,9 @@ use rookery_proto::v1::{
     app_reply, app_to_host, host_to_app, ActorTypeOptions, AppReply, AppToHost, InvokeRequest,
     InvokeResponse, RegisterTypes,
 };
-use rookery_runtime::actor::{Actor, ActorContext, ActorError};
 use rookery_runtime::config::{ActorDefaults, HostConfig, TypeOptions};
 use rookery_runtime::host::Host;
+use rookery_runtime::{Actor, ActorContext, ActorError};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -243,7 +243,8 @@ async fn start_host(name: &str, placement: &str, dir: &std::path::Path) -> Host 
         data_dir: dir.join(name),
         max_request_bytes: rookery_runtime::config::DEFAULT_MAX_REQUEST_SIZE_MB * 1024 * 1024,
         actors: ActorDefaults::default(),
-        heartbeat_interval_ms: rookery_runtime::placement_client::DEFAULT_HEARTBEAT_INTERVAL_MS,
+        heartbeat_interval_ms:
+            rookery_runtime::cluster::placement_session::DEFAULT_HEARTBEAT_INTERVAL_MS,
         state: rookery_runtime::state::StoreConfig::Sled {
             path: dir.join(name).join("state"),
         },

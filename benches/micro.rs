@@ -9,17 +9,17 @@ use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion};
-use rookery_placement::schedule::parse_schedule;
-use rookery_runtime::activation::{Activation, ActivationSink, HostSide};
-use rookery_runtime::actor::{
-    Actor, ActorChannel, ActorContext, ActorError, ActorKey, Call, CallKind,
-};
+use futures::future::{BoxFuture, FutureExt};
+use rookery_core::schedule::parse_schedule;
+use rookery_runtime::actors::activation::{Activation, ActivationSink, HostSide};
+use rookery_runtime::actors::channel::{ActorChannel, ActorInstance, ReentrantInvoker};
+use rookery_runtime::cluster::lease::ServingGate;
+use rookery_runtime::cluster::table::TableState;
 use rookery_runtime::config::ActorDefaults;
-use rookery_runtime::embedded::EmbeddedChannel;
 use rookery_runtime::metrics::HostMetrics;
-use rookery_runtime::routing::{ServingGate, TableState};
 use rookery_runtime::state::sled_store::SledStore;
 use rookery_runtime::state::{validate_transaction, StateOp, StateStore};
+use rookery_runtime::{ActorKey, Call, CallError, CallKind};
 
 const NOW_MS: u64 = 1_764_547_200_000;
 
@@ -43,17 +43,29 @@ fn bench_schedules(c: &mut Criterion) {
     group.finish();
 }
 
+/// An actor type whose instances answer every call with its data.
 struct Echo;
 
-#[async_trait::async_trait]
-impl Actor for Echo {
-    async fn handle(
-        &mut self,
-        _ctx: &ActorContext,
-        _method: &str,
-        data: Bytes,
-    ) -> Result<Bytes, ActorError> {
-        Ok(data)
+impl ActorChannel for Echo {
+    fn activate(
+        &self,
+        _key: Arc<ActorKey>,
+    ) -> BoxFuture<'static, Result<Box<dyn ActorInstance>, CallError>> {
+        async { Ok(Box::new(Echo) as Box<dyn ActorInstance>) }.boxed()
+    }
+}
+
+impl ActorInstance for Echo {
+    fn invoke(&mut self, call: Call) -> BoxFuture<'_, Result<Bytes, CallError>> {
+        async move { Ok(call.data) }.boxed()
+    }
+
+    fn reentrant_invoker(&self) -> Option<ReentrantInvoker> {
+        None
+    }
+
+    fn deactivate(self: Box<Self>) -> BoxFuture<'static, Result<(), CallError>> {
+        async { Ok(()) }.boxed()
     }
 }
 
@@ -62,8 +74,8 @@ impl ActivationSink for NoSink {
     fn finished(&self, _key: &ActorKey, _activation_id: u64) {}
 }
 
-/// One call queued in an activation's mailbox, run as a turn of an embedded actor, answered:
-/// the dispatch every local call pays after routing.
+/// One call queued in an activation's mailbox, run as a turn of an echo actor, answered: the
+/// dispatch every local call pays after routing, before its channel.
 fn bench_mailbox(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -71,8 +83,7 @@ fn bench_mailbox(c: &mut Criterion) {
         .expect("runtime");
     let (_state, table) = tokio::sync::watch::channel(TableState::default());
     let activation = runtime.block_on(async {
-        let factory = Arc::new(|_: &ActorKey| Box::new(Echo) as Box<dyn Actor>);
-        let channel: Arc<dyn ActorChannel> = Arc::new(EmbeddedChannel::new(factory, Weak::new()));
+        let channel: Arc<dyn ActorChannel> = Arc::new(Echo);
         let sink: Weak<dyn ActivationSink> = Weak::<NoSink>::new();
         Activation::new(
             Arc::new(ActorKey::new("Echo", "e1")),
@@ -96,7 +107,7 @@ fn bench_mailbox(c: &mut Criterion) {
         call_chain_id: String::new(),
         kind: CallKind::Method,
     };
-    c.bench_function("mailbox_dispatch_embedded", |b| {
+    c.bench_function("mailbox_dispatch", |b| {
         b.iter(|| {
             runtime
                 .block_on(activation.call(call.clone()))

@@ -8,11 +8,11 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use rookery_placement::net::TcpTransport;
+use rookery_core::net::TcpTransport;
+use rookery_core::table::HostInfo;
 use rookery_placement::node::{PlacementConfig, PlacementNode};
 use rookery_placement::state::Command;
-use rookery_placement::table::HostInfo;
-use rookery_runtime::placement_client::{PlacementClient, PlacementClientConfig};
+use rookery_runtime::cluster::placement_session::{PlacementSession, PlacementSessionConfig};
 use tokio::sync::watch;
 
 /// Membership changes committed for the latency figure.
@@ -111,7 +111,7 @@ async fn commit_latency() {
 }
 
 async fn wait_all(
-    states: &mut [watch::Receiver<rookery_runtime::routing::TableState>],
+    states: &mut [watch::Receiver<rookery_runtime::cluster::table::TableState>],
     version: u64,
 ) {
     for state in states.iter_mut() {
@@ -135,21 +135,19 @@ async fn rounds(host_count: usize) {
         .expect("node");
     wait_for_leader(std::slice::from_ref(&node)).await;
     let placement = vec![members[&1].clone()];
-    let clients: Vec<PlacementClient> = (0..host_count)
+    let clients: Vec<PlacementSession> = (0..host_count)
         .map(|i| {
-            PlacementClient::spawn(
-                PlacementClientConfig {
+            PlacementSession::spawn_without_actors(
+                PlacementSessionConfig {
                     placement: placement.clone(),
                     host: host(i),
                     heartbeat_interval_ms: 500,
-                    on_update: None,
-                    active_actors: None,
                 },
                 TcpTransport::shared(),
             )
         })
         .collect();
-    let mut states: Vec<_> = clients.iter().map(PlacementClient::subscribe).collect();
+    let mut states: Vec<_> = clients.iter().map(PlacementSession::subscribe).collect();
     // Every host registered: the table lists them all.
     for state in states.iter_mut() {
         tokio::time::timeout(
@@ -166,13 +164,11 @@ async fn rounds(host_count: usize) {
         .expect("client alive");
     }
     // One extra host flips its actor types: each flip is one membership change, one round.
-    let extra = PlacementClient::spawn(
-        PlacementClientConfig {
+    let extra = PlacementSession::spawn_without_actors(
+        PlacementSessionConfig {
             placement,
             host: host(host_count),
             heartbeat_interval_ms: 500,
-            on_update: None,
-            active_actors: None,
         },
         TcpTransport::shared(),
     );

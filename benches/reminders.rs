@@ -14,15 +14,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use rookery_placement::net::TcpTransport;
+use rookery_core::net::TcpTransport;
+use rookery_core::reminders::{Reminder, ReminderKey};
+use rookery_core::schedule::Schedule;
 use rookery_placement::node::{PlacementConfig, PlacementNode};
-use rookery_placement::reminders::{Reminder, ReminderIndex, ReminderKey};
-use rookery_placement::schedule::Schedule;
+use rookery_placement::reminder_index::ReminderIndex;
 use rookery_proto::v1::reminders_client::RemindersClient;
 use rookery_proto::v1::{CreateActorReminderRequest, ReminderRef};
-use rookery_runtime::actor::{Actor, ActorContext, ActorError, ActorKey, ReminderTick};
 use rookery_runtime::config::{ActorDefaults, HostConfig};
 use rookery_runtime::host::Host;
+use rookery_runtime::{Actor, ActorContext, ActorError, ActorKey, ReminderTick};
 use serde_json::{json, Value};
 
 /// Reminders registered for the registration rate (and then fired for the firing rate).

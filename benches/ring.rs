@@ -10,8 +10,8 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use rookery_placement::ring::{HashRing, DEFAULT_VNODES_PER_HOST};
-use rookery_placement::table::{HostInfo, PlacementTable, TableVersion};
+use rookery_core::ring::{HashRing, DEFAULT_VNODES_PER_HOST};
+use rookery_core::table::{HostInfo, PlacementTable, TableVersion};
 
 /// Hosts in the tables of the build and derive benchmarks: a large cluster, where building
 /// rings is slow enough to matter.

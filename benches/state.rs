@@ -19,10 +19,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use rookery_runtime::actor::ActorKey;
 use rookery_runtime::state::postgres_store::{PostgresConfig, PostgresStore, DEFAULT_TABLE_NAME};
 use rookery_runtime::state::sled_store::SledStore;
 use rookery_runtime::state::{StateOp, StateStore};
+use rookery_runtime::ActorKey;
 use serde_json::{json, Value};
 
 const ONE_ACTOR_TRANSACTIONS: usize = 2_000;

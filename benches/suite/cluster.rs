@@ -11,11 +11,11 @@ use std::time::{Duration, Instant};
 // picked and released can come back from the OS to the next caller).
 use crate::support::free_port;
 
-use rookery_placement::net::{self, SharedTransport};
+use rookery_core::net::{self, SharedTransport};
+use rookery_proto::internal::v1::host_internal_client::HostInternalClient;
+use rookery_proto::internal::v1::placement_client::PlacementClient;
+use rookery_proto::internal::v1::{GetStatusRequest, ListActivationsRequest};
 use rookery_proto::v1::actors_client::ActorsClient;
-use rookery_proto::v1::host_internal_client::HostInternalClient;
-use rookery_proto::v1::placement_client::PlacementClient;
-use rookery_proto::v1::{GetStatusRequest, ListActivationsRequest};
 use tonic::transport::Channel;
 
 /// Bound on the cluster coming up.

@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use rookery_placement::net::TcpTransport;
+use rookery_core::net::TcpTransport;
 use rookery_placement::node::{PlacementConfig, PlacementNode};
-use rookery_runtime::actor::{Actor, ActorContext, ActorError, ActorKey, Call, CallKind};
 use rookery_runtime::config::{ActorDefaults, HostConfig, TypeOptions};
 use rookery_runtime::host::Host;
+use rookery_runtime::{Actor, ActorContext, ActorError, ActorKey, Call, CallKind};
 use serde_json::{json, Value};
 
 use crate::support::free_port;
@@ -123,7 +123,8 @@ pub async fn run() -> Value {
         data_dir: dir.path().join("host"),
         max_request_bytes: rookery_runtime::config::DEFAULT_MAX_REQUEST_SIZE_MB * 1024 * 1024,
         actors: ActorDefaults::default(),
-        heartbeat_interval_ms: rookery_runtime::placement_client::DEFAULT_HEARTBEAT_INTERVAL_MS,
+        heartbeat_interval_ms:
+            rookery_runtime::cluster::placement_session::DEFAULT_HEARTBEAT_INTERVAL_MS,
         state: rookery_runtime::state::StoreConfig::Sled {
             path: dir.path().join("host").join("state"),
         },

@@ -46,7 +46,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use rookery_placement::net::{self, TcpTransport};
+use rookery_core::net::{self, TcpTransport};
 use rookery_proto::v1::actors_client::ActorsClient;
 use serde_json::{json, Value};
 

@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use rookery_placement::net::{self, SharedTransport, TcpTransport, Transport};
+use rookery_core::net::{self, SharedTransport, TcpTransport, Transport};
 use rookery_proto::v1::actors_client::ActorsClient;
 use rookery_proto::v1::actors_server::{Actors, ActorsServer};
 use rookery_proto::v1::app_channel_client::AppChannelClient;

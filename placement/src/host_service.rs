@@ -8,8 +8,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use futures::Stream;
-use rookery_proto::v1::placement_server::Placement;
-use rookery_proto::v1::{
+use rookery_proto::internal::v1::placement_server::Placement;
+use rookery_proto::internal::v1::{
     host_report::Report, GetStatusRequest, HostReport, HostStatus, OrderPhase, PlacementOrder,
     PlacementStatus, RaftMember,
 };
@@ -18,10 +18,10 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::leader::{not_leader_order, to_wire_host, Coordinator, ORDER_QUEUE_CAPACITY};
+use crate::leader::{not_leader_order, Coordinator, ORDER_QUEUE_CAPACITY};
 use crate::raft_types::{NodeId, PlacementRaft};
 use crate::store::AppliedState;
-use crate::table::HostInfo;
+use rookery_core::table::HostInfo;
 
 pub struct HostService {
     raft: PlacementRaft,
@@ -47,7 +47,7 @@ impl HostService {
     }
 }
 
-fn host_info(registration: rookery_proto::v1::HostRegistration) -> HostInfo {
+fn host_info(registration: rookery_proto::internal::v1::HostRegistration) -> HostInfo {
     HostInfo {
         id: registration.host_id,
         address: registration.address,
@@ -161,7 +161,7 @@ impl Placement for HostService {
             .map(|host| {
                 let health = health.get(&host.id).copied();
                 HostStatus {
-                    host: Some(to_wire_host(host)),
+                    host: Some(host.to_wire()),
                     connected: health.is_some(),
                     last_heartbeat_age_ms: health.map(|(age, _)| age),
                     active_actors: health.map(|(_, active)| active),

@@ -1,6 +1,6 @@
 //! The operational HTTP endpoint of a placement node: `/healthz` and Prometheus `/metrics`.
 //!
-//! Served by the operational listener (`crate::ops_http`).
+//! Served by the operational listener (`rookery_core::ops_http`).
 
 use std::sync::Arc;
 
@@ -8,11 +8,11 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
-use tokio::sync::watch;
+use rookery_core::shutdown::Shutdown;
 
 use crate::metrics::PlacementMetrics;
-use crate::ops_http::OPENMETRICS_CONTENT_TYPE;
 use crate::raft_types::PlacementRaft;
+use rookery_core::ops_http::OPENMETRICS_CONTENT_TYPE;
 
 #[derive(Clone)]
 struct HttpState {
@@ -25,13 +25,13 @@ pub async fn serve(
     addr: String,
     raft: PlacementRaft,
     metrics: Arc<PlacementMetrics>,
-    shutdown: watch::Receiver<bool>,
+    shutdown: Shutdown,
 ) -> std::io::Result<(std::net::SocketAddr, tokio::task::JoinHandle<()>)> {
     let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
         .with_state(HttpState { raft, metrics });
-    crate::ops_http::serve(&addr, app, shutdown).await
+    rookery_core::ops_http::serve(&addr, app, shutdown.fired()).await
 }
 
 /// 200 while this node knows a leader (it is part of a working cluster), 503 otherwise.

@@ -21,9 +21,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::future::join_all;
-use rookery_proto::v1::{
-    placement_order::Order, HeartbeatAck, HostEntry, LockOrder, OrderPhase, PlacementOrder,
-    PlacementTable as WireTable, UnlockOrder,
+use rookery_proto::internal::v1::{
+    placement_order::Order, HeartbeatAck, LockOrder, OrderPhase, PlacementOrder, UnlockOrder,
 };
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::time::Instant;
@@ -33,19 +32,15 @@ use crate::metrics::PlacementMetrics;
 use crate::raft_types::{NodeId, PlacementRaft};
 use crate::state::Command;
 use crate::store::AppliedState;
-use crate::table::{HostInfo, PlacementTable, TableVersion};
+use rookery_core::shutdown::{shutdown_signal, Shutdown, ShutdownTrigger};
+use rookery_core::table::{HostInfo, TableVersion};
 
 /// Most host sessions one leader keeps; more registrations are refused.
 pub const MAX_HOST_SESSIONS: usize = 10_000;
 /// Orders queued to one host before it counts as not keeping up. Rounds wait for acks, so a
 /// healthy host never has more than one or two outstanding.
 pub const ORDER_QUEUE_CAPACITY: usize = 16;
-/// Longest accepted actor type name, in bytes.
-pub const MAX_ACTOR_TYPE_BYTES: usize = 256;
-/// Longest accepted host id, app id or address, in bytes.
-pub const MAX_HOST_FIELD_BYTES: usize = 1024;
-/// Most actor types one host may register.
-pub const MAX_ACTOR_TYPES_PER_HOST: usize = 1024;
+use rookery_core::limits::{MAX_ACTOR_TYPES_PER_HOST, MAX_ACTOR_TYPE_BYTES, MAX_HOST_FIELD_BYTES};
 
 /// Timing of the leader's duties.
 #[derive(Clone, Debug)]
@@ -231,10 +226,10 @@ impl Coordinator {
 
     /// Follows Raft leadership until `shutdown` fires: starts the leader's tasks on gaining
     /// leadership, and on losing it closes every host session so hosts go to the new leader.
-    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(self: Arc<Self>, shutdown: Shutdown) {
         let mut metrics = self.raft.metrics();
         // The running term's stop signal, its task, and the Raft term it leads.
-        let mut leading: Option<(watch::Sender<bool>, tokio::task::JoinHandle<()>, u64)> = None;
+        let mut leading: Option<(ShutdownTrigger, tokio::task::JoinHandle<()>, u64)> = None;
         // Re-checks now and then: a term's task may end on its own (it lost leadership while
         // catching up, or a commit failed), and the metrics feed coalesces changes, so a
         // leader → follower → leader flip may never be seen as such.
@@ -255,29 +250,29 @@ impl Coordinator {
                 .is_some_and(|(_, task, led)| !task.is_finished() && *led == term);
             if leading.is_some() && !(is_leader && current) {
                 if let Some((stop, _, _)) = leading.take() {
-                    let _ = stop.send(true);
+                    stop.fire();
                 }
                 self.step_down();
             }
             if is_leader && leading.is_none() {
-                let (stop_tx, stop_rx) = watch::channel(false);
+                let (stop_tx, stop_rx) = shutdown_signal();
                 let task = tokio::spawn(self.clone().lead(stop_rx));
                 leading = Some((stop_tx, task, term));
             }
             tokio::select! {
                 changed = metrics.changed() => if changed.is_err() { break },
                 _ = recheck.tick() => {}
-                _ = shutdown.changed() => break,
+                _ = shutdown.fired() => break,
             }
         }
         if let Some((stop, _, _)) = leading.take() {
-            let _ = stop.send(true);
+            stop.fire();
         }
         self.step_down();
     }
 
     /// One leadership term: catch up with the log, then disseminate and detect failures.
-    async fn lead(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+    async fn lead(self: Arc<Self>, stop: Shutdown) {
         // The new leader's state machine may lag the log it inherited; tables must never be
         // sent from a state older than one a host may already hold.
         tokio::select! {
@@ -285,7 +280,7 @@ impl Coordinator {
                 tracing::warn!(error = %e, "lost leadership before catching up");
                 return;
             },
-            _ = stop.changed() => return,
+            _ = stop.fired() => return,
         }
         {
             let mut term = self.term.lock().expect("term lock");
@@ -316,20 +311,20 @@ impl Coordinator {
     /// Confirms leadership with a quorum every `leadership_check_ms`. Leases are renewed only
     /// on a recent confirmation, so a leader cut off from its quorum stops renewing them before
     /// any new leader could be elected.
-    async fn confirm_leadership(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+    async fn confirm_leadership(self: Arc<Self>, stop: Shutdown) {
         let period = Duration::from_millis(self.config.leadership_check_ms.max(1));
         loop {
             let started = Instant::now();
             let confirmed = tokio::select! {
                 confirmed = self.raft.get_read_log_id() => confirmed.is_ok(),
-                _ = stop.changed() => return,
+                _ = stop.fired() => return,
             };
             if confirmed {
                 *self.confirmed_at.lock().expect("confirmed lock") = Some(started);
             }
             tokio::select! {
                 _ = tokio::time::sleep_until(started + period) => {}
-                _ = stop.changed() => return,
+                _ = stop.fired() => return,
             }
         }
     }
@@ -468,7 +463,7 @@ impl Coordinator {
 
     /// Removes hosts whose heartbeats stopped, and replicated hosts that stayed away longer
     /// than the host timeout (after a leader change, or after their session was dropped).
-    async fn detect_failures(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+    async fn detect_failures(self: Arc<Self>, stop: Shutdown) {
         let timeout = Duration::from_millis(self.config.host_timeout_ms);
         let period = (timeout / 4).max(Duration::from_millis(10));
         let mut ticker = tokio::time::interval(period);
@@ -476,7 +471,7 @@ impl Coordinator {
         loop {
             tokio::select! {
                 _ = ticker.tick() => {}
-                _ = stop.changed() => return,
+                _ = stop.fired() => return,
             }
             let now = Instant::now();
             let silent: Vec<(String, u64)> = {
@@ -511,7 +506,7 @@ impl Coordinator {
     }
 
     /// The dissemination task of one term.
-    async fn disseminate(&self, mut stop: watch::Receiver<bool>) {
+    async fn disseminate(&self, stop: Shutdown) {
         let debounce = Duration::from_millis(self.config.debounce_ms);
         loop {
             let has_pending = !self.term.lock().expect("term lock").pending.is_empty();
@@ -519,7 +514,7 @@ impl Coordinator {
                 // Let a burst of changes (several hosts starting, a rack failing) gather into one.
                 tokio::select! {
                     _ = tokio::time::sleep(debounce) => {}
-                    _ = stop.changed() => return,
+                    _ = stop.fired() => return,
                 }
                 let command = {
                     let mut term = self.term.lock().expect("term lock");
@@ -553,15 +548,15 @@ impl Coordinator {
                     }
                 }
             }
-            self.sync_sessions(&mut stop).await;
-            if *stop.borrow() {
+            self.sync_sessions(&stop).await;
+            if stop.is_fired() {
                 return;
             }
             let idle = self.term.lock().expect("term lock").pending.is_empty();
             if idle {
                 tokio::select! {
                     _ = self.wake.notified() => {}
-                    _ = stop.changed() => return,
+                    _ = stop.fired() => return,
                 }
             }
         }
@@ -608,7 +603,7 @@ impl Coordinator {
     }
 
     /// Brings every session to the current table: one round to all sessions behind it.
-    async fn sync_sessions(&self, stop: &mut watch::Receiver<bool>) {
+    async fn sync_sessions(&self, stop: &Shutdown) {
         let table = self
             .applied
             .borrow()
@@ -627,7 +622,7 @@ impl Coordinator {
         }
         let started = Instant::now();
         let version = table.version.0;
-        let wire = to_wire_table(&table);
+        let wire = table.to_wire();
         let phases = [
             (OrderPhase::Lock, Order::Lock(LockOrder { version })),
             (OrderPhase::Update, Order::Update(wire)),
@@ -651,7 +646,7 @@ impl Coordinator {
                     );
                     tokio::select! {
                         _ = tokio::time::sleep_until(until) => {}
-                        _ = stop.changed() => return,
+                        _ = stop.fired() => return,
                     }
                 }
             }
@@ -674,7 +669,7 @@ impl Coordinator {
             });
             let results = tokio::select! {
                 results = join_all(waits) => results,
-                _ = stop.changed() => return,
+                _ = stop.fired() => return,
             };
             let mut keep = Vec::with_capacity(alive.len());
             for ((host_id, session_id, acked), participant) in results.into_iter().zip(alive) {
@@ -821,27 +816,9 @@ pub fn not_leader_order(
     leader_address: Option<String>,
 ) -> PlacementOrder {
     PlacementOrder {
-        order: Some(Order::NotLeader(rookery_proto::v1::NotLeader {
+        order: Some(Order::NotLeader(rookery_proto::internal::v1::NotLeader {
             leader_id,
             leader_address: leader_address.unwrap_or_default(),
         })),
-    }
-}
-
-/// The table as it travels to hosts.
-pub fn to_wire_table(table: &PlacementTable) -> WireTable {
-    WireTable {
-        version: table.version.0,
-        vnodes_per_host: table.vnodes_per_host,
-        hosts: table.hosts.iter().map(to_wire_host).collect(),
-    }
-}
-
-pub fn to_wire_host(host: &HostInfo) -> HostEntry {
-    HostEntry {
-        host_id: host.id.clone(),
-        address: host.address.clone(),
-        app_id: host.app_id.clone(),
-        actor_types: host.actor_types.clone(),
     }
 }

@@ -1,8 +1,8 @@
 //! One placement node: opens its sled data dir, starts Raft, serves the `Placement` and
 //! `RaftPeer` gRPC services on one listener, runs the leader's duties and the HTTP endpoint.
 //!
-//! Shutdown is explicit: [`PlacementNode::shutdown`] signals every task over one watch
-//! channel, waits for the gRPC server and the coordinator to finish, then stops Raft and
+//! Shutdown is explicit: [`PlacementNode::shutdown`] fires the node's one shutdown
+//! signal, waits for the gRPC server and the coordinator to finish, then stops Raft and
 //! flushes sled.
 
 use std::collections::BTreeMap;
@@ -11,22 +11,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::BasicNode;
-use rookery_proto::v1::placement_server::PlacementServer;
-use rookery_proto::v1::raft_peer_server::RaftPeerServer;
-use tokio::sync::watch;
+use rookery_core::shutdown::{shutdown_signal, Shutdown, ShutdownTrigger};
+use rookery_proto::internal::v1::placement_server::PlacementServer;
+use rookery_proto::internal::v1::raft_peer_server::RaftPeerServer;
 use tokio::task::JoinHandle;
 
 use crate::host_service::HostService;
 use crate::leader::{Coordinator, LeaderConfig};
 use crate::metrics::PlacementMetrics;
-use crate::net::SharedTransport;
 use crate::peer_service::PeerService;
 use crate::raft_network::{PeerNetwork, MAX_RAFT_MESSAGE_BYTES};
 use crate::raft_types::{NodeId, PlacementRaft};
 use crate::reminder_service::ReminderService;
-use crate::ring::DEFAULT_VNODES_PER_HOST;
 use crate::store;
-use rookery_proto::v1::placement_reminders_server::PlacementRemindersServer;
+use rookery_core::net::SharedTransport;
+use rookery_core::ring::DEFAULT_VNODES_PER_HOST;
+use rookery_proto::internal::v1::placement_reminders_server::PlacementRemindersServer;
 
 /// Everything a placement node is configured with.
 #[derive(Clone, Debug)]
@@ -124,18 +124,15 @@ pub enum NodeError {
 async fn count_reminders(
     reminders: store::RemindersView,
     metrics: Arc<PlacementMetrics>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: Shutdown,
 ) {
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
-            _ = shutdown.changed() => return,
+            _ = shutdown.fired() => return,
         }
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or_default();
+        let now_ms = rookery_core::clock::now_ms();
         let (stored, overdue) = reminders.read(|index| {
             let overdue = index
                 .due_until(now_ms.saturating_sub(crate::metrics::OVERDUE_AFTER_MS))
@@ -153,7 +150,7 @@ pub struct PlacementNode {
     db: sled::Db,
     listen_addr: String,
     http_addr: Option<std::net::SocketAddr>,
-    shutdown: watch::Sender<bool>,
+    shutdown: ShutdownTrigger,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -206,7 +203,7 @@ impl PlacementNode {
         .await
         .map_err(|e| NodeError::Raft(e.to_string()))?;
 
-        let (shutdown, shutdown_rx) = watch::channel(false);
+        let (shutdown, shutdown_rx) = shutdown_signal();
         let metrics = Arc::new(PlacementMetrics::default());
         let coordinator = Coordinator::new(
             config.node_id,
@@ -240,7 +237,7 @@ impl PlacementNode {
             config.members.clone(),
             config.vnodes_per_host,
         );
-        let mut server_shutdown = shutdown_rx.clone();
+        let server_shutdown = shutdown_rx.fired();
         tasks.push(tokio::spawn(async move {
             let served = tonic::transport::Server::builder()
                 // Host sessions are long-lived streams: keep them honest about dead peers.
@@ -253,9 +250,7 @@ impl PlacementNode {
                         .max_decoding_message_size(MAX_RAFT_MESSAGE_BYTES)
                         .max_encoding_message_size(MAX_RAFT_MESSAGE_BYTES),
                 )
-                .serve_with_incoming_shutdown(incoming, async move {
-                    let _ = server_shutdown.wait_for(|stop| *stop).await;
-                })
+                .serve_with_incoming_shutdown(incoming, server_shutdown)
                 .await;
             if let Err(e) = served {
                 tracing::error!(error = %e, "placement gRPC server failed");
@@ -328,7 +323,7 @@ impl PlacementNode {
 
     /// Stops every task, then Raft, and flushes the data dir.
     pub async fn shutdown(self) {
-        let _ = self.shutdown.send(true);
+        self.shutdown.fire();
         for task in self.tasks {
             // Long-lived host streams may keep the server from finishing on its own.
             let abort = task.abort_handle();

@@ -3,8 +3,8 @@
 //! Trust boundary: this service is for placement peers only. It accepts any well-formed Raft
 //! message, so it must be reachable only on a network the placement nodes share.
 
-use rookery_proto::v1::raft_peer_server::RaftPeer;
-use rookery_proto::v1::RaftPayload;
+use rookery_proto::internal::v1::raft_peer_server::RaftPeer;
+use rookery_proto::internal::v1::RaftPayload;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tonic::{Request, Response, Status};

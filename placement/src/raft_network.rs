@@ -16,14 +16,14 @@ use openraft::raft::{
     VoteRequest, VoteResponse,
 };
 use openraft::BasicNode;
-use rookery_proto::v1::raft_peer_client::RaftPeerClient;
-use rookery_proto::v1::RaftPayload;
+use rookery_proto::internal::v1::raft_peer_client::RaftPeerClient;
+use rookery_proto::internal::v1::RaftPayload;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tonic::transport::Channel;
 
-use crate::net::{self, SharedTransport};
 use crate::raft_types::{NodeId, TypeConfig};
+use rookery_core::net::{self, SharedTransport};
 
 /// Largest Raft message a peer accepts; snapshots are sent in chunks well below it.
 pub const MAX_RAFT_MESSAGE_BYTES: usize = 64 * 1024 * 1024;

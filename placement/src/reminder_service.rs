@@ -8,8 +8,8 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use rookery_proto::v1::placement_reminders_server::PlacementReminders;
-use rookery_proto::v1::{
+use rookery_proto::internal::v1::placement_reminders_server::PlacementReminders;
+use rookery_proto::internal::v1::{
     CreateReminderRequest, DeleteReminderResponse, FetchDueRequest, ListRemindersRequest,
     ListRemindersResponse, RecordFiringsRequest, RecordFiringsResponse, ReminderKey as WireKey,
     StoredReminder,
@@ -18,19 +18,13 @@ use tokio::sync::watch;
 use tonic::{Request, Response, Status};
 
 use crate::raft_types::{NodeId, PlacementRaft};
-use crate::reminders::{
-    validate_key, Firing, Outcome, Reminder, ReminderKey, MAX_REMINDERS_PER_PAGE,
-    MAX_REMINDER_DATA_BYTES,
-};
-use crate::schedule::{Period, Schedule};
+use crate::reminder_index::{Firing, Outcome, MAX_REMINDERS_PER_PAGE};
 use crate::state::Command;
 use crate::store::{AppliedState, RemindersView};
-use crate::table::TableVersion;
+use rookery_core::reminders::{key_from_wire, reminder_from_wire, reminder_to_wire, LEADER_KEY};
+use rookery_core::table::TableVersion;
 
-/// Metadata key naming the leader's address in a follower's refusal.
-pub const LEADER_KEY: &str = "rookery-leader";
-
-type Rings = Arc<crate::table::SharedRings>;
+type Rings = Arc<rookery_core::table::SharedRings>;
 
 /// Commands gathered into one Raft entry at most; a bound on one entry's size.
 pub const MAX_COMMANDS_PER_PROPOSAL: usize = 1_024;
@@ -127,77 +121,6 @@ pub struct ReminderService {
     vnodes_per_host: u32,
     /// Rings of the current table, built once per version for fetches.
     rings: Mutex<Option<(TableVersion, Rings)>>,
-}
-
-pub fn key_from_wire(key: Option<WireKey>) -> Result<ReminderKey, Status> {
-    let key = key.ok_or_else(|| Status::invalid_argument("reminder key is missing"))?;
-    let key = ReminderKey {
-        actor_type: key.actor_type,
-        actor_id: key.actor_id,
-        name: key.name,
-    };
-    validate_key(&key).map_err(Status::invalid_argument)?;
-    Ok(key)
-}
-
-pub fn key_to_wire(key: &ReminderKey) -> WireKey {
-    WireKey {
-        actor_type: key.actor_type.clone(),
-        actor_id: key.actor_id.clone(),
-        name: key.name.clone(),
-    }
-}
-
-pub fn reminder_to_wire(reminder: &Reminder) -> StoredReminder {
-    StoredReminder {
-        key: Some(key_to_wire(&reminder.key)),
-        data: reminder.data.clone(),
-        due_at_ms: reminder.schedule.due_at_ms,
-        period_ms: reminder.schedule.period.map(|p| p.every_ms).unwrap_or(0),
-        repetitions: reminder
-            .schedule
-            .period
-            .and_then(|p| p.repetitions)
-            .unwrap_or(0),
-        expires_at_ms: reminder.schedule.expires_at_ms.unwrap_or(0),
-        next_due_ms: reminder.next_due_ms,
-        fired_count: reminder.fired_count,
-    }
-}
-
-/// A reminder as a host or client describes it; progress starts afresh.
-pub fn reminder_from_wire(wire: StoredReminder) -> Result<Reminder, Status> {
-    let key = key_from_wire(wire.key)?;
-    if wire.data.len() > MAX_REMINDER_DATA_BYTES {
-        return Err(Status::resource_exhausted(format!(
-            "reminder data of {} bytes is over the limit of {MAX_REMINDER_DATA_BYTES}",
-            wire.data.len()
-        )));
-    }
-    let period = (wire.period_ms > 0).then_some(Period {
-        every_ms: wire.period_ms,
-        repetitions: (wire.repetitions > 0).then_some(wire.repetitions),
-    });
-    if wire.period_ms == 0 && wire.repetitions > 0 {
-        return Err(Status::invalid_argument("repetitions need a period"));
-    }
-    let expires_at_ms = (wire.expires_at_ms > 0).then_some(wire.expires_at_ms);
-    if expires_at_ms.is_some_and(|expires| expires < wire.due_at_ms) {
-        return Err(Status::invalid_argument(
-            "the reminder expires before it is due",
-        ));
-    }
-    Ok(Reminder {
-        key,
-        data: wire.data,
-        schedule: Schedule {
-            due_at_ms: wire.due_at_ms,
-            period,
-            expires_at_ms,
-        },
-        next_due_ms: wire.due_at_ms,
-        fired_count: 0,
-    })
 }
 
 impl ReminderService {

@@ -8,8 +8,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::reminders::{Firing, Outcome, Reminder, ReminderKey};
-use crate::table::{HostInfo, PlacementTable, TableVersion};
+use crate::reminder_index::{Firing, Outcome};
+use rookery_core::reminders::{Reminder, ReminderKey};
+use rookery_core::table::{HostInfo, PlacementTable, TableVersion};
 
 /// State every placement node holds once it has applied the log.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

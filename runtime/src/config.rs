@@ -32,6 +32,19 @@ pub struct TypeOptions {
 }
 
 impl TypeOptions {
+    /// The first option that must be positive and is not, if any.
+    pub fn invalid_field(&self) -> Option<&'static str> {
+        [
+            ("idle_timeout_ms", self.idle_timeout_ms),
+            ("call_timeout_ms", self.call_timeout_ms),
+            ("drain_timeout_ms", self.drain_timeout_ms),
+            ("max_reentrancy_depth", u64::from(self.max_reentrancy_depth)),
+        ]
+        .into_iter()
+        .find(|(_, value)| *value == 0)
+        .map(|(field, _)| field)
+    }
+
     pub fn idle_timeout(&self) -> Duration {
         Duration::from_millis(self.idle_timeout_ms)
     }
@@ -81,21 +94,17 @@ impl ActorDefaults {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        let positive = [
-            ("idle_timeout_ms", self.idle_timeout_ms),
-            ("scan_interval_ms", self.scan_interval_ms),
-            ("drain_timeout_ms", self.drain_timeout_ms),
-            ("call_timeout_ms", self.call_timeout_ms),
-            ("max_reentrancy_depth", u64::from(self.max_reentrancy_depth)),
-        ];
-        for (field, value) in positive {
-            if value == 0 {
-                return Err(ConfigError::Invalid(format!(
-                    "actors.{field} must be greater than 0"
-                )));
-            }
+        let invalid = if self.scan_interval_ms == 0 {
+            Some("scan_interval_ms")
+        } else {
+            self.type_options().invalid_field()
+        };
+        match invalid {
+            Some(field) => Err(ConfigError::Invalid(format!(
+                "actors.{field} must be greater than 0"
+            ))),
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 

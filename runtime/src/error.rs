@@ -1,8 +1,11 @@
-//! Errors of an actor call, and their one mapping to gRPC status codes.
+//! Errors of an actor call: their one mapping to gRPC status codes for clients, and their
+//! typed form between hosts (`ForwardError` of the internal protocol), so no message text or
+//! metadata carries meaning from one host to another.
 //!
 //! Retryable errors (`Moved`, `Unavailable`) are retried by the router until the caller's
 //! deadline; the others reach the caller at once.
 
+use rookery_proto::internal::v1::{ForwardError, ForwardErrorKind};
 use tonic::{Code, Status};
 
 /// Response metadata key marking an error returned by the actor's own code.
@@ -68,45 +71,106 @@ impl CallError {
         matches!(self, CallError::Unavailable(_) | CallError::Moved(_))
     }
 
-    /// Reads an error back from a forwarded call's status.
-    pub fn from_status(status: &Status) -> CallError {
-        let message = status.message().to_owned();
-        let marked = |key: &str, value: Option<&str>| {
-            status
-                .metadata()
-                .get(key)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| value.is_none_or(|want| v == want))
+    /// Whether the actor may have started the call that failed so (false: it surely did not,
+    /// so sending it again cannot run it twice).
+    pub fn may_have_run(&self) -> bool {
+        matches!(
+            self,
+            CallError::Application(_)
+                | CallError::DeadlineExceeded(_)
+                | CallError::AppDisconnected(_)
+                | CallError::Fenced(_)
+                | CallError::Internal(_)
+        )
+    }
+
+    /// The error as a forwarded call's owner reports it (the internal protocol).
+    pub fn to_forward_error(&self) -> ForwardError {
+        let kind = match self {
+            CallError::InvalidArgument(_) => ForwardErrorKind::InvalidArgument,
+            CallError::UnknownType(_) => ForwardErrorKind::UnknownType,
+            CallError::TooLarge(_) => ForwardErrorKind::TooLarge,
+            CallError::Application(_) => ForwardErrorKind::Application,
+            CallError::DeadlineExceeded(_) => ForwardErrorKind::DeadlineExceeded,
+            CallError::Unavailable(_) => ForwardErrorKind::Unavailable,
+            CallError::Moved(_) => ForwardErrorKind::Moved,
+            CallError::Reentrancy(_) => ForwardErrorKind::Reentrancy,
+            CallError::Overloaded(_) => ForwardErrorKind::Overloaded,
+            CallError::AppDisconnected(_) => ForwardErrorKind::AppDisconnected,
+            CallError::FailedPrecondition(_) => ForwardErrorKind::FailedPrecondition,
+            CallError::Fenced(_) => ForwardErrorKind::Fenced,
+            CallError::StoreUnavailable(_) => ForwardErrorKind::StateStoreUnavailable,
+            CallError::Internal(_) => ForwardErrorKind::Internal,
         };
+        let message = match self {
+            // The type name alone: `Display` adds the sentence around it.
+            CallError::UnknownType(actor_type) => actor_type.clone(),
+            other => other.message().to_owned(),
+        };
+        ForwardError {
+            kind: kind as i32,
+            message,
+            may_have_run: self.may_have_run(),
+        }
+    }
+
+    /// An error a forwarded call's owner reported.
+    pub fn from_forward_error(error: ForwardError) -> CallError {
+        let m = error.message;
+        match ForwardErrorKind::try_from(error.kind).unwrap_or(ForwardErrorKind::Unspecified) {
+            ForwardErrorKind::InvalidArgument => CallError::InvalidArgument(m),
+            ForwardErrorKind::UnknownType => CallError::UnknownType(m),
+            ForwardErrorKind::TooLarge => CallError::TooLarge(m),
+            ForwardErrorKind::Application => CallError::Application(m),
+            ForwardErrorKind::DeadlineExceeded => CallError::DeadlineExceeded(m),
+            ForwardErrorKind::Unavailable => CallError::Unavailable(m),
+            ForwardErrorKind::Moved => CallError::Moved(m),
+            ForwardErrorKind::Reentrancy => CallError::Reentrancy(m),
+            ForwardErrorKind::Overloaded => CallError::Overloaded(m),
+            ForwardErrorKind::AppDisconnected => CallError::AppDisconnected(m),
+            ForwardErrorKind::FailedPrecondition => CallError::FailedPrecondition(m),
+            ForwardErrorKind::Fenced => CallError::Fenced(m),
+            ForwardErrorKind::StateStoreUnavailable => CallError::StoreUnavailable(m),
+            ForwardErrorKind::Internal => CallError::Internal(m),
+            ForwardErrorKind::Unspecified => {
+                CallError::Internal(format!("forward failed with an unknown error kind: {m}"))
+            }
+        }
+    }
+
+    /// The failure of a forward itself (no answer from the owner): the connection could not
+    /// be made or broke mid-call. Retryable like UNAVAILABLE.
+    pub fn from_forward_status(status: &Status) -> CallError {
+        let message = status.message().to_owned();
         match status.code() {
-            Code::FailedPrecondition if marked(MOVED_KEY, None) => CallError::Moved(message),
-            Code::FailedPrecondition if marked(APPLICATION_ERROR_KEY, Some(FENCED_VALUE)) => {
-                CallError::Fenced(message)
-            }
-            Code::Unavailable if marked(APPLICATION_ERROR_KEY, Some(STATE_STORE_VALUE)) => {
-                CallError::StoreUnavailable(message)
-            }
-            Code::FailedPrecondition => CallError::Reentrancy(message),
-            Code::Unknown if marked(APPLICATION_ERROR_KEY, Some(APPLICATION_ERROR_VALUE)) => {
-                CallError::Application(message)
-            }
-            Code::Unavailable if marked(APPLICATION_ERROR_KEY, Some(APP_DISCONNECTED_VALUE)) => {
-                CallError::AppDisconnected(message)
-            }
-            Code::InvalidArgument => CallError::InvalidArgument(message),
-            Code::NotFound => CallError::UnknownType(message),
-            Code::ResourceExhausted if message.contains("mailbox") => {
-                CallError::Overloaded(message)
-            }
-            Code::ResourceExhausted => CallError::TooLarge(message),
             Code::DeadlineExceeded => CallError::DeadlineExceeded(message),
-            // CANCELLED from a forward is the connection to the owner dropping mid-call (the
-            // owner died): retryable like UNAVAILABLE.
-            Code::Cancelled => CallError::Unavailable(message),
-            // A bare UNKNOWN is what tonic reports for a connection that broke mid-call (the
-            // peer died): our hosts only send UNKNOWN marked as an application error.
-            Code::Unavailable | Code::Aborted | Code::Unknown => CallError::Unavailable(message),
-            _ => CallError::Internal(format!("{}: {message}", status.code())),
+            Code::ResourceExhausted => CallError::TooLarge(message),
+            // CANCELLED is the connection to the owner dropping mid-call (the owner died), a
+            // bare UNKNOWN what tonic reports for a connection that broke mid-call.
+            Code::Unavailable | Code::Cancelled | Code::Aborted | Code::Unknown => {
+                CallError::Unavailable(message)
+            }
+            code => CallError::Internal(format!("forward failed: {code}: {message}")),
+        }
+    }
+
+    /// The message, without the variant's framing.
+    fn message(&self) -> &str {
+        match self {
+            CallError::InvalidArgument(m)
+            | CallError::UnknownType(m)
+            | CallError::TooLarge(m)
+            | CallError::Application(m)
+            | CallError::DeadlineExceeded(m)
+            | CallError::Unavailable(m)
+            | CallError::Moved(m)
+            | CallError::Reentrancy(m)
+            | CallError::Overloaded(m)
+            | CallError::AppDisconnected(m)
+            | CallError::FailedPrecondition(m)
+            | CallError::Fenced(m)
+            | CallError::StoreUnavailable(m)
+            | CallError::Internal(m) => m,
         }
     }
 }
@@ -159,4 +223,55 @@ fn marked(mut status: Status, value: &'static str) -> Status {
         tonic::metadata::MetadataValue::from_static(value),
     );
     status
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn every_error() -> Vec<CallError> {
+        let m = || "message".to_owned();
+        vec![
+            CallError::InvalidArgument(m()),
+            CallError::UnknownType("Counter".into()),
+            CallError::TooLarge(m()),
+            CallError::Application(m()),
+            CallError::DeadlineExceeded(m()),
+            CallError::Unavailable(m()),
+            CallError::Moved(m()),
+            CallError::Reentrancy(m()),
+            CallError::Overloaded(m()),
+            CallError::AppDisconnected(m()),
+            CallError::FailedPrecondition(m()),
+            CallError::Fenced(m()),
+            CallError::StoreUnavailable(m()),
+            CallError::Internal(m()),
+        ]
+    }
+
+    #[test]
+    fn every_error_crosses_between_hosts_unchanged() {
+        for error in every_error() {
+            let wire = error.to_forward_error();
+            assert_eq!(wire.may_have_run, error.may_have_run(), "{error:?}");
+            assert_eq!(CallError::from_forward_error(wire), error);
+        }
+    }
+
+    #[test]
+    fn retryable_errors_never_may_have_run() {
+        for error in every_error().into_iter().filter(CallError::is_retryable) {
+            assert!(!error.may_have_run(), "{error:?}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_kind_is_an_internal_error() {
+        let error = CallError::from_forward_error(ForwardError {
+            kind: 999,
+            message: "m".into(),
+            may_have_run: true,
+        });
+        assert!(matches!(error, CallError::Internal(_)), "{error:?}");
+    }
 }

@@ -2,45 +2,45 @@
 //!
 //! A host keeps a session with the placement leader and routes every call by the table it
 //! receives: to a local activation, or to the owner host. Actor types are served by app
-//! processes over the gRPC app channel, or by Rust code embedded in the host process.
+//! processes over the gRPC app channel, or by Rust code embedded in the host process. An
+//! idle activation is data only; a driver task runs only while its calls are queued.
 //!
-//! # Layout
-//! - [`host`]: wires one host node together and runs it until shutdown.
-//! - [`config`]: flags and per-type options (`--config` YAML).
-//! - [`placement_client`]: the session with placement (register, heartbeat, table orders).
-//! - [`routing`]: the table a host routes by, with one hash ring per actor type.
-//! - [`router`]: routes a call locally or to its owner, with retries and the ownership fence.
-//! - [`activations`] / [`activation`]: one task and mailbox per active actor, one turn at a
-//!   time, reentrancy by call chain, idle collection.
-//! - [`actor`]: the channel traits, and the embedded [`actor::Actor`] API.
-//! - [`app_channel`]: the gRPC app channel; [`embedded`]: the in-process one.
-//! - [`types`]: which actor types this host serves, and who provides each.
-//! - [`reminder_api`], [`reminder_scheduler`], [`placement_rpc`]: durable reminders: the
-//!   client API, firing them on the owner, and the calls to the placement leader.
-//! - [`state`]: durable actor state behind the `StateStore` trait (sled, PostgreSQL),
-//!   fenced by each activation's claim; [`timers`]: an activation's timers, handed off with
-//!   the actor when it moves.
-//! - [`services`]: the `Actors` client API and the `HostInternal` service.
-//! - [`error`]: call errors and their one mapping to gRPC status codes.
-//! - [`http`], [`metrics`]: `/healthz` and Prometheus `/metrics`.
+//! # Layers
+//! Each layer may use the ones above it in this list, never one below:
+//! 1. Foundation: [`call`] (what a call is), [`error`], [`config`], [`metrics`], [`grpc`].
+//! 2. [`state`]: durable actor state behind the `StateStore` trait (sled, PostgreSQL).
+//! 3. [`cluster`]: the placement session, the routing table, the lease gate, leader calls.
+//! 4. [`actors`]: served types, activations (one turn at a time), timers, lifecycle.
+//! 5. [`routing`]: the router, calls forwarded between hosts, the `HostInternal` service.
+//! 6. [`reminders`]: the reminder client and the scheduler that fires them.
+//! 7. [`channels`]: the actor-side API and the channels that serve actor code (gRPC apps,
+//!    embedded Rust).
+//! 8. [`api`]: the client-facing services (`Actors`, `Reminders`, `/healthz`, `/metrics`).
+//! 9. [`host`]: wiring, servers, background tasks, leave and shutdown.
 
-pub mod activation;
-pub mod activations;
-pub mod actor;
-pub mod app_channel;
+pub mod call;
 pub mod config;
-pub mod embedded;
 pub mod error;
-pub mod host;
-pub mod http;
+pub mod grpc;
 pub mod metrics;
-pub mod placement_client;
-pub mod placement_rpc;
-pub mod reminder_api;
-pub mod reminder_scheduler;
-pub mod router;
-pub mod routing;
-pub mod services;
+
 pub mod state;
-pub mod timers;
-pub mod types;
+
+pub mod cluster;
+
+pub mod actors;
+
+pub mod routing;
+
+pub mod reminders;
+
+pub mod channels;
+
+pub mod api;
+
+pub mod host;
+
+pub use call::{ActorKey, Call, CallKind, ReminderTick, TimerTick};
+pub use channels::embedded::{Actor, ActorContext, ActorError};
+pub use error::CallError;
+pub use host::Host;

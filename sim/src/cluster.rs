@@ -19,8 +19,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use rookery_core::ring::DEFAULT_VNODES_PER_HOST;
 use rookery_placement::node::{PlacementConfig, PlacementNode, DEFAULT_CLUSTER_NAME};
-use rookery_placement::ring::DEFAULT_VNODES_PER_HOST;
 use rookery_proto::v1::actors_client::ActorsClient;
 use rookery_proto::v1::InvokeRequest;
 use rookery_runtime::config::{ActorDefaults, HostConfig, DEFAULT_MAX_REQUEST_SIZE_MB};
@@ -337,7 +337,8 @@ pub fn run_observed(
                 scan_interval_ms: SIM_SCAN_INTERVAL_MS,
                 ..ActorDefaults::default()
             },
-            heartbeat_interval_ms: rookery_runtime::placement_client::DEFAULT_HEARTBEAT_INTERVAL_MS,
+            heartbeat_interval_ms:
+                rookery_runtime::cluster::placement_session::DEFAULT_HEARTBEAT_INTERVAL_MS,
             state: rookery_runtime::state::StoreConfig::None,
             serve_without_lease: false,
         };
@@ -498,7 +499,7 @@ pub fn run_observed(
 
 /// Records every change of a host's table state: version, lock and lease.
 async fn watch_table(
-    mut state: watch::Receiver<rookery_runtime::routing::TableState>,
+    mut state: watch::Receiver<rookery_runtime::cluster::table::TableState>,
     ledger: Ledger,
     incarnation: Incarnation,
 ) {

@@ -6,7 +6,7 @@
 //! `"<activation>:<value>"`, so the workload knows which activation served it.
 
 use bytes::Bytes;
-use rookery_runtime::actor::{Actor, ActorContext, ActorError};
+use rookery_runtime::{Actor, ActorContext, ActorError};
 
 use crate::ledger::{Event, Incarnation, Ledger};
 

@@ -11,7 +11,7 @@
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
-use rookery_runtime::routing::RoutingTable;
+use rookery_runtime::cluster::table::RoutingTable;
 
 /// Nanoseconds of simulated time since the run began.
 pub type SimNanos = u64;

@@ -3,7 +3,7 @@
 //! architecture promises; and the scale model of the hash ring.
 //!
 //! # Layout
-//! - [`transport`]: the turmoil [`rookery_placement::net::Transport`].
+//! - [`transport`]: the turmoil [`rookery_core::net::Transport`].
 //! - [`ledger`]: what happened in a run, recorded outside the cluster.
 //! - [`counter`]: the embedded Counter actor that records its turns.
 //! - [`faults`]: the seeded fault schedule.

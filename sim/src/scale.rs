@@ -20,9 +20,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use prost::Message;
-use rookery_placement::leader::to_wire_table;
-use rookery_placement::ring::{HashRing, DEFAULT_VNODES_PER_HOST};
-use rookery_placement::table::{HostInfo, PlacementTable, TableVersion};
+use rookery_core::ring::{HashRing, DEFAULT_VNODES_PER_HOST};
+use rookery_core::table::{HostInfo, PlacementTable, TableVersion};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct ScaleArgs {
@@ -198,7 +197,7 @@ pub fn measure(hosts: usize, actors: u64, vnodes: u32) -> ScalePoint {
                 .count() as u64;
         }
     }
-    let table_bytes = to_wire_table(&base).encoded_len();
+    let table_bytes = base.to_wire().encoded_len();
     let ring_bytes = rings
         .values()
         .map(|r| r.hosts().len() * vnodes as usize * (8 + 4))

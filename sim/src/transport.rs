@@ -1,5 +1,5 @@
 //! The simulated network behind the placement and host code: a
-//! [`rookery_placement::net::Transport`] over turmoil's `TcpListener`/`TcpStream`.
+//! [`rookery_core::net::Transport`] over turmoil's `TcpListener`/`TcpStream`.
 //!
 //! Every socket the real code opens goes through this seam, so all gRPC traffic between
 //! placement nodes, hosts and the workload crosses turmoil's links, where the harness delays,
@@ -9,7 +9,7 @@ use std::io;
 
 use futures::future::BoxFuture;
 use futures::StreamExt;
-use rookery_placement::net::{Connection, Incoming, SharedTransport, Transport};
+use rookery_core::net::{Connection, Incoming, SharedTransport, Transport};
 
 /// Turmoil's TCP, used from inside a simulated host (every call must run on the host's runtime).
 #[derive(Clone, Copy, Debug, Default)]

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use rookery_placement::net::TcpTransport;
+use rookery_core::net::TcpTransport;
+use rookery_runtime::cluster::placement_session::DEFAULT_HEARTBEAT_INTERVAL_MS;
 use rookery_runtime::config::{ActorDefaults, ConfigFile, HostConfig, DEFAULT_MAX_REQUEST_SIZE_MB};
 use rookery_runtime::host::Host;
-use rookery_runtime::placement_client::DEFAULT_HEARTBEAT_INTERVAL_MS;
 use rookery_runtime::state::postgres_store::{PostgresConfig, DEFAULT_TABLE_NAME};
 use rookery_runtime::state::{component, StoreConfig};
 

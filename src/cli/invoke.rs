@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use rookery_placement::net::{self, TcpTransport};
+use rookery_core::net::{self, TcpTransport};
 use rookery_proto::v1::actors_client::ActorsClient;
 use rookery_proto::v1::InvokeRequest;
 

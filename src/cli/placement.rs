@@ -6,10 +6,10 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use rookery_placement::net::TcpTransport;
+use rookery_core::net::TcpTransport;
+use rookery_core::ring::DEFAULT_VNODES_PER_HOST;
 use rookery_placement::node::{self, PlacementConfig, PlacementNode};
 use rookery_placement::raft_types::NodeId;
-use rookery_placement::ring::DEFAULT_VNODES_PER_HOST;
 
 #[derive(Args, Debug)]
 pub struct PlacementArgs {

@@ -4,8 +4,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use rookery_placement::net::{self, TcpTransport};
-use rookery_placement::schedule::format_duration_ms;
+use rookery_core::net::{self, TcpTransport};
+use rookery_core::schedule::format_duration_ms;
 use rookery_proto::v1::reminders_client::RemindersClient;
 use rookery_proto::v1::{
     CreateActorReminderRequest, ListActorRemindersRequest, ReminderInfo, ReminderRef,

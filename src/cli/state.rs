@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use rookery_placement::net::{self, TcpTransport};
+use rookery_core::net::{self, TcpTransport};
 use rookery_proto::v1::actors_client::ActorsClient;
 use rookery_proto::v1::GetActorStateRequest;
 

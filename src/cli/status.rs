@@ -6,9 +6,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
-use rookery_placement::net::{self, TcpTransport};
-use rookery_proto::v1::placement_client::PlacementClient;
-use rookery_proto::v1::{GetStatusRequest, PlacementStatus};
+use rookery_core::net::{self, TcpTransport};
+use rookery_proto::internal::v1::placement_client::PlacementClient;
+use rookery_proto::internal::v1::{GetStatusRequest, PlacementStatus};
 use serde_json::{json, Value};
 
 /// How long one placement node may take to answer.

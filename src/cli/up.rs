@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use rookery_placement::net::TcpTransport;
+use rookery_core::net::TcpTransport;
 use rookery_placement::node::{PlacementConfig, PlacementNode};
 use rookery_runtime::host::Host;
 
@@ -69,7 +69,8 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         data_dir: args.data_dir.join("host"),
         config: args.config,
         max_request_size: args.max_request_size,
-        heartbeat_interval_ms: rookery_runtime::placement_client::DEFAULT_HEARTBEAT_INTERVAL_MS,
+        heartbeat_interval_ms:
+            rookery_runtime::cluster::placement_session::DEFAULT_HEARTBEAT_INTERVAL_MS,
         resources_path: args.resources_path,
         state_store: None,
         state_connection_string: None,

@@ -23,8 +23,9 @@ use tokio::sync::{watch, Mutex};
 
 use super::{FlushMode, StoreError};
 use crate::raft_types::{NodeId, TypeConfig};
-use crate::reminders::{Reminder, ReminderIndex, StorageOp, STORAGE_PREFIX};
+use crate::reminder_index::{ReminderIndex, StorageOp, STORAGE_PREFIX};
 use crate::state::{Command, CommandResponse, PlacementState};
+use rookery_core::reminders::Reminder;
 
 type Entry = openraft::Entry<TypeConfig>;
 type Membership = StoredMembership<NodeId, BasicNode>;
@@ -231,11 +232,11 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         for op in ops {
             match op {
                 StorageOp::Put(reminder) => batch.insert(
-                    reminder.key.storage_key(),
+                    crate::reminder_index::storage_key(&reminder.key),
                     serde_json::to_vec(&reminder)
                         .map_err(|e| StorageIOError::write_state_machine(&e))?,
                 ),
-                StorageOp::Delete(key) => batch.remove(key.storage_key()),
+                StorageOp::Delete(key) => batch.remove(crate::reminder_index::storage_key(&key)),
             }
         }
         drop(reminders);
@@ -301,7 +302,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         for reminder in &payload.reminders {
             let value = serde_json::to_vec(reminder)
                 .map_err(|e| StorageIOError::write_snapshot(signature.clone(), &e))?;
-            batch.insert(reminder.key.storage_key(), value);
+            batch.insert(crate::reminder_index::storage_key(&reminder.key), value);
         }
         *self
             .shared

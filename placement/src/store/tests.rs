@@ -15,7 +15,7 @@ use tempfile::TempDir;
 use super::*;
 use crate::raft_types::{NodeId, TypeConfig};
 use crate::state::{Command, CommandResponse, PlacementState};
-use crate::table::{HostInfo, TableVersion};
+use rookery_core::table::{HostInfo, TableVersion};
 
 type Entry = openraft::Entry<TypeConfig>;
 
@@ -320,15 +320,15 @@ fn empty_store_has_default_state() {
     assert_eq!(sm.current().last_applied, None);
 }
 
-fn reminder(name: &str, due_ms: u64) -> crate::reminders::Reminder {
-    crate::reminders::Reminder {
-        key: crate::reminders::ReminderKey {
+fn reminder(name: &str, due_ms: u64) -> rookery_core::reminders::Reminder {
+    rookery_core::reminders::Reminder {
+        key: rookery_core::reminders::ReminderKey {
             actor_type: "counter".into(),
             actor_id: "c1".into(),
             name: name.into(),
         },
         data: b"{}".to_vec(),
-        schedule: crate::schedule::Schedule {
+        schedule: rookery_core::schedule::Schedule {
             due_at_ms: due_ms,
             period: None,
             expires_at_ms: None,
@@ -342,7 +342,7 @@ fn reminder(name: &str, due_ms: u64) -> crate::reminders::Reminder {
 /// overwrite, and go away when deleted or spent.
 #[tokio::test]
 async fn reminders_are_stored_and_survive_reopen() {
-    use crate::reminders::{Firing, Outcome};
+    use crate::reminder_index::{Firing, Outcome};
     let dir = TempDir::new().unwrap();
     let (db, _log, mut sm) = open_all(dir.path());
     let create = |name: &str, due: u64, overwrite: bool| {

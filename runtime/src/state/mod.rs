@@ -25,8 +25,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
+use rookery_core::clock::now_ms;
 
-use crate::actor::ActorKey;
+use crate::call::ActorKey;
 use crate::error::CallError;
 
 /// Longest state key, in bytes.
@@ -203,11 +204,6 @@ pub fn validate_transaction(
         )));
     }
     Ok(())
-}
-
-/// The wall clock in Unix-epoch ms, for ttl expiry.
-pub(crate) fn now_ms() -> u64 {
-    crate::reminder_scheduler::now_ms()
 }
 
 /// The expiry instant of a value written now with `ttl_seconds`.

@@ -25,7 +25,7 @@ use tokio::sync::OnceCell;
 use tokio_postgres::NoTls;
 
 use super::{expires_at_ms, now_ms, Claim, Epoch, StateError, StateOp, StateStore};
-use crate::actor::ActorKey;
+use crate::call::ActorKey;
 
 /// Connections one host keeps to PostgreSQL.
 pub const MAX_POOL_CONNECTIONS: usize = 16;

@@ -20,7 +20,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
 use super::{expires_at_ms, now_ms, Claim, Epoch, StateError, StateOp, StateStore};
-use crate::actor::ActorKey;
+use crate::call::ActorKey;
 
 /// sled's page cache for the state store, in bytes.
 const CACHE_CAPACITY_BYTES: u64 = 64 * 1024 * 1024;

@@ -1,0 +1,36 @@
+//! How the host drives an actor type, whoever implements it: the gRPC app channel and embedded
+//! Rust actors (`crate::channels`) both implement [`ActorChannel`] and [`ActorInstance`], so
+//! activations do not care which.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+
+use crate::call::{ActorKey, Call};
+use crate::error::CallError;
+
+/// Calls an instance accepts while a turn of its actor is in progress (re-entrant calls).
+pub type ReentrantInvoker =
+    Arc<dyn Fn(Call) -> BoxFuture<'static, Result<Bytes, CallError>> + Send + Sync>;
+
+/// How the host drives one actor type.
+pub trait ActorChannel: Send + Sync + 'static {
+    /// Brings an actor to life (the app hears "activate"); the instance then takes its turns.
+    /// The key is the activation's own, shared rather than copied.
+    fn activate(
+        &self,
+        key: Arc<ActorKey>,
+    ) -> BoxFuture<'static, Result<Box<dyn ActorInstance>, CallError>>;
+}
+
+/// One activation of one actor: held by the activation, and by its driver while turns run.
+pub trait ActorInstance: Send + 'static {
+    /// One turn.
+    fn invoke(&mut self, call: Call) -> BoxFuture<'_, Result<Bytes, CallError>>;
+    /// A way in for re-entrant calls while a turn is in progress; `None` if the channel cannot
+    /// run two calls of one actor at once.
+    fn reentrant_invoker(&self) -> Option<ReentrantInvoker>;
+    /// The actor goes idle or moves: the app hears "deactivate".
+    fn deactivate(self: Box<Self>) -> BoxFuture<'static, Result<(), CallError>>;
+}

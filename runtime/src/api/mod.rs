@@ -1,0 +1,9 @@
+//! What a host offers clients and operators.
+//!
+//! - [`actors`]: the `Actors` gRPC service (invoke any actor, read its state).
+//! - [`reminders`]: the `Reminders` gRPC service.
+//! - [`ops_http`]: `/healthz` and Prometheus `/metrics`.
+
+pub mod actors;
+pub mod ops_http;
+pub mod reminders;

@@ -1,0 +1,88 @@
+//! What a call is, wherever it comes from and whoever serves it: the actor it is for, its
+//! method and payload, its call chain, and what kind of turn it asks for.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use bytes::Bytes;
+
+/// Identifies one virtual actor in the cluster.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ActorKey {
+    pub actor_type: String,
+    pub actor_id: String,
+}
+
+impl ActorKey {
+    pub fn new(actor_type: impl Into<String>, actor_id: impl Into<String>) -> ActorKey {
+        ActorKey {
+            actor_type: actor_type.into(),
+            actor_id: actor_id.into(),
+        }
+    }
+}
+
+impl fmt::Display for ActorKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.actor_type, self.actor_id)
+    }
+}
+
+/// One method call on one actor.
+#[derive(Clone, Debug)]
+pub struct Call {
+    pub key: ActorKey,
+    pub method: String,
+    pub data: Bytes,
+    pub metadata: HashMap<String, String>,
+    /// Identifies the chain of nested calls this call belongs to (for reentrancy).
+    pub call_chain_id: String,
+    pub kind: CallKind,
+}
+
+/// What a turn is for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CallKind {
+    /// A method call (`method`, `data`).
+    Method,
+    /// A reminder tick: `data` is the reminder's data.
+    Reminder(ReminderTick),
+    /// A timer tick: `data` is the timer's data.
+    Timer(TimerTick),
+    /// Only activates the actor (its instance hears nothing but the activation): sent to an
+    /// actor's new owner after a graceful hand-off left timers in the store, so that they
+    /// resume there without waiting for the actor's next call.
+    Wake,
+}
+
+/// One firing of an activation's timer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TimerTick {
+    pub name: String,
+    /// The callback named at registration (Dapr's timer callback method).
+    pub callback: String,
+}
+
+/// A timer as registered by actor code.
+#[derive(Clone, Debug)]
+pub struct TimerSpec {
+    pub name: String,
+    pub schedule: rookery_core::schedule::Schedule,
+    pub callback: String,
+    pub data: Bytes,
+}
+
+/// One firing of a reminder, as the actor hears it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReminderTick {
+    pub name: String,
+    /// The due instant of this tick, Unix-epoch ms.
+    pub due_at_ms: u64,
+    /// 0: one-shot.
+    pub period_ms: u64,
+}
+
+/// A fresh call chain id: 128 random bits in hex.
+pub fn new_call_chain_id() -> String {
+    format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
+}

@@ -1,0 +1,11 @@
+//! The gRPC app channel: how an application process in any language serves actor types
+//! (`AppChannel.Connect` in `proto/rookery/v1/runtime.proto`).
+//!
+//! - [`service`]: the gRPC service: registration, the app's requests for its actors.
+//! - [`connection`]: one app's stream: requests to the app and their replies, and the
+//!   channel the host drives the app's types through.
+
+pub mod connection;
+pub mod service;
+
+pub use service::{AppChannelService, MAX_APP_MESSAGE_BYTES};

@@ -1,0 +1,249 @@
+//! The embedded channel: actor types implemented in Rust inside the host process.
+//!
+//! A Rust program registers a factory of [`Actor`]s on its in-process host; each activation
+//! gets a fresh actor, and every turn an [`ActorContext`] through which the actor's code uses
+//! the actor-side API ([`ActorApi`]), as apps do over the gRPC app channel.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::FutureExt;
+
+use crate::actors::channel::{ActorChannel, ActorInstance, ReentrantInvoker};
+use crate::call::{ActorKey, Call, CallKind, ReminderTick, TimerTick};
+use crate::channels::actor_api::{ActorApi, TimerRequest};
+use crate::error::CallError;
+use crate::reminders::ReminderClient;
+use crate::state::StateOp;
+
+/// The actor's own failure, returned to the caller as an application error.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ActorError(pub String);
+
+impl ActorError {
+    pub fn new(message: impl Into<String>) -> ActorError {
+        ActorError(message.into())
+    }
+}
+
+/// An actor implemented in Rust and embedded in the host process.
+///
+/// Turns take `&mut self`: the host runs one at a time per actor, so no locking is needed.
+/// Embedded actors do not support reentrancy (a call that would re-enter a busy embedded actor
+/// fails with a reentrancy error instead of deadlocking).
+#[async_trait::async_trait]
+pub trait Actor: Send + 'static {
+    async fn on_activate(&mut self, _ctx: &ActorContext) -> Result<(), ActorError> {
+        Ok(())
+    }
+
+    async fn handle(
+        &mut self,
+        ctx: &ActorContext,
+        method: &str,
+        data: Bytes,
+    ) -> Result<Bytes, ActorError>;
+
+    /// A timer of this activation is due. The default ignores it.
+    async fn on_timer(
+        &mut self,
+        _ctx: &ActorContext,
+        _tick: &TimerTick,
+        _data: Bytes,
+    ) -> Result<(), ActorError> {
+        Ok(())
+    }
+
+    /// A reminder of this actor is due. The default ignores it.
+    async fn on_reminder(
+        &mut self,
+        _ctx: &ActorContext,
+        _tick: &ReminderTick,
+        _data: Bytes,
+    ) -> Result<(), ActorError> {
+        Ok(())
+    }
+
+    async fn on_deactivate(&mut self, _ctx: &ActorContext) {}
+}
+
+/// What an embedded actor's code can see and do during a turn.
+#[derive(Clone)]
+pub struct ActorContext {
+    key: Arc<ActorKey>,
+    call_chain_id: String,
+    api: ActorApi,
+}
+
+impl ActorContext {
+    fn new(key: Arc<ActorKey>, call_chain_id: String, api: ActorApi) -> ActorContext {
+        ActorContext {
+            key,
+            call_chain_id,
+            api,
+        }
+    }
+
+    pub fn actor_type(&self) -> &str {
+        &self.key.actor_type
+    }
+
+    pub fn actor_id(&self) -> &str {
+        &self.key.actor_id
+    }
+
+    /// Registers (or replaces) a timer of this activation: `due`, `period` and `ttl` in the
+    /// formats of reminders (`PT1S`, `500ms`, `R3/PT1S`, an RFC3339 time). It fires
+    /// [`Actor::on_timer`] as a turn, and ends with the activation.
+    pub fn register_timer(
+        &self,
+        name: &str,
+        due: &str,
+        period: &str,
+        ttl: &str,
+        callback: &str,
+        data: impl Into<Bytes>,
+    ) -> Result<(), CallError> {
+        self.api.register_timer(
+            &self.key,
+            TimerRequest {
+                name: name.to_owned(),
+                due_time: due.to_owned(),
+                period: period.to_owned(),
+                ttl: ttl.to_owned(),
+                callback: callback.to_owned(),
+                data: data.into(),
+            },
+        )
+    }
+
+    /// Stops a timer of this activation; false if there was none of that name.
+    pub fn unregister_timer(&self, name: &str) -> Result<bool, CallError> {
+        self.api.unregister_timer(&self.key, name)
+    }
+
+    /// Reads one key of this actor's durable state; `None` if it has no value.
+    pub async fn get_state(&self, key: &str) -> Result<Option<Bytes>, CallError> {
+        self.api.get_state(&self.key, key).await
+    }
+
+    /// Writes this actor's state: every operation or none, acknowledged once durable. Fails
+    /// with [`CallError::Fenced`] if another activation has claimed the actor since (nothing
+    /// is written), and [`CallError::StoreUnavailable`] if the store cannot be reached.
+    pub async fn transact_state(&self, operations: &[StateOp]) -> Result<(), CallError> {
+        self.api.transact_state(&self.key, operations).await
+    }
+
+    /// Sets one key (no ttl): a transaction of one upsert.
+    pub async fn set_state(&self, key: &str, value: impl Into<Bytes>) -> Result<(), CallError> {
+        self.transact_state(&[StateOp::Upsert {
+            key: key.to_owned(),
+            value: value.into(),
+            ttl_seconds: None,
+        }])
+        .await
+    }
+
+    /// Durable reminders (of this actor or any other).
+    pub fn reminders(&self) -> &ReminderClient {
+        self.api.reminders()
+    }
+
+    /// Calls a method of another actor (anywhere in the cluster) within this turn's call chain.
+    pub async fn call(
+        &self,
+        actor_type: &str,
+        actor_id: &str,
+        method: &str,
+        data: impl Into<Bytes>,
+    ) -> Result<Bytes, CallError> {
+        self.api
+            .call(
+                &self.call_chain_id,
+                ActorKey::new(actor_type, actor_id),
+                method,
+                data.into(),
+            )
+            .await
+    }
+}
+
+/// Builds a new actor for each activation.
+pub type ActorFactory = Arc<dyn Fn(&ActorKey) -> Box<dyn Actor> + Send + Sync>;
+
+/// One embedded actor type.
+pub struct EmbeddedChannel {
+    factory: ActorFactory,
+    api: ActorApi,
+}
+
+impl EmbeddedChannel {
+    pub fn new(factory: ActorFactory, api: ActorApi) -> EmbeddedChannel {
+        EmbeddedChannel { factory, api }
+    }
+}
+
+impl ActorChannel for EmbeddedChannel {
+    fn activate(
+        &self,
+        key: Arc<ActorKey>,
+    ) -> BoxFuture<'static, Result<Box<dyn ActorInstance>, CallError>> {
+        let mut actor = (self.factory)(&key);
+        let api = self.api.clone();
+        async move {
+            let ctx = ActorContext::new(key.clone(), String::new(), api.clone());
+            actor
+                .on_activate(&ctx)
+                .await
+                .map_err(|e| CallError::Application(e.0))?;
+            Ok(Box::new(EmbeddedInstance { key, actor, api }) as Box<dyn ActorInstance>)
+        }
+        .boxed()
+    }
+}
+
+struct EmbeddedInstance {
+    key: Arc<ActorKey>,
+    actor: Box<dyn Actor>,
+    api: ActorApi,
+}
+
+impl ActorInstance for EmbeddedInstance {
+    fn invoke(&mut self, call: Call) -> BoxFuture<'_, Result<Bytes, CallError>> {
+        async move {
+            let ctx = ActorContext::new(self.key.clone(), call.call_chain_id, self.api.clone());
+            match call.kind {
+                CallKind::Method => self.actor.handle(&ctx, &call.method, call.data).await,
+                // Answered by the activation itself; never reaches an instance.
+                CallKind::Wake => Ok(Bytes::new()),
+                CallKind::Reminder(tick) => self
+                    .actor
+                    .on_reminder(&ctx, &tick, call.data)
+                    .await
+                    .map(|()| Bytes::new()),
+                CallKind::Timer(tick) => self
+                    .actor
+                    .on_timer(&ctx, &tick, call.data)
+                    .await
+                    .map(|()| Bytes::new()),
+            }
+            .map_err(|e| CallError::Application(e.0))
+        }
+        .boxed()
+    }
+
+    fn reentrant_invoker(&self) -> Option<ReentrantInvoker> {
+        None
+    }
+
+    fn deactivate(mut self: Box<Self>) -> BoxFuture<'static, Result<(), CallError>> {
+        async move {
+            let ctx = ActorContext::new(self.key.clone(), String::new(), self.api.clone());
+            self.actor.on_deactivate(&ctx).await;
+            Ok(())
+        }
+        .boxed()
+    }
+}

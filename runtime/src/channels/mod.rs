@@ -1,0 +1,10 @@
+//! The channels actor code is served through, and the one API they share.
+//!
+//! - [`actor_api`]: what an actor's own code may do (state, timers, reminders, nested calls),
+//!   whichever channel serves it.
+//! - [`app_grpc`]: apps in any language, over the gRPC `AppChannel` stream.
+//! - [`embedded`]: Rust actors in the host process.
+
+pub mod actor_api;
+pub mod app_grpc;
+pub mod embedded;

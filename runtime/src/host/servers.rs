@@ -1,0 +1,170 @@
+//! The host's listeners and what is served on them: the public gRPC port (`Actors`,
+//! `Reminders`, `AppChannel`, reflection of the public protocol), the internal one
+//! (`HostInternal`; on the public port unless `--internal-port` is given), and the
+//! operational HTTP endpoint.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use rookery_core::net::{Incoming, SharedTransport};
+use rookery_core::shutdown::Shutdown;
+use rookery_proto::internal::v1::host_internal_server::HostInternalServer;
+use rookery_proto::v1::actors_server::ActorsServer;
+use rookery_proto::v1::app_channel_server::AppChannelServer;
+use rookery_proto::v1::reminders_server::RemindersServer;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::HostError;
+use crate::actors::activations::Activations;
+use crate::actors::types::TypeRegistry;
+use crate::api::actors::ActorsService;
+use crate::api::reminders::ReminderApi;
+use crate::channels::actor_api::ActorApi;
+use crate::channels::app_grpc::{AppChannelService, MAX_APP_MESSAGE_BYTES};
+use crate::cluster::table::TableState;
+use crate::config::HostConfig;
+use crate::grpc::map_too_large;
+use crate::metrics::HostMetrics;
+use crate::routing::internal_service::HostInternalService;
+use crate::routing::Router;
+
+/// Room for the other fields of a request beyond its payload.
+const REQUEST_ENVELOPE_BYTES: usize = 64 * 1024;
+
+/// The gRPC listeners, bound before anything else starts (a taken port fails the start).
+pub struct Listeners {
+    grpc: (String, Incoming),
+    internal: Option<(String, Incoming)>,
+}
+
+impl Listeners {
+    pub async fn bind(
+        config: &HostConfig,
+        transport: &SharedTransport,
+    ) -> Result<Listeners, HostError> {
+        let bind = |addr: &String| {
+            let addr = addr.clone();
+            async move {
+                transport
+                    .bind(addr.clone())
+                    .await
+                    .map_err(|source| HostError::Listen { addr, source })
+            }
+        };
+        let grpc = bind(&config.grpc_listen).await?;
+        let internal = match &config.internal_listen {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
+        Ok(Listeners { grpc, internal })
+    }
+}
+
+/// Where the host ended up listening.
+#[derive(Clone, Debug)]
+pub struct Bound {
+    pub grpc_addr: String,
+    pub internal_addr: Option<String>,
+    pub http_addr: Option<SocketAddr>,
+}
+
+/// What the servers serve.
+pub struct Services {
+    pub router: Arc<Router>,
+    pub activations: Arc<Activations>,
+    pub types: Arc<TypeRegistry>,
+    pub metrics: Arc<HostMetrics>,
+    pub api: ActorApi,
+    pub table: watch::Receiver<TableState>,
+}
+
+/// Starts every server; they stop when `shutdown` fires.
+pub async fn serve(
+    config: &HostConfig,
+    listeners: Listeners,
+    services: Services,
+    shutdown: &Shutdown,
+) -> Result<(Bound, Vec<JoinHandle<()>>), HostError> {
+    let mut tasks = Vec::new();
+    let decode_limit = config.max_request_bytes + REQUEST_ENVELOPE_BYTES;
+    let actors = ActorsServer::new(ActorsService::new(
+        services.router.clone(),
+        services.metrics.clone(),
+    ))
+    .max_decoding_message_size(decode_limit);
+    let reminders = RemindersServer::new(ReminderApi::new(services.api.reminders().clone()));
+    let app_channel = AppChannelServer::new(AppChannelService::new(
+        config.host_id.clone(),
+        services.types.clone(),
+        services.activations.clone(),
+        config.actors.clone(),
+        services.api.clone(),
+        shutdown.clone(),
+    ))
+    .max_decoding_message_size(MAX_APP_MESSAGE_BYTES);
+    let internal = HostInternalServer::new(HostInternalService::new(services.router.clone()))
+        .max_decoding_message_size(decode_limit);
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(rookery_proto::PUBLIC_FILE_DESCRIPTOR_SET)
+    };
+    let unbuildable = |e: tonic_reflection::server::Error| HostError::Reflection(e.to_string());
+    let reflection_v1 = reflection().build_v1().map_err(unbuildable)?;
+    let reflection_v1alpha = reflection().build_v1alpha().map_err(unbuildable)?;
+    let public = tonic::transport::Server::builder()
+        .layer(tower::util::MapResponseLayer::new(map_too_large))
+        .add_service(actors)
+        .add_service(reminders)
+        .add_service(app_channel)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha);
+    let (grpc_addr, grpc_incoming) = listeners.grpc;
+    let mut internal_addr = None;
+    let public = match listeners.internal {
+        None => public.add_service(internal),
+        Some((addr, incoming)) => {
+            internal_addr = Some(addr);
+            let server = tonic::transport::Server::builder()
+                .layer(tower::util::MapResponseLayer::new(map_too_large))
+                .add_service(internal)
+                .serve_with_incoming_shutdown(incoming, shutdown.fired());
+            tasks.push(tokio::spawn(async move {
+                if let Err(e) = server.await {
+                    tracing::error!(error = %e, "internal gRPC server failed");
+                }
+            }));
+            public
+        }
+    };
+    let server = public.serve_with_incoming_shutdown(grpc_incoming, shutdown.fired());
+    tasks.push(tokio::spawn(async move {
+        if let Err(e) = server.await {
+            tracing::error!(error = %e, "gRPC server failed");
+        }
+    }));
+    let http_addr = match &config.http_listen {
+        Some(addr) => {
+            let (bound, task) = crate::api::ops_http::serve(
+                addr.clone(),
+                services.table,
+                services.metrics,
+                shutdown.clone(),
+            )
+            .await
+            .map_err(|source| HostError::Listen {
+                addr: addr.clone(),
+                source,
+            })?;
+            tasks.push(task);
+            Some(bound)
+        }
+        None => None,
+    };
+    let bound = Bound {
+        grpc_addr,
+        internal_addr,
+        http_addr,
+    };
+    Ok((bound, tasks))
+}

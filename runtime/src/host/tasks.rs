@@ -1,0 +1,100 @@
+//! The host's background tasks: the waker of handed-off actors, the reminder scheduler,
+//! re-registration with placement when the served types change, and the lifecycle tasks that
+//! end stale and idle activations. All stop when the host's shutdown signal fires.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rookery_core::shutdown::Shutdown;
+use rookery_core::table::HostInfo;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::actors::activations::{Activations, HandOffs};
+use crate::actors::lifecycle::{collect_idle, end_stale_activations};
+use crate::cluster::leader_rpc::LeaderRpc;
+use crate::cluster::placement_session::PlacementSession;
+use crate::cluster::table::TableState;
+use crate::config::HostConfig;
+use crate::metrics::HostMetrics;
+use crate::reminders::scheduler::ReminderScheduler;
+use crate::routing::waker::wake_handed_off;
+use crate::routing::Router;
+
+/// What the background tasks work on.
+pub struct TaskParts {
+    pub router: Arc<Router>,
+    pub activations: Arc<Activations>,
+    pub hand_offs: HandOffs,
+    pub placement: Arc<PlacementSession>,
+    pub leader_rpc: Arc<LeaderRpc>,
+    pub metrics: Arc<HostMetrics>,
+    pub types: watch::Receiver<Vec<String>>,
+    pub table: watch::Receiver<TableState>,
+}
+
+/// Starts every background task.
+pub fn spawn(config: &HostConfig, parts: TaskParts, shutdown: &Shutdown) -> Vec<JoinHandle<()>> {
+    let mut tasks = vec![
+        tokio::spawn(wake_handed_off(
+            parts.hand_offs,
+            parts.router.clone(),
+            shutdown.clone(),
+        )),
+        tokio::spawn(
+            ReminderScheduler::new(
+                config.host_id.clone(),
+                parts.leader_rpc,
+                parts.router,
+                parts.metrics,
+            )
+            .run(parts.table.clone(), shutdown.clone()),
+        ),
+        tokio::spawn(reregister_on_type_change(
+            parts.types,
+            parts.placement,
+            config.clone(),
+            shutdown.clone(),
+        )),
+        tokio::spawn(collect_idle(
+            parts.activations.clone(),
+            Duration::from_millis(config.actors.scan_interval_ms),
+            shutdown.clone(),
+        )),
+    ];
+    if !config.serve_without_lease {
+        tasks.push(tokio::spawn(end_stale_activations(
+            parts.table,
+            parts.activations,
+            shutdown.clone(),
+        )));
+    }
+    tasks
+}
+
+/// This host as it registers with placement, serving `actor_types`.
+pub fn host_info(config: &HostConfig, actor_types: Vec<String>) -> HostInfo {
+    HostInfo {
+        id: config.host_id.clone(),
+        address: config.internal_advertise_address(),
+        app_id: config.app_id.clone(),
+        actor_types,
+    }
+}
+
+/// Tells placement whenever the served types change (an app connects or leaves).
+async fn reregister_on_type_change(
+    mut names: watch::Receiver<Vec<String>>,
+    placement: Arc<PlacementSession>,
+    config: HostConfig,
+    shutdown: Shutdown,
+) {
+    loop {
+        let current = names.borrow_and_update().clone();
+        placement.update_registration(host_info(&config, current));
+        tokio::select! {
+            changed = names.changed() => if changed.is_err() { return },
+            _ = shutdown.fired() => return,
+        }
+    }
+}

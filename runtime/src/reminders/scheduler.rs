@@ -1,0 +1,287 @@
+//! Fires the durable reminders of the actors this host owns.
+//!
+//! Hosts keep no copy of the reminder store: every `FETCH_INTERVAL_MS` the scheduler asks the
+//! placement leader for the reminders of actors this host owns that fall due within
+//! `HORIZON_MS`, queues them by due time, and fires each once its due instant has passed on
+//! the wall clock (never before), as a turn of the actor — activating it if needed. Progress
+//! goes back to placement in batches (`RecordFirings`, through Raft).
+//!
+//! Delivery is at least once: a tick fired but not yet recorded when the host crashes fires
+//! again on the next owner. A firing that fails (the actor moved, its app errored) is not
+//! recorded, so the tick is fetched and fired again.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rookery_core::clock::now_ms;
+use rookery_core::reminders::ReminderKey;
+use rookery_core::schedule::{Period, Schedule};
+use rookery_core::shutdown::Shutdown;
+use rookery_proto::internal::v1::{
+    FetchDueRequest, Firing as WireFiring, RecordFiringsRequest, StoredReminder,
+};
+use tokio::sync::{mpsc, watch, Semaphore};
+
+use crate::call::{new_call_chain_id, ActorKey, Call, CallKind, ReminderTick};
+use crate::cluster::leader_rpc::LeaderRpc;
+use crate::cluster::table::TableState;
+use crate::error::CallError;
+use crate::metrics::HostMetrics;
+use crate::routing::Router;
+
+/// How often the scheduler asks placement for due reminders.
+pub const FETCH_INTERVAL_MS: u64 = 500;
+/// How far ahead it fetches: more than one interval, so no reminder falls between two fetches.
+pub const HORIZON_MS: u64 = 2_000;
+/// Most reminders fetched at once (the next fetch picks up the rest).
+pub const FETCH_LIMIT: u32 = 10_000;
+/// How often fired ticks are reported to placement, and the most in one report.
+pub const FLUSH_INTERVAL_MS: u64 = 100;
+pub const MAX_FIRINGS_PER_REPORT: usize = 5_000;
+/// Firings in flight at once on this host.
+pub const MAX_CONCURRENT_FIRINGS: usize = 512;
+/// Reported firings kept for a retry while placement is unreachable; beyond that the oldest
+/// are dropped (their ticks fire again: at least once).
+pub const MAX_UNREPORTED_FIRINGS: usize = 100_000;
+
+fn key_of(wire: &StoredReminder) -> Option<ReminderKey> {
+    let key = wire.key.as_ref()?;
+    Some(ReminderKey {
+        actor_type: key.actor_type.clone(),
+        actor_id: key.actor_id.clone(),
+        name: key.name.clone(),
+    })
+}
+
+fn schedule_of(wire: &StoredReminder) -> Schedule {
+    Schedule {
+        due_at_ms: wire.due_at_ms,
+        period: (wire.period_ms > 0).then_some(Period {
+            every_ms: wire.period_ms,
+            repetitions: (wire.repetitions > 0).then_some(wire.repetitions),
+        }),
+        expires_at_ms: (wire.expires_at_ms > 0).then_some(wire.expires_at_ms),
+    }
+}
+
+struct Fired {
+    reminder: StoredReminder,
+    result: Result<Bytes, CallError>,
+}
+
+pub struct ReminderScheduler {
+    host_id: String,
+    rpc: Arc<LeaderRpc>,
+    router: Arc<Router>,
+    metrics: Arc<HostMetrics>,
+}
+
+impl ReminderScheduler {
+    pub fn new(
+        host_id: String,
+        rpc: Arc<LeaderRpc>,
+        router: Arc<Router>,
+        metrics: Arc<HostMetrics>,
+    ) -> ReminderScheduler {
+        ReminderScheduler {
+            host_id,
+            rpc,
+            router,
+            metrics,
+        }
+    }
+
+    /// Runs until `shutdown`.
+    pub async fn run(self, mut table: watch::Receiver<TableState>, shutdown: Shutdown) {
+        // Queued ticks by due instant; `queued` maps each key to its queued due instant.
+        let mut pending: BTreeMap<(u64, ReminderKey), StoredReminder> = BTreeMap::new();
+        let mut queued: HashMap<ReminderKey, u64> = HashMap::new();
+        // Ticks fired (or being fired) whose progress placement has not yet recorded: a fetch
+        // may still return them, and they must not fire twice.
+        let mut in_hand: HashMap<ReminderKey, u64> = HashMap::new();
+        let mut unreported: Vec<WireFiring> = Vec::new();
+        let permits = Arc::new(Semaphore::new(MAX_CONCURRENT_FIRINGS));
+        let (fired_tx, mut fired_rx) = mpsc::channel::<Fired>(MAX_CONCURRENT_FIRINGS);
+        let mut fetch = tokio::time::interval(Duration::from_millis(FETCH_INTERVAL_MS));
+        fetch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut flush = tokio::time::interval(Duration::from_millis(FLUSH_INTERVAL_MS));
+        flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            // With no firing slot free, due ticks wait for a result to come back instead.
+            let next_due = pending
+                .keys()
+                .next()
+                .map(|(due, _)| *due)
+                .filter(|_| permits.available_permits() > 0);
+            let wake = async {
+                match next_due {
+                    Some(due) => {
+                        tokio::time::sleep(Duration::from_millis(due.saturating_sub(now_ms())))
+                            .await
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = fetch.tick() => {
+                    let ready = table.borrow_and_update().table.is_some();
+                    if ready {
+                        self.fetch(&mut pending, &mut queued, &in_hand).await;
+                    }
+                }
+                _ = wake => {
+                    let now = now_ms();
+                    // Fire everything due by now (never before: the wall clock decides), as far
+                    // as firing slots allow; the rest waits for slots freed by finished firings
+                    // (whose results wake this loop). The loop never waits for a slot itself:
+                    // finished firings hand their results to it.
+                    while let Some(entry) = pending.first_entry() {
+                        if entry.key().0 > now {
+                            break;
+                        }
+                        let Ok(permit) = permits.clone().try_acquire_owned() else { break };
+                        let ((due, key), reminder) = entry.remove_entry();
+                        queued.remove(&key);
+                        in_hand.insert(key.clone(), due);
+                        let router = self.router.clone();
+                        let fired_tx = fired_tx.clone();
+                        let metrics = self.metrics.clone();
+                        tokio::spawn(async move {
+                            metrics.reminder_delay_seconds.observe(now_ms().saturating_sub(due) as f64 / 1000.0);
+                            let result = fire(&router, &key, &reminder).await;
+                            // The slot is free before the result queues up.
+                            drop(permit);
+                            let _ = fired_tx.send(Fired { reminder, result }).await;
+                        });
+                    }
+                }
+                Some(fired) = fired_rx.recv() => {
+                    let Some(key) = key_of(&fired.reminder) else { continue };
+                    match fired.result {
+                        Ok(_) => {
+                            self.metrics.reminders_fired_total.inc();
+                            let due = fired.reminder.next_due_ms;
+                            let next = schedule_of(&fired.reminder).next_after(due, fired.reminder.fired_count.saturating_add(1));
+                            unreported.push(WireFiring {
+                                key: fired.reminder.key.clone(),
+                                fired_due_ms: due,
+                                next_due_ms: next.unwrap_or(0),
+                                done: next.is_none(),
+                            });
+                            if unreported.len() > MAX_UNREPORTED_FIRINGS {
+                                let excess = unreported.len() - MAX_UNREPORTED_FIRINGS;
+                                unreported.drain(..excess);
+                            }
+                        }
+                        Err(e) => {
+                            // Fetched and fired again later: the tick is not recorded.
+                            tracing::debug!(reminder = %key, error = %e, "reminder firing failed");
+                            self.metrics.reminder_failures_total.inc();
+                            in_hand.remove(&key);
+                        }
+                    }
+                }
+                _ = flush.tick(), if !unreported.is_empty() => {
+                    let batch: Vec<WireFiring> = unreported.drain(..unreported.len().min(MAX_FIRINGS_PER_REPORT)).collect();
+                    let request = RecordFiringsRequest { firings: batch.clone() };
+                    let recorded = self
+                        .rpc
+                        .call(|mut client, timeout| {
+                            let mut request = tonic::Request::new(request.clone());
+                            request.set_timeout(timeout);
+                            async move { client.record_firings(request).await }
+                        })
+                        .await;
+                    match recorded {
+                        Ok(_) => {
+                            for firing in &batch {
+                                if let Some(key) = firing.key.as_ref() {
+                                    let key = ReminderKey { actor_type: key.actor_type.clone(), actor_id: key.actor_id.clone(), name: key.name.clone() };
+                                    if in_hand.get(&key) == Some(&firing.fired_due_ms) {
+                                        in_hand.remove(&key);
+                                    }
+                                }
+                            }
+                        }
+                        Err(status) => {
+                            tracing::warn!(error = %status, "cannot record reminder firings; will retry");
+                            let mut retry = batch;
+                            retry.append(&mut unreported);
+                            unreported = retry;
+                        }
+                    }
+                }
+                _ = shutdown.fired() => return,
+            }
+        }
+    }
+
+    async fn fetch(
+        &self,
+        pending: &mut BTreeMap<(u64, ReminderKey), StoredReminder>,
+        queued: &mut HashMap<ReminderKey, u64>,
+        in_hand: &HashMap<ReminderKey, u64>,
+    ) {
+        let request = FetchDueRequest {
+            host_id: self.host_id.clone(),
+            until_ms: now_ms() + HORIZON_MS,
+            limit: FETCH_LIMIT,
+        };
+        let fetched = self
+            .rpc
+            .call(|mut client, timeout| {
+                let mut request = tonic::Request::new(request.clone());
+                request.set_timeout(timeout);
+                async move { client.fetch_due_reminders(request).await }
+            })
+            .await;
+        let reminders = match fetched {
+            Ok(response) => response.into_inner().reminders,
+            Err(status) => {
+                tracing::debug!(error = %status, "cannot fetch due reminders");
+                return;
+            }
+        };
+        for reminder in reminders {
+            let Some(key) = key_of(&reminder) else {
+                continue;
+            };
+            let due = reminder.next_due_ms;
+            if in_hand.get(&key) == Some(&due) || queued.get(&key) == Some(&due) {
+                continue;
+            }
+            if let Some(old_due) = queued.insert(key.clone(), due) {
+                pending.remove(&(old_due, key.clone()));
+            }
+            pending.insert((due, key), reminder);
+        }
+        self.metrics.reminders_queued.set(pending.len() as i64);
+    }
+}
+
+/// One tick as a turn of the actor, on this host (it must own the actor now).
+async fn fire(
+    router: &Router,
+    key: &ReminderKey,
+    reminder: &StoredReminder,
+) -> Result<Bytes, CallError> {
+    let expired = reminder.expires_at_ms > 0 && reminder.next_due_ms > reminder.expires_at_ms;
+    if expired {
+        return Ok(Bytes::new());
+    }
+    let call = Call {
+        key: ActorKey::new(key.actor_type.clone(), key.actor_id.clone()),
+        method: format!("remind/{}", key.name),
+        data: Bytes::from(reminder.data.clone()),
+        metadata: Default::default(),
+        call_chain_id: new_call_chain_id(),
+        kind: CallKind::Reminder(ReminderTick {
+            name: key.name.clone(),
+            due_at_ms: reminder.next_due_ms,
+            period_ms: reminder.period_ms,
+        }),
+    };
+    router.fire_local(call).await
+}

@@ -1,0 +1,260 @@
+//! Routing a call to its actor: by the current table, to a local activation or to the owner
+//! host's `HostInternal` service (see [`crate::routing::forward`]).
+//!
+//! The fence that keeps one activation per actor: a host activates an actor only if it owns
+//! it under its current table and the table is not locked; a forwarded call carries the
+//! sender's table version, and a receiver with an older table waits (bounded) for it; a
+//! receiver that does not own the actor answers "moved". Moved and unavailable answers are
+//! retried with exponential back-off until the caller's deadline.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rookery_core::limits::{
+    validate_actor_type, TypeNameError, MAX_ACTOR_ID_BYTES, MAX_METHOD_BYTES,
+};
+use rookery_core::net::SharedTransport;
+use rookery_core::table::TableVersion;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::actors::activations::Activations;
+use crate::call::{new_call_chain_id, Call};
+use crate::cluster::lease::ServingGate;
+use crate::cluster::table::{RoutingTable, TableState};
+use crate::error::CallError;
+use crate::metrics::HostMetrics;
+use crate::routing::forward::Peers;
+/// Deadline of a call whose caller set none.
+pub const DEFAULT_INVOKE_TIMEOUT_MS: u64 = 60_000;
+/// First and last pause between attempts of a retried call.
+pub const RETRY_BACKOFF_MIN_MS: u64 = 5;
+pub const RETRY_BACKOFF_MAX_MS: u64 = 500;
+/// How long a receiver waits for the sender's newer table before answering "unavailable".
+pub const FORWARD_TABLE_WAIT_MS: u64 = 3_000;
+
+pub struct Router {
+    host_id: String,
+    table: watch::Receiver<TableState>,
+    activations: Arc<Activations>,
+    peers: Peers,
+    max_request_bytes: usize,
+    metrics: Arc<HostMetrics>,
+    gate: ServingGate,
+}
+
+fn validate(call: &Call, max_request_bytes: usize) -> Result<(), CallError> {
+    validate_actor_type(&call.key.actor_type).map_err(|e| match e {
+        TypeNameError::Empty => CallError::InvalidArgument("actor_type must not be empty".into()),
+        other => CallError::InvalidArgument(other.to_string()),
+    })?;
+    if call.key.actor_id.is_empty() {
+        return Err(CallError::InvalidArgument(
+            "actor_id must not be empty".into(),
+        ));
+    }
+    if call.key.actor_id.len() > MAX_ACTOR_ID_BYTES {
+        return Err(CallError::InvalidArgument(format!(
+            "actor_id is longer than {MAX_ACTOR_ID_BYTES} bytes"
+        )));
+    }
+    if call.method.is_empty() {
+        return Err(CallError::InvalidArgument(
+            "method must not be empty".into(),
+        ));
+    }
+    if call.method.len() > MAX_METHOD_BYTES {
+        return Err(CallError::InvalidArgument(format!(
+            "method is longer than {MAX_METHOD_BYTES} bytes"
+        )));
+    }
+    if call.data.len() > max_request_bytes {
+        return Err(CallError::TooLarge(format!(
+            "request data of {} bytes is over the limit of {max_request_bytes} bytes (--max-request-size)",
+            call.data.len()
+        )));
+    }
+    Ok(())
+}
+
+impl Router {
+    pub fn new(
+        host_id: String,
+        table: watch::Receiver<TableState>,
+        activations: Arc<Activations>,
+        transport: SharedTransport,
+        max_request_bytes: usize,
+        metrics: Arc<HostMetrics>,
+        gate: ServingGate,
+    ) -> Router {
+        Router {
+            host_id,
+            table,
+            activations,
+            peers: Peers::new(transport),
+            max_request_bytes,
+            metrics,
+            gate,
+        }
+    }
+
+    pub fn host_id(&self) -> &str {
+        &self.host_id
+    }
+
+    pub fn activations(&self) -> &Arc<Activations> {
+        &self.activations
+    }
+
+    /// The newest table, if any.
+    pub fn table(&self) -> Option<Arc<RoutingTable>> {
+        self.table.borrow().table.clone()
+    }
+
+    /// Calls an actor wherever it lives. `timeout` defaults to [`DEFAULT_INVOKE_TIMEOUT_MS`].
+    pub async fn invoke(
+        &self,
+        mut call: Call,
+        timeout: Option<Duration>,
+    ) -> Result<Bytes, CallError> {
+        validate(&call, self.max_request_bytes)?;
+        if call.call_chain_id.is_empty() {
+            call.call_chain_id = new_call_chain_id();
+        }
+        let deadline =
+            Instant::now() + timeout.unwrap_or(Duration::from_millis(DEFAULT_INVOKE_TIMEOUT_MS));
+        let mut backoff = Duration::from_millis(RETRY_BACKOFF_MIN_MS);
+        loop {
+            let table = self.ready_table(deadline, TableVersion(0)).await?;
+            let owner = match table.owner(&call.key.actor_type, &call.key.actor_id) {
+                Some(owner) => owner,
+                None => return Err(CallError::UnknownType(call.key.actor_type.clone())),
+            };
+            let attempt = if owner.id == self.host_id {
+                self.run_local(call.clone(), &table).await
+            } else {
+                self.metrics.forwarded_total.inc();
+                self.peers
+                    .forward(&owner.address, call.clone(), table.version(), deadline)
+                    .await
+            };
+            match attempt {
+                Err(e) if e.is_retryable() && Instant::now() + backoff < deadline => {
+                    tracing::debug!(actor = %call.key, error = %e, "retrying");
+                    self.metrics.retries_total.inc();
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_millis(RETRY_BACKOFF_MAX_MS));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Serves a call another host forwarded here under its table `sender_version`.
+    pub async fn serve_forwarded(
+        &self,
+        call: Call,
+        sender_version: TableVersion,
+        timeout: Duration,
+    ) -> Result<Bytes, CallError> {
+        validate(&call, self.max_request_bytes)?;
+        let deadline = Instant::now() + timeout;
+        let wait_until =
+            deadline.min(Instant::now() + Duration::from_millis(FORWARD_TABLE_WAIT_MS));
+        let table = match self.ready_table(wait_until, sender_version).await {
+            Ok(table) => table,
+            Err(_) => {
+                return Err(CallError::Unavailable(format!(
+                    "host {} has not yet received table {sender_version}",
+                    self.host_id
+                )))
+            }
+        };
+        match table.owner(&call.key.actor_type, &call.key.actor_id) {
+            Some(owner) if owner.id == self.host_id => self.run_local(call, &table).await,
+            Some(owner) => Err(CallError::Moved(format!(
+                "actor {} is owned by host {} under table {}",
+                call.key,
+                owner.id,
+                table.version()
+            ))),
+            None => Err(CallError::Moved(format!(
+                "no host serves actor type {:?} under table {}",
+                call.key.actor_type,
+                table.version()
+            ))),
+        }
+    }
+
+    /// Runs a call (a reminder tick) on this host, if it owns the actor under its current
+    /// table; "moved" otherwise.
+    pub async fn fire_local(&self, call: Call) -> Result<Bytes, CallError> {
+        let table = self
+            .table()
+            .ok_or_else(|| CallError::Unavailable("no placement table yet".into()))?;
+        match table.owner(&call.key.actor_type, &call.key.actor_id) {
+            Some(owner) if owner.id == self.host_id => self.run_local(call, &table).await,
+            _ => Err(CallError::Moved(format!(
+                "actor {} is not owned here",
+                call.key
+            ))),
+        }
+    }
+
+    /// Runs a call on this host, which owns the actor under `table`.
+    async fn run_local(&self, call: Call, table: &RoutingTable) -> Result<Bytes, CallError> {
+        // The table may have moved on while the call travelled: check ownership again against
+        // the newest one, unlocked, before activating.
+        let current = self.table.borrow().clone();
+        let still_owner = !current.locked
+            && current.table.as_ref().is_some_and(|t| {
+                t.version() >= table.version()
+                    && t.owner(&call.key.actor_type, &call.key.actor_id)
+                        .is_some_and(|o| o.id == self.host_id)
+            });
+        if !still_owner {
+            return Err(CallError::Moved(format!("actor {} is moving", call.key)));
+        }
+        if !self.gate.is_open() {
+            return Err(CallError::Unavailable(format!(
+                "host {} holds no valid placement lease; actor {} is not served here",
+                self.host_id, call.key
+            )));
+        }
+        let activation = self.activations.get_or_activate(&call.key).await?;
+        activation.call(call).await
+    }
+
+    /// The current table once it is unlocked and at least `min_version`, waiting up to
+    /// `deadline`.
+    async fn ready_table(
+        &self,
+        deadline: Instant,
+        min_version: TableVersion,
+    ) -> Result<Arc<RoutingTable>, CallError> {
+        let mut table = self.table.clone();
+        let ready = tokio::time::timeout_at(
+            deadline,
+            table.wait_for(|s| {
+                !s.locked && s.table.as_ref().is_some_and(|t| t.version() >= min_version)
+            }),
+        )
+        .await;
+        match ready {
+            Ok(Ok(state)) => Ok(state.table.clone().expect("checked above")),
+            Ok(Err(_)) => Err(CallError::Unavailable("the host is shutting down".into())),
+            Err(_) => {
+                let state = self.table.borrow();
+                let why = if state.table.is_none() {
+                    "this host has not yet received a placement table"
+                } else {
+                    "the placement table stayed locked"
+                };
+                Err(CallError::Unavailable(format!(
+                    "{why} until the call's deadline"
+                )))
+            }
+        }
+    }
+}

@@ -18,4 +18,6 @@ if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
   fi
 fi
 export ROOKERY_TEST_REQUIRE_POSTGRES=1
+# The runtime's layers: no import cycle, no layer using one below it.
+python3 scripts/check_layers.py
 cargo test --workspace --all-targets --locked

@@ -6,25 +6,28 @@
 //! idle activation is data only; a driver task runs only while its calls are queued.
 //!
 //! # Layers
-//! Each layer may use the ones above it in this list, never one below:
-//! 1. Foundation: [`call`] (what a call is), [`error`], [`config`], [`metrics`], [`grpc`].
+//! Each layer may use the ones above it in this list, never one below, and no files import
+//! each other in a cycle (`scripts/check_layers.py` checks both; the test command runs it):
+//! 1. [`call`] (what a call is), [`error`] (its errors), [`grpc`] (deadlines, sizes).
 //! 2. [`state`]: durable actor state behind the `StateStore` trait (sled, PostgreSQL).
-//! 3. [`cluster`]: the placement session, the routing table, the lease gate, leader calls.
-//! 4. [`actors`]: served types, activations (one turn at a time), timers, lifecycle.
-//! 5. [`routing`]: the router, calls forwarded between hosts, the `HostInternal` service.
-//! 6. [`reminders`]: the reminder client and the scheduler that fires them.
-//! 7. [`channels`]: the actor-side API and the channels that serve actor code (gRPC apps,
+//! 3. [`config`] (flags and per-type options), [`metrics`].
+//! 4. [`cluster`]: the placement session, the routing table, the lease gate, leader calls.
+//! 5. [`actors`]: served types, activations (one turn at a time), timers, lifecycle.
+//! 6. [`routing`]: the router, calls forwarded between hosts, the `HostInternal` service.
+//! 7. [`reminders`]: the reminder client and the scheduler that fires them.
+//! 8. [`channels`]: the actor-side API and the channels that serve actor code (gRPC apps,
 //!    embedded Rust).
-//! 8. [`api`]: the client-facing services (`Actors`, `Reminders`, `/healthz`, `/metrics`).
-//! 9. [`host`]: wiring, servers, background tasks, leave and shutdown.
+//! 9. [`api`]: the client-facing services (`Actors`, `Reminders`, `/healthz`, `/metrics`).
+//! 10. [`host`]: wiring, servers, background tasks, leave and shutdown.
 
 pub mod call;
-pub mod config;
 pub mod error;
 pub mod grpc;
-pub mod metrics;
 
 pub mod state;
+
+pub mod config;
+pub mod metrics;
 
 pub mod cluster;
 

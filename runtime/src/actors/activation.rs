@@ -26,7 +26,7 @@ use tokio::sync::{oneshot, Notify};
 use tokio::time::Instant;
 
 use crate::actors::channel::{ActorChannel, ActorInstance, ReentrantInvoker};
-use crate::actors::timers::{self, Timers};
+use crate::actors::timers::{self, TickTarget, Timers};
 use crate::call::{ActorKey, Call, CallKind, TimerSpec};
 use crate::cluster::lease::ServingGate;
 use crate::config::TypeOptions;
@@ -295,8 +295,14 @@ impl Activation {
     /// is unregistered, its schedule ends, or the activation ends (or moves with the actor).
     pub fn register_timer(&self, spec: TimerSpec) -> Result<(), CallError> {
         self.timers
-            .register(self.me.clone(), spec, 0)
+            .register(self.tick_target(), spec, 0)
             .map_err(CallError::InvalidArgument)
+    }
+
+    /// Where this activation's timers send their ticks (held weakly: a timer does not keep
+    /// an ended activation alive).
+    fn tick_target(&self) -> Weak<dyn TickTarget> {
+        self.me.clone()
     }
 
     /// Stops a timer; false if there was none of that name.
@@ -475,6 +481,16 @@ impl Activation {
     }
 }
 
+impl TickTarget for Activation {
+    fn actor(&self) -> &ActorKey {
+        &self.key
+    }
+
+    fn tick(&self, call: Call) -> futures::future::BoxFuture<'_, Result<Bytes, CallError>> {
+        Box::pin(self.call(call))
+    }
+}
+
 /// Hands the activation to a new driver if none runs (and it has not ended).
 fn take_driver(inner: &mut Inner) -> Option<Start> {
     match std::mem::replace(&mut inner.life, Life::Driven) {
@@ -545,7 +561,7 @@ async fn activate(activation: &Activation) -> Result<Box<dyn ActorInstance>, Cal
                         if let Err(e) =
                             activation
                                 .timers
-                                .register(activation.me.clone(), spec, fired)
+                                .register(activation.tick_target(), spec, fired)
                         {
                             tracing::warn!(actor = %key, error = %e, "cannot resume a handed-off timer");
                         }

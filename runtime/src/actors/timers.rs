@@ -12,11 +12,20 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::future::BoxFuture;
 use rookery_core::schedule::{Period, Schedule};
 use serde::{Deserialize, Serialize};
 
-use crate::actors::activation::Activation;
 use crate::call::{ActorKey, Call, CallKind, TimerSpec, TimerTick};
+use crate::error::CallError;
+
+/// Where a timer's ticks go: the activation that holds the timer.
+pub trait TickTarget: Send + Sync + 'static {
+    /// The actor the ticks are for.
+    fn actor(&self) -> &ActorKey;
+    /// Runs one tick as a turn of the actor.
+    fn tick(&self, call: Call) -> BoxFuture<'_, Result<Bytes, CallError>>;
+}
 
 /// Most timers one activation may hold.
 pub const MAX_TIMERS_PER_ACTIVATION: usize = 1024;
@@ -95,7 +104,7 @@ impl Timers {
     /// Fails when the activation already holds [`MAX_TIMERS_PER_ACTIVATION`] others.
     pub fn register(
         &self,
-        activation: Weak<Activation>,
+        activation: Weak<dyn TickTarget>,
         spec: TimerSpec,
         fired: u32,
     ) -> Result<(), String> {
@@ -163,7 +172,7 @@ impl Timers {
 }
 
 /// Fires one timer's ticks as turns until its schedule ends or the activation goes away.
-async fn run_timer(activation: Weak<Activation>, spec: TimerSpec, progress: Arc<Progress>) {
+async fn run_timer(activation: Weak<dyn TickTarget>, spec: TimerSpec, progress: Arc<Progress>) {
     let mut due_ms = progress.next_due_ms.load(Ordering::Acquire);
     let mut fired = progress.fired.load(Ordering::Acquire);
     // A resumed schedule may already be past its end.
@@ -178,7 +187,7 @@ async fn run_timer(activation: Weak<Activation>, spec: TimerSpec, progress: Arc<
             return;
         };
         let call = Call {
-            key: ActorKey::clone(&active.key),
+            key: active.actor().clone(),
             method: format!("timer/{}", spec.name),
             data: spec.data.clone(),
             metadata: Default::default(),
@@ -188,7 +197,7 @@ async fn run_timer(activation: Weak<Activation>, spec: TimerSpec, progress: Arc<
                 callback: spec.callback.clone(),
             }),
         };
-        let result = active.call(call).await;
+        let result = active.tick(call).await;
         drop(active);
         if let Err(e) = result {
             if e.is_retryable() {

@@ -89,6 +89,29 @@ pub trait Transport: Send + Sync + 'static {
 /// The transport shared by every component of a process.
 pub type SharedTransport = Arc<dyn Transport>;
 
+/// A listener that could not be bound.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {addr}")]
+pub struct ListenError {
+    pub addr: String,
+    #[source]
+    pub source: io::Error,
+}
+
+/// Binds `addr` through `transport`; the error names the address.
+pub async fn listen(
+    transport: &SharedTransport,
+    addr: &str,
+) -> Result<(String, Incoming), ListenError> {
+    transport
+        .bind(addr.to_owned())
+        .await
+        .map_err(|source| ListenError {
+            addr: addr.to_owned(),
+            source,
+        })
+}
+
 /// Real TCP sockets through tokio.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct TcpTransport;

@@ -26,7 +26,7 @@ pub async fn serve(
     raft: PlacementRaft,
     metrics: Arc<PlacementMetrics>,
     shutdown: Shutdown,
-) -> std::io::Result<(std::net::SocketAddr, tokio::task::JoinHandle<()>)> {
+) -> Result<(std::net::SocketAddr, tokio::task::JoinHandle<()>), rookery_core::net::ListenError> {
     let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))

@@ -24,7 +24,7 @@ use crate::raft_network::{PeerNetwork, MAX_RAFT_MESSAGE_BYTES};
 use crate::raft_types::{NodeId, PlacementRaft};
 use crate::reminder_service::ReminderService;
 use crate::store;
-use rookery_core::net::SharedTransport;
+use rookery_core::net::{listen, ListenError, SharedTransport};
 use rookery_core::ring::DEFAULT_VNODES_PER_HOST;
 use rookery_proto::internal::v1::placement_reminders_server::PlacementRemindersServer;
 
@@ -110,12 +110,8 @@ pub enum NodeError {
     RaftConfig(String),
     #[error("cannot start raft: {0}")]
     Raft(String),
-    #[error("cannot listen on {addr}")]
-    Listen {
-        addr: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Listen(#[from] ListenError),
     #[error("node {0} is not among the members {1:?}")]
     NotAMember(NodeId, Vec<NodeId>),
 }
@@ -167,14 +163,7 @@ impl PlacementNode {
             ));
         }
         // Bind before touching Raft, so a taken port fails fast and leaves nothing running.
-        let (listen_addr, incoming) =
-            transport
-                .bind(config.listen.clone())
-                .await
-                .map_err(|source| NodeError::Listen {
-                    addr: config.listen.clone(),
-                    source,
-                })?;
+        let (listen_addr, incoming) = listen(&transport, &config.listen).await?;
         let db = store::open(&config.data_dir)?;
         store::check_identity(&db, config.node_id, &config.cluster_name)?;
         let (log_store, state_machine) = store::open_stores(&db, config.store_flush)?;
@@ -267,11 +256,7 @@ impl PlacementNode {
             Some(addr) => {
                 let (bound, task) =
                     crate::http::serve(addr.clone(), raft.clone(), metrics, shutdown_rx.clone())
-                        .await
-                        .map_err(|source| NodeError::Listen {
-                            addr: addr.clone(),
-                            source,
-                        })?;
+                        .await?;
                 tasks.push(task);
                 Some(bound)
             }

@@ -52,11 +52,13 @@ impl LeaderRpc {
         Ok(client)
     }
 
-    /// Runs `call` against the leader, finding it as needed.
-    pub async fn call<T, F, Fut>(&self, call: F) -> Result<T, Status>
+    /// Sends `message` to the leader with `call` (one RPC of the client), finding the leader
+    /// as needed; each attempt has its own deadline.
+    pub async fn call<M, T, F, Fut>(&self, message: M, call: F) -> Result<T, Status>
     where
-        F: Fn(PlacementRemindersClient<Channel>, Duration) -> Fut,
-        Fut: Future<Output = Result<T, Status>>,
+        M: Clone,
+        F: Fn(PlacementRemindersClient<Channel>, tonic::Request<M>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, Status>>,
     {
         let mut next = 0usize;
         let mut last_error = Status::unavailable("no placement address configured");
@@ -69,15 +71,13 @@ impl LeaderRpc {
                     address
                 }
             };
-            let result = call(
-                self.client(&address)?,
-                Duration::from_millis(PLACEMENT_CALL_TIMEOUT_MS),
-            )
-            .await;
+            let mut request = tonic::Request::new(message.clone());
+            request.set_timeout(Duration::from_millis(PLACEMENT_CALL_TIMEOUT_MS));
+            let result = call(self.client(&address)?, request).await;
             match result {
-                Ok(value) => {
+                Ok(response) => {
                     *self.leader.lock().expect("leader lock") = Some(address);
-                    return Ok(value);
+                    return Ok(response.into_inner());
                 }
                 Err(status)
                     if status.code() == Code::FailedPrecondition

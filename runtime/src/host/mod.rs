@@ -43,12 +43,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
-    #[error("cannot listen on {addr}")]
-    Listen {
-        addr: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Listen(#[from] rookery_core::net::ListenError),
     #[error("invalid host configuration: {0}")]
     Config(String),
     #[error("cannot build the reflection service: {0}")]

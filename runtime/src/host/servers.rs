@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use rookery_core::net::{Incoming, SharedTransport};
+use rookery_core::net::{listen, Incoming, SharedTransport};
 use rookery_core::shutdown::Shutdown;
 use rookery_proto::internal::v1::host_internal_server::HostInternalServer;
 use rookery_proto::v1::actors_server::ActorsServer;
@@ -43,18 +43,9 @@ impl Listeners {
         config: &HostConfig,
         transport: &SharedTransport,
     ) -> Result<Listeners, HostError> {
-        let bind = |addr: &String| {
-            let addr = addr.clone();
-            async move {
-                transport
-                    .bind(addr.clone())
-                    .await
-                    .map_err(|source| HostError::Listen { addr, source })
-            }
-        };
-        let grpc = bind(&config.grpc_listen).await?;
+        let grpc = listen(transport, &config.grpc_listen).await?;
         let internal = match &config.internal_listen {
-            Some(addr) => Some(bind(addr).await?),
+            Some(addr) => Some(listen(transport, addr).await?),
             None => None,
         };
         Ok(Listeners { grpc, internal })
@@ -151,11 +142,7 @@ pub async fn serve(
                 services.metrics,
                 shutdown.clone(),
             )
-            .await
-            .map_err(|source| HostError::Listen {
-                addr: addr.clone(),
-                source,
-            })?;
+            .await?;
             tasks.push(task);
             Some(bound)
         }

@@ -80,51 +80,42 @@ impl ReminderClient {
         let overwrite = !request.fail_if_exists;
         let created = self
             .rpc
-            .call(|mut client, timeout| {
-                let mut request = tonic::Request::new(CreateReminderRequest {
+            .call(
+                CreateReminderRequest {
                     reminder: Some(stored.clone()),
                     overwrite,
-                });
-                request.set_timeout(timeout);
-                async move { client.create_reminder(request).await }
-            })
+                },
+                |mut client, request| async move { client.create_reminder(request).await },
+            )
             .await?;
-        Ok(info(created.into_inner()))
+        Ok(info(created))
     }
 
     pub async fn get(&self, reference: ReminderRef) -> Result<ReminderInfo, Status> {
         let key = key(Some(reference))?;
         let found = self
             .rpc
-            .call(|mut client, timeout| {
-                let mut request = tonic::Request::new(key.clone());
-                request.set_timeout(timeout);
-                async move { client.get_reminder(request).await }
+            .call(key, |mut client, request| async move {
+                client.get_reminder(request).await
             })
             .await?;
-        Ok(info(found.into_inner()))
+        Ok(info(found))
     }
 
     /// The reminders of a type, or of one actor when `actor_id` is set.
     pub async fn list(&self, request: ListActorRemindersRequest) -> Result<ReminderList, Status> {
         let listed = self
             .rpc
-            .call(|mut client, timeout| {
-                let mut list = tonic::Request::new(ListRemindersRequest {
+            .call(
+                ListRemindersRequest {
                     actor_type: request.actor_type.clone(),
                     actor_id: request.actor_id.clone(),
-                });
-                list.set_timeout(timeout);
-                async move { client.list_reminders(list).await }
-            })
+                },
+                |mut client, request| async move { client.list_reminders(request).await },
+            )
             .await?;
         Ok(ReminderList {
-            reminders: listed
-                .into_inner()
-                .reminders
-                .into_iter()
-                .map(info)
-                .collect(),
+            reminders: listed.reminders.into_iter().map(info).collect(),
         })
     }
 
@@ -136,14 +127,12 @@ impl ReminderClient {
         let key = key(Some(reference))?;
         let deleted = self
             .rpc
-            .call(|mut client, timeout| {
-                let mut request = tonic::Request::new(key.clone());
-                request.set_timeout(timeout);
-                async move { client.delete_reminder(request).await }
+            .call(key, |mut client, request| async move {
+                client.delete_reminder(request).await
             })
             .await?;
         Ok(DeleteActorReminderResponse {
-            deleted: deleted.into_inner().deleted,
+            deleted: deleted.deleted,
         })
     }
 }

@@ -188,11 +188,7 @@ impl ReminderScheduler {
                     let request = RecordFiringsRequest { firings: batch.clone() };
                     let recorded = self
                         .rpc
-                        .call(|mut client, timeout| {
-                            let mut request = tonic::Request::new(request.clone());
-                            request.set_timeout(timeout);
-                            async move { client.record_firings(request).await }
-                        })
+                        .call(request, |mut client, request| async move { client.record_firings(request).await })
                         .await;
                     match recorded {
                         Ok(_) => {
@@ -231,14 +227,12 @@ impl ReminderScheduler {
         };
         let fetched = self
             .rpc
-            .call(|mut client, timeout| {
-                let mut request = tonic::Request::new(request.clone());
-                request.set_timeout(timeout);
-                async move { client.fetch_due_reminders(request).await }
+            .call(request, |mut client, request| async move {
+                client.fetch_due_reminders(request).await
             })
             .await;
         let reminders = match fetched {
-            Ok(response) => response.into_inner().reminders,
+            Ok(response) => response.reminders,
             Err(status) => {
                 tracing::debug!(error = %status, "cannot fetch due reminders");
                 return;

@@ -154,3 +154,83 @@ impl TypeRegistry {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use futures::future::BoxFuture;
+
+    use super::*;
+    use crate::actors::channel::ActorInstance;
+    use crate::call::ActorKey;
+    use crate::config::ActorDefaults;
+    use crate::error::CallError;
+
+    struct Nobody;
+
+    impl ActorChannel for Nobody {
+        fn activate(
+            &self,
+            _key: Arc<ActorKey>,
+        ) -> BoxFuture<'static, Result<Box<dyn ActorInstance>, CallError>> {
+            Box::pin(async { Err(CallError::Internal("never activated here".into())) })
+        }
+    }
+
+    fn one(name: &str, options: TypeOptions) -> Vec<(String, Arc<dyn ActorChannel>, TypeOptions)> {
+        vec![(
+            name.to_owned(),
+            Arc::new(Nobody) as Arc<dyn ActorChannel>,
+            options,
+        )]
+    }
+
+    #[test]
+    fn every_provider_gets_the_same_checks() {
+        let registry = TypeRegistry::default();
+        let mut zero_idle = ActorDefaults::default().type_options();
+        zero_idle.idle_timeout_ms = 0;
+        for provider in [Provider::Embedded, Provider::App(1)] {
+            assert_eq!(
+                registry.register(provider, one("A", zero_idle.clone())),
+                Err(TypeError::InvalidOption {
+                    actor_type: "A".into(),
+                    field: "idle_timeout_ms",
+                })
+            );
+            let long = "T".repeat(MAX_ACTOR_TYPE_BYTES + 1);
+            let options = ActorDefaults::default().type_options();
+            assert_eq!(
+                registry.register(provider, one(&long, options.clone())),
+                Err(TypeError::TooLong)
+            );
+            assert_eq!(
+                registry.register(provider, one("", options)),
+                Err(TypeError::Empty)
+            );
+        }
+        assert!(
+            registry.subscribe().borrow().is_empty(),
+            "nothing registered"
+        );
+    }
+
+    #[test]
+    fn a_type_is_served_by_one_provider_and_withdrawn_with_it() {
+        let registry = TypeRegistry::default();
+        let options = ActorDefaults::default().type_options();
+        registry
+            .register(Provider::App(1), one("A", options.clone()))
+            .expect("first");
+        assert_eq!(
+            registry.register(Provider::App(2), one("A", options.clone())),
+            Err(TypeError::Taken("A".into()))
+        );
+        registry
+            .register(Provider::Embedded, one("B", options))
+            .expect("another type");
+        assert_eq!(registry.withdraw(Provider::App(1)), vec!["A".to_owned()]);
+        assert_eq!(*registry.subscribe().borrow(), vec!["B".to_owned()]);
+        registry.withdraw_all();
+        assert!(registry.get("B").is_none());
+    }
+}

@@ -148,3 +148,41 @@ impl Actors for ActorsService {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(metadata: &[(&str, &str)]) -> InvokeRequest {
+        InvokeRequest {
+            actor_type: "Counter".into(),
+            actor_id: "c1".into(),
+            method: "get".into(),
+            data: Vec::new(),
+            metadata: metadata
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn reserved_metadata_from_a_client_is_refused() {
+        for key in ["rookery-wake", "rookery-moved", "rookery-error"] {
+            let refused = to_call(request(&[(key, "1")]));
+            assert!(
+                matches!(&refused, Err(CallError::InvalidArgument(m)) if m.contains(key)),
+                "{key}: {refused:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_call_chain_and_other_metadata_pass() {
+        let call =
+            to_call(request(&[(CALL_CHAIN_KEY, "chain-1"), ("tenant", "t1")])).expect("accepted");
+        assert_eq!(call.call_chain_id, "chain-1");
+        assert_eq!(call.kind, CallKind::Method);
+        assert_eq!(call.metadata.get("tenant").map(String::as_str), Some("t1"));
+    }
+}

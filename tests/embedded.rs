@@ -19,8 +19,8 @@ use rookery_runtime::actor::{
 };
 use rookery_runtime::config::{ActorDefaults, HostConfig};
 use rookery_runtime::host::Host;
-use support::free_port;
 use support::wait::{wait_until, DEADLINE};
+use support::{free_port, TestDir};
 
 /// What the actors heard, by actor id: (event, detail).
 type Heard = Arc<Mutex<BTreeMap<String, Vec<String>>>>;
@@ -132,7 +132,7 @@ fn count(heard: &Heard, id: &str, prefix: &str) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_embedded_host_serves_calls_reminders_and_timers() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TestDir::new("rookery-embedded-test-");
     let placement_addr = format!("127.0.0.1:{}", free_port());
     let placement = PlacementNode::start(
         PlacementConfig::single_node(

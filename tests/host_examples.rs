@@ -15,12 +15,10 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::json;
-use support::host_process::{
-    http_get, start_placement, wait_for_routing, HostProcess, LoggedChild, TestDir,
-};
+use support::host_process::{http_get, start_placement, wait_for_routing, HostProcess};
 use support::status::status_of;
 use support::wait::{wait_until, DEADLINE};
-use support::{free_port, rookery_bin, run_rookery, RunOutput};
+use support::{free_port, rookery_bin, run_rookery, LoggedChild, RunOutput, TestDir};
 
 // `main` and its flags are unused here: the test calls `run` directly.
 #[allow(dead_code)]

@@ -6,7 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::{free_port, run_rookery, Cluster};
+use support::{free_port, run_rookery, Cluster, TestDir};
 
 /// Bad usage is detected before anything starts, so it exits at once; this only bounds a
 /// binary that wrongly accepts the flag and starts serving.
@@ -14,7 +14,7 @@ const EXIT_QUICKLY: Duration = Duration::from_secs(20);
 
 /// Runs `rookery placement` with otherwise valid flags plus `flag value`.
 async fn placement_with(flag: &str, value: &str) -> support::RunOutput {
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = TestDir::new("rookery-cli-test-");
     let data_dir = dir.path().join("data");
     let listen = format!("127.0.0.1:{}", free_port());
     let http_port = free_port().to_string();

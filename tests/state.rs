@@ -15,11 +15,10 @@ use rookery_proto::v1::GetActorStateRequest;
 use serde_json::{json, Value};
 use support::app::{actor_type, TestApp};
 use support::cluster::Cluster;
-use support::host_process::{
-    is_application_error, start_placement, wait_for_routing, HostProcess, TestDir,
-};
+use support::host_process::{is_application_error, start_placement, wait_for_routing, HostProcess};
 use support::postgres::Postgres;
 use support::wait::{wait_until, DEADLINE};
+use support::TestDir;
 use tonic::{Code, Status};
 
 const TYPE: &str = "Counter";

@@ -15,11 +15,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use support::host_process::{
-    dump_logs, invoke_at, start_placement, wait_for_routing, HostProcess, TestDir,
-};
+use support::host_process::{dump_logs, invoke_at, start_placement, wait_for_routing, HostProcess};
 use support::postgres::Postgres;
 use support::wait::{wait_until, DEADLINE};
+use support::TestDir;
 
 #[path = "../examples/counter.rs"]
 #[allow(dead_code)]

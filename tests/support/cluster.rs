@@ -1,29 +1,26 @@
 //! Placement clusters made of real `rookery placement` processes.
 //!
-//! A [`Cluster`] owns one temp dir (a data dir and a log file per node) and its child
-//! processes. Ports are chosen by the OS. Every child is killed with SIGKILL when the cluster is
-//! dropped, including when a test panics; on a panic the nodes' logs are printed (the test
-//! harness shows them with the failure) and the temp dir is kept for post-mortems. Set
-//! `ROOKERY_KEEP_TEST_DIRS=1` to keep it after passing tests too.
+//! A [`Cluster`] owns one [`TestDir`] (a data dir and a log file per node) and its child
+//! processes, each a [`PlacementNode`] run by a [`LoggedChild`]. Ports are chosen by the OS.
+//! Every child is killed with SIGKILL when the cluster is dropped, including when a test
+//! panics; on a panic the nodes' logs are printed (the test harness shows them with the
+//! failure) and the temp dir is kept for post-mortems. Set `ROOKERY_KEEP_TEST_DIRS=1` to keep
+//! it after passing tests too.
 
 use std::fmt::Display;
-use std::fs::OpenOptions;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::process::ExitStatus;
+use std::time::Duration;
 
+use super::process::LoggedChild;
 use super::status::{status_of, Status, StatusError};
+use super::temp::TestDir;
 use super::wait::{wait_until, DEADLINE};
 use super::{free_port, rookery_bin};
 
 /// Server defaults from the CLI contract, used when a test does not override them.
 const DEFAULT_HOST_TIMEOUT_MS: u64 = 3000;
 const DEFAULT_ROUND_TIMEOUT_MS: u64 = 3000;
-
-/// How long a node may take to exit after SIGTERM before the test calls it hung.
-const STOP_DEADLINE: Duration = Duration::from_secs(20);
 
 /// Lines of each node's log printed when a test fails (the whole log stays in the kept dir).
 const LOG_TAIL_LINES: usize = 300;
@@ -91,10 +88,7 @@ impl ClusterBuilder {
     /// Creates the temp dir, picks ports and spawns every node. Does not wait for anything:
     /// follow with [`Cluster::wait_for_leader`].
     pub fn start(self) -> Cluster {
-        let dir = tempfile::Builder::new()
-            .prefix("rookery-test-")
-            .tempdir()
-            .expect("create temp dir");
+        let dir = TestDir::new("rookery-test-");
         let path = dir.path().to_owned();
         let endpoints: Vec<(u64, String, u16)> = (1..=self.nodes)
             .map(|id| (id, format!("127.0.0.1:{}", free_port()), free_port()))
@@ -133,43 +127,49 @@ impl ClusterBuilder {
                     }
                 }
                 args.extend(self.extra_args.iter().cloned());
+                let rust_log = std::env::var("RUST_LOG")
+                    .unwrap_or_else(|_| "info,rookery=debug,rookery_placement=debug".to_owned());
+                let envs = vec![
+                    ("RUST_LOG".to_owned(), rust_log),
+                    // The log is a file, not a terminal: no colour codes.
+                    ("NO_COLOR".to_owned(), "1".to_owned()),
+                ];
+                let process = LoggedChild::spawn(
+                    format!("node {id}"),
+                    rookery_bin(),
+                    args,
+                    envs,
+                    path.join(format!("node-{id}.log")),
+                )
+                .log_tail_lines(LOG_TAIL_LINES);
                 PlacementNode {
                     id,
                     addr,
                     http_port,
                     data_dir,
-                    log_path: path.join(format!("node-{id}.log")),
-                    args,
-                    child: Mutex::new(None),
-                    starts: Mutex::new(0),
+                    process,
                 }
             })
             .collect::<Vec<_>>();
-        for node in &nodes {
-            node.spawn();
-        }
         Cluster {
-            dir: Some(dir),
-            path,
             nodes,
             settings: self,
+            dir,
         }
     }
 }
 
-/// One `rookery placement` child process, restartable on the same data dir and port.
+/// One `rookery placement` child process, restartable on the same data dir and port: what the
+/// node is in the cluster (id, addresses, data dir) around the [`LoggedChild`] that runs it.
 pub struct PlacementNode {
     pub id: u64,
     /// `127.0.0.1:port` of its gRPC listener (placement and Raft services).
     pub addr: String,
     pub http_port: u16,
     data_dir: PathBuf,
-    log_path: PathBuf,
-    /// Everything after the binary name; the same on every (re)start.
-    args: Vec<String>,
-    /// `Some` while the node is supposed to be running.
-    child: Mutex<Option<Child>>,
-    starts: Mutex<u32>,
+    /// Runs `rookery placement` with the same arguments on every (re)start; SIGKILLs it when
+    /// the node is dropped.
+    process: LoggedChild,
 }
 
 impl PlacementNode {
@@ -177,13 +177,18 @@ impl PlacementNode {
         &self.data_dir
     }
 
+    /// The child process, for what the methods below do not cover (signals, its name, …).
+    pub fn process(&self) -> &LoggedChild {
+        &self.process
+    }
+
     pub fn log_path(&self) -> &Path {
-        &self.log_path
+        self.process.log_path()
     }
 
     /// The arguments it runs with (after the binary name).
     pub fn args(&self) -> &[String] {
-        &self.args
+        self.process.args()
     }
 
     pub fn http_url(&self, path: &str) -> String {
@@ -192,157 +197,51 @@ impl PlacementNode {
 
     /// Whether the test means it to be running (it was started and not stopped or killed).
     pub fn is_up(&self) -> bool {
-        self.child().is_some()
+        self.process.is_up()
     }
 
     /// The OS pid of the running process.
     pub fn pid(&self) -> Option<u32> {
-        self.child().as_ref().map(Child::id)
-    }
-
-    fn child(&self) -> MutexGuard<'_, Option<Child>> {
-        // A panic while holding the lock must not stop Drop from killing the child.
-        self.child.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn spawn(&self) {
-        let mut child = self.child();
-        assert!(child.is_none(), "node {} is already running", self.id);
-        let mut starts = self.starts.lock().unwrap_or_else(|e| e.into_inner());
-        *starts += 1;
-        // One log file across restarts, each start marked, so a post-mortem sees the history.
-        let mut log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log_path)
-            .expect("open node log");
-        writeln!(
-            log,
-            "===== test harness: start #{} of node {}: {} {}",
-            *starts,
-            self.id,
-            rookery_bin(),
-            self.args.join(" ")
-        )
-        .expect("write node log");
-        let stdout = log.try_clone().expect("clone log handle");
-        let rust_log = std::env::var("RUST_LOG")
-            .unwrap_or_else(|_| "info,rookery=debug,rookery_placement=debug".to_owned());
-        *child = Some(
-            Command::new(rookery_bin())
-                .args(&self.args)
-                .env("RUST_LOG", rust_log)
-                .env("RUST_BACKTRACE", "1")
-                // The log is a file, not a terminal: no colour codes.
-                .env("NO_COLOR", "1")
-                .stdin(Stdio::null())
-                .stdout(stdout)
-                .stderr(log)
-                .spawn()
-                .expect("spawn rookery placement"),
-        );
+        self.process.pid()
     }
 
     /// SIGKILL and reap. No-op if it is not running.
     pub fn kill9(&self) {
-        if let Some(mut child) = self.child().take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.process.kill9();
     }
 
-    /// SIGTERM, then waits for it to exit. Panics if it is still running after
-    /// [`STOP_DEADLINE`] (it is killed first): a graceful shutdown must finish.
+    /// SIGTERM, then waits for it to exit. Panics if it is still running after a bounded wait
+    /// (it is killed first): a graceful shutdown must finish.
     pub async fn stop(&self) -> ExitStatus {
-        self.send_sigterm();
-        self.wait_exit().await
-    }
-
-    fn send_sigterm(&self) {
-        let pid = self
-            .pid()
-            .unwrap_or_else(|| panic!("node {} is not running", self.id));
-        // `kill` rather than a signals crate: keeps the tests free of extra dependencies.
-        let sent = Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()
-            .expect("run kill");
-        assert!(sent.success(), "kill -TERM {pid} failed");
-    }
-
-    /// Waits for the process to exit after a SIGTERM; see [`PlacementNode::stop`].
-    async fn wait_exit(&self) -> ExitStatus {
-        let started = Instant::now();
-        loop {
-            {
-                let mut child = self.child();
-                let exited = child
-                    .as_mut()
-                    .expect("stopped concurrently")
-                    .try_wait()
-                    .expect("try_wait");
-                if let Some(status) = exited {
-                    *child = None;
-                    return status;
-                }
-            }
-            if started.elapsed() > STOP_DEADLINE {
-                self.kill9();
-                panic!(
-                    "node {} still running {STOP_DEADLINE:?} after SIGTERM; log tail:\n{}",
-                    self.id,
-                    self.log_tail(LOG_TAIL_LINES)
-                );
-            }
-            // Polling the exit status of a process: there is no condition to await instead.
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        self.process.stop().await
     }
 
     /// Starts it again on the same data dir, ports and flags. It must not be running.
     pub fn restart(&self) {
-        self.spawn();
+        self.process.start();
     }
 
     /// `Err` with the exit status if it was supposed to be running but exited.
     pub fn check_alive(&self) -> Result<(), String> {
-        let mut child = self.child();
-        if let Some(running) = child.as_mut() {
-            if let Some(status) = running.try_wait().expect("try_wait") {
-                *child = None;
-                return Err(format!("node {} exited unexpectedly: {status}", self.id));
-            }
-        }
-        Ok(())
+        self.process.check_alive()
     }
 
     /// Its whole log (stdout and stderr of every start).
     pub fn log(&self) -> String {
-        std::fs::read(&self.log_path)
-            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
-            .unwrap_or_default()
+        self.process.log()
     }
 
     pub fn log_tail(&self, lines: usize) -> String {
-        let log = self.log();
-        let all: Vec<&str> = log.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
-    }
-}
-
-impl Drop for PlacementNode {
-    fn drop(&mut self) {
-        self.kill9();
+        self.process.log_tail(lines)
     }
 }
 
 /// A placement cluster of `rookery placement` processes sharing one `--peers` list.
 pub struct Cluster {
-    /// Taken (and kept on disk) when a test fails.
-    dir: Option<tempfile::TempDir>,
-    path: PathBuf,
     nodes: Vec<PlacementNode>,
     settings: ClusterBuilder,
+    // Last: dropped after the nodes are killed, so a kept dir holds complete logs.
+    dir: TestDir,
 }
 
 impl Cluster {
@@ -356,7 +255,7 @@ impl Cluster {
     }
 
     pub fn dir(&self) -> &Path {
-        &self.path
+        self.dir.path()
     }
 
     pub fn nodes(&self) -> &[PlacementNode] {
@@ -417,11 +316,11 @@ impl Cluster {
     pub async fn stop_all(&self) {
         let running: Vec<&PlacementNode> = self.nodes.iter().filter(|n| n.is_up()).collect();
         for node in &running {
-            node.send_sigterm();
+            node.process.signal("TERM");
         }
         // One SIGTERM each: servers commonly treat a second one as "exit now".
         for node in &running {
-            node.wait_exit().await;
+            node.process.wait_exit().await;
         }
     }
 
@@ -502,7 +401,7 @@ impl Cluster {
                 "\n===== node {} ({}) log tail, full log: {} =====\n{}\n",
                 node.id,
                 node.addr,
-                node.log_path.display(),
+                node.log_path().display(),
                 node.log_tail(LOG_TAIL_LINES)
             ));
         }
@@ -512,18 +411,13 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        // Kill first so the logs are complete and nothing outlives the test.
+        // Kill first so the logs are complete and nothing outlives the test; the dir is kept
+        // (and announced) after this, when its field is dropped.
         for node in &self.nodes {
             node.kill9();
         }
-        let keep = std::env::var_os("ROOKERY_KEEP_TEST_DIRS").is_some();
         if std::thread::panicking() {
             eprintln!("{}", self.dump_logs());
-        }
-        if std::thread::panicking() || keep {
-            if let Some(dir) = self.dir.take() {
-                eprintln!("test dir kept: {}", dir.keep().display());
-            }
         }
     }
 }

@@ -1,9 +1,8 @@
 //! Host nodes as real `rookery host` child processes, and the gRPC calls tests make on them.
 //!
-//! A [`HostProcess`] owns a temp dir (data dir, `--config` file, log), runs on OS-chosen ports
-//! and is killed with SIGKILL when dropped, also when a test panics; on a panic its log tail is
-//! printed and the dir is kept. [`LoggedChild`] is the same kill-on-drop, log-to-file child for
-//! any other program a test starts (`rookery up`, the Python example app).
+//! A [`HostProcess`] owns a [`TestDir`] (data dir, `--config` file, log), runs on OS-chosen
+//! ports as a [`LoggedChild`], and is killed with SIGKILL when dropped, also when a test panics;
+//! on a panic its log tail is printed and the dir is kept.
 //!
 //! Calls go through the public gRPC API exactly as a client would: `Actors.Invoke` for actor
 //! calls, `HostInternal.ListActivations` to see where actors live, and `rookery invoke` for the
@@ -11,12 +10,10 @@
 //! test can name the host that must own an actor without asking any host.
 
 use std::collections::BTreeMap;
-use std::fs::OpenOptions;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Mutex, MutexGuard, OnceLock};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::ExitStatus;
+use std::sync::OnceLock;
+use std::time::Duration;
 
 use rookery_placement::ring::HashRing;
 use rookery_placement::table::{HostInfo, PlacementTable, TableVersion};
@@ -28,7 +25,9 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::Status;
 
 use super::cluster::Cluster;
+use super::process::LoggedChild;
 use super::status::Status as ClusterStatus;
+use super::temp::TestDir;
 use super::wait::{wait_until, DEADLINE};
 use super::{free_port, rookery_bin, run_rookery, RunOutput};
 
@@ -39,250 +38,6 @@ pub const TEST_VNODES_PER_HOST: u32 = 256;
 /// Client-side bound on one actor call made by a test: longer than any call timeout a test
 /// configures, so a host that never answers fails the test instead of hanging it.
 pub const CALL_DEADLINE: Duration = Duration::from_secs(45);
-
-/// How long a process may take to exit after SIGTERM before the test calls it hung.
-const STOP_DEADLINE: Duration = Duration::from_secs(20);
-
-/// Lines of a log printed when a test fails (the whole log stays in the kept dir).
-const LOG_TAIL_LINES: usize = 200;
-
-/// A child process whose stdout and stderr go to one log file; SIGKILLed on drop.
-pub struct LoggedChild {
-    /// For messages: "host 127.0.0.1:4242", "python app", …
-    name: String,
-    program: PathBuf,
-    args: Vec<String>,
-    envs: Vec<(String, String)>,
-    log_path: PathBuf,
-    child: Mutex<Option<Child>>,
-    starts: Mutex<u32>,
-}
-
-impl LoggedChild {
-    /// Spawns `program args` with its output appended to `log_path`.
-    pub fn spawn(
-        name: impl Into<String>,
-        program: impl Into<PathBuf>,
-        args: Vec<String>,
-        envs: Vec<(String, String)>,
-        log_path: PathBuf,
-    ) -> LoggedChild {
-        let child = LoggedChild {
-            name: name.into(),
-            program: program.into(),
-            args,
-            envs,
-            log_path,
-            child: Mutex::new(None),
-            starts: Mutex::new(0),
-        };
-        child.start();
-        child
-    }
-
-    fn child(&self) -> MutexGuard<'_, Option<Child>> {
-        // A panic while holding the lock must not stop Drop from killing the child.
-        self.child.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Starts it (again) with the same program, arguments and log. It must not be running.
-    pub fn start(&self) {
-        let mut child = self.child();
-        assert!(child.is_none(), "{} is already running", self.name);
-        let mut starts = self.starts.lock().unwrap_or_else(|e| e.into_inner());
-        *starts += 1;
-        // One log across restarts, each start marked, so a post-mortem sees the history.
-        let mut log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log_path)
-            .expect("open log");
-        writeln!(
-            log,
-            "===== test harness: start #{} of {}: {} {}",
-            *starts,
-            self.name,
-            self.program.display(),
-            self.args.join(" ")
-        )
-        .expect("write log");
-        let stdout = log.try_clone().expect("clone log handle");
-        let mut command = Command::new(&self.program);
-        command
-            .args(&self.args)
-            .env("RUST_BACKTRACE", "1")
-            .stdin(Stdio::null())
-            .stdout(stdout)
-            .stderr(log);
-        for (key, value) in &self.envs {
-            command.env(key, value);
-        }
-        *child = Some(
-            command
-                .spawn()
-                .unwrap_or_else(|e| panic!("spawn {}: {e}", self.name)),
-        );
-    }
-
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    pub fn log_path(&self) -> &Path {
-        &self.log_path
-    }
-
-    pub fn is_up(&self) -> bool {
-        self.child().is_some()
-    }
-
-    /// Sends a signal by name (`STOP`, `CONT`, …) with `kill`. Panics if it is not running.
-    pub fn signal(&self, signal: &str) {
-        let pid = self
-            .child()
-            .as_ref()
-            .map(Child::id)
-            .unwrap_or_else(|| panic!("{} is not running", self.name));
-        let sent = Command::new("kill")
-            .args([format!("-{signal}"), pid.to_string()])
-            .status()
-            .expect("run kill");
-        assert!(sent.success(), "kill -{signal} {pid} failed");
-    }
-
-    /// SIGKILL and reap. No-op if it is not running.
-    pub fn kill9(&self) {
-        if let Some(mut child) = self.child().take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// SIGTERM, then waits for the exit. Panics (after a SIGKILL) if it is still running after
-    /// [`STOP_DEADLINE`]: a graceful shutdown must finish.
-    pub async fn stop(&self) -> ExitStatus {
-        let pid = self
-            .child()
-            .as_ref()
-            .map(Child::id)
-            .unwrap_or_else(|| panic!("{} is not running", self.name));
-        // `kill` rather than a signals crate: keeps the tests free of extra dependencies.
-        let sent = Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()
-            .expect("run kill");
-        assert!(sent.success(), "kill -TERM {pid} failed");
-        let started = Instant::now();
-        loop {
-            {
-                let mut child = self.child();
-                let exited = child
-                    .as_mut()
-                    .expect("stopped concurrently")
-                    .try_wait()
-                    .expect("try_wait");
-                if let Some(status) = exited {
-                    *child = None;
-                    return status;
-                }
-            }
-            if started.elapsed() > STOP_DEADLINE {
-                self.kill9();
-                panic!(
-                    "{} still running {STOP_DEADLINE:?} after SIGTERM; log tail:\n{}",
-                    self.name,
-                    self.log_tail(LOG_TAIL_LINES)
-                );
-            }
-            // Polling a process's exit status: there is no condition to await instead.
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// `Err` if it was supposed to be running but exited.
-    pub fn check_alive(&self) -> Result<(), String> {
-        let mut child = self.child();
-        if let Some(running) = child.as_mut() {
-            if let Some(status) = running.try_wait().expect("try_wait") {
-                *child = None;
-                return Err(format!("{} exited unexpectedly: {status}", self.name));
-            }
-        }
-        Ok(())
-    }
-
-    /// Panics with the log tail if it exited: waits call this so that a crash fails them at
-    /// once, with the reason, instead of at their deadline.
-    pub fn assert_alive(&self) {
-        if let Err(dead) = self.check_alive() {
-            panic!("{dead}; log tail:\n{}", self.log_tail(LOG_TAIL_LINES));
-        }
-    }
-
-    /// Its whole log (every start).
-    pub fn log(&self) -> String {
-        std::fs::read(&self.log_path)
-            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
-            .unwrap_or_default()
-    }
-
-    pub fn log_tail(&self, lines: usize) -> String {
-        let log = self.log();
-        let all: Vec<&str> = log.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
-    }
-
-    /// The log tail under a header, for failure output.
-    pub fn dump_log(&self) -> String {
-        format!(
-            "\n===== {} log tail, full log: {} =====\n{}\n",
-            self.name,
-            self.log_path.display(),
-            self.log_tail(LOG_TAIL_LINES)
-        )
-    }
-}
-
-impl Drop for LoggedChild {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
-
-/// A temp dir that is kept, and announced, when the test fails (or `ROOKERY_KEEP_TEST_DIRS`).
-pub struct TestDir {
-    dir: Option<tempfile::TempDir>,
-    path: PathBuf,
-}
-
-impl TestDir {
-    pub fn new(prefix: &str) -> TestDir {
-        let dir = tempfile::Builder::new()
-            .prefix(prefix)
-            .tempdir()
-            .expect("create temp dir");
-        let path = dir.path().to_owned();
-        TestDir {
-            dir: Some(dir),
-            path,
-        }
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-}
-
-impl Drop for TestDir {
-    fn drop(&mut self) {
-        let keep = std::env::var_os("ROOKERY_KEEP_TEST_DIRS").is_some();
-        if std::thread::panicking() || keep {
-            if let Some(dir) = self.dir.take() {
-                eprintln!("test dir kept: {}", dir.keep().display());
-            }
-        }
-    }
-}
 
 /// Settings of a `rookery host` to start.
 #[derive(Clone, Debug)]

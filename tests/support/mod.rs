@@ -1,12 +1,22 @@
 //! The sandbox every multi-process integration test of Rookery runs in.
 //!
+//! - [`app`]: [`app::TestApp`], an application serving actor types to a host over the
+//!   `AppChannel` stream, recording what it hears.
 //! - [`cluster`]: placement nodes as real child processes of the `rookery` binary, one temp dir
 //!   per cluster, OS-chosen ports, kill -9 on drop, logs dumped when a test fails.
 //! - [`host`]: [`TestHost`], a scriptable client of the `ReportHost` stream protocol that records
 //!   every order it receives.
+//! - [`host_process`]: `rookery host` as real child processes, and the gRPC calls tests make on
+//!   them.
+//! - [`ledger`]: a ledger of actor turns kept outside the cluster, and the single-activation
+//!   checker.
 //! - [`postgres`]: a private PostgreSQL server per test (the cluster state store), stopped and
 //!   started to cut the store off.
+//! - [`process`]: [`LoggedChild`], the child process every placement node, host and app is
+//!   run as: output to a log file, SIGTERM stop with a bounded wait, restart, kill -9 on drop.
 //! - [`status`]: `rookery status --json`, run as a user would, parsed into typed structs.
+//! - [`temp`]: [`TestDir`], the temp dir every test and harness uses, kept when a test fails
+//!   (or with `ROOKERY_KEEP_TEST_DIRS=1`).
 //! - [`wait`]: condition waits with deadlines. Tests never sleep to synchronize: every wait is a
 //!   condition that is polled until it holds or a generous deadline passes, so a loaded box only
 //!   makes a test slower, never red.
@@ -21,7 +31,9 @@ pub mod host;
 pub mod host_process;
 pub mod ledger;
 pub mod postgres;
+pub mod process;
 pub mod status;
+pub mod temp;
 pub mod wait;
 
 use std::collections::HashSet;
@@ -31,7 +43,9 @@ use std::time::Duration;
 
 pub use cluster::{Cluster, ClusterBuilder, PlacementNode};
 pub use host::{HostBuilder, OrderLog, OrderRecord, Received, TestHost};
+pub use process::LoggedChild;
 pub use status::{HostStatus, MemberStatus, Status, StatusError};
+pub use temp::TestDir;
 pub use wait::{wait_until, DEADLINE};
 
 /// Path of the `rookery` binary cargo built for these tests.

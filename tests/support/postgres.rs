@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use super::free_port;
-use super::host_process::TestDir;
+use super::temp::TestDir;
 use super::wait::{wait_until, DEADLINE};
 
 /// The role and database tests connect as.

@@ -11,14 +11,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use rookery_placement::net::TcpTransport;
+use rookery_core::net::TcpTransport;
 use rookery_placement::node::{PlacementConfig, PlacementNode};
 use rookery_proto::v1::{CreateActorReminderRequest, ReminderRef};
-use rookery_runtime::actor::{
-    Actor, ActorContext, ActorError, ActorKey, Call, CallKind, ReminderTick, TimerTick,
-};
 use rookery_runtime::config::{ActorDefaults, HostConfig};
 use rookery_runtime::host::Host;
+use rookery_runtime::{
+    Actor, ActorContext, ActorError, ActorKey, Call, CallKind, ReminderTick, TimerTick,
+};
 use support::wait::{wait_until, DEADLINE};
 use support::{free_port, TestDir};
 

@@ -9,8 +9,9 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use rookery_placement::leader::MAX_ACTOR_TYPE_BYTES;
-use rookery_proto::v1::ActorTypeOptions;
+use rookery_core::limits::MAX_ACTOR_TYPE_BYTES;
+use rookery_proto::v1::actors_client::ActorsClient;
+use rookery_proto::v1::{ActorTypeOptions, InvokeRequest};
 use serde_json::json;
 use support::app::{actor_type, TestApp};
 use support::cluster::Cluster;
@@ -200,6 +201,25 @@ async fn bad_calls_get_precise_errors_and_the_host_keeps_serving() {
             .await
             .expect_err(what);
         assert_eq!(error.code(), Code::InvalidArgument, "{what}: {error:?}");
+    }
+
+    // Reserved metadata from a client: INVALID_ARGUMENT naming the key. (A client's
+    // `rookery-wake` once turned a call into a no-op that answered empty.)
+    for key in ["rookery-wake", "rookery-moved"] {
+        let mut request = tonic::Request::new(InvokeRequest {
+            actor_type: "Counter".into(),
+            actor_id: "reserved".into(),
+            method: "increment".into(),
+            data: b"{}".to_vec(),
+            metadata: [(key.to_owned(), "1".to_owned())].into(),
+        });
+        request.set_timeout(Duration::from_secs(30));
+        let error = ActorsClient::new(host.channel())
+            .invoke(request)
+            .await
+            .expect_err(key);
+        assert_eq!(error.code(), Code::InvalidArgument, "{key}: {error:?}");
+        assert!(error.message().contains(key), "{key}: {error:?}");
     }
 
     // A payload over --max-request-size 1 (MB): RESOURCE_EXHAUSTED, and the host carries on.

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use futures::stream::{self, StreamExt};
-use rookery_placement::ring::HashRing;
+use rookery_core::ring::HashRing;
 use rookery_proto::v1::ActorTypeOptions;
 use serde_json::json;
 use support::app::{actor_type, ActorKey, TestApp};

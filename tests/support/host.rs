@@ -16,10 +16,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use rookery_proto::v1::host_report::Report;
-use rookery_proto::v1::placement_client::PlacementClient;
-use rookery_proto::v1::placement_order::Order;
-use rookery_proto::v1::{
+use rookery_proto::internal::v1::host_report::Report;
+use rookery_proto::internal::v1::placement_client::PlacementClient;
+use rookery_proto::internal::v1::placement_order::Order;
+use rookery_proto::internal::v1::{
     Heartbeat, HostRegistration, HostReport, OrderAck, OrderPhase, PlacementTable,
 };
 use tokio::sync::mpsc;

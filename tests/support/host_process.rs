@@ -15,11 +15,12 @@ use std::process::ExitStatus;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use rookery_placement::ring::HashRing;
-use rookery_placement::table::{HostInfo, PlacementTable, TableVersion};
+use rookery_core::ring::HashRing;
+use rookery_core::table::{HostInfo, PlacementTable, TableVersion};
+use rookery_proto::internal::v1::host_internal_client::HostInternalClient;
+use rookery_proto::internal::v1::{ListActivationsRequest, ListActivationsResponse};
 use rookery_proto::v1::actors_client::ActorsClient;
-use rookery_proto::v1::host_internal_client::HostInternalClient;
-use rookery_proto::v1::{InvokeRequest, ListActivationsRequest, ListActivationsResponse};
+use rookery_proto::v1::InvokeRequest;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::transport::{Channel, Endpoint};
 use tonic::Status;

@@ -240,11 +240,13 @@ async fn start_host(name: &str, placement: &str, dir: &std::path::Path) -> Host 
         advertise_address: addr,
         internal_advertise_address: None,
         http_listen: None,
+        metrics_listen: None,
+        http_app: None,
+        api_token: None,
         data_dir: dir.join(name),
         max_request_bytes: rookery_runtime::config::DEFAULT_MAX_REQUEST_SIZE_MB * 1024 * 1024,
         actors: ActorDefaults::default(),
-        heartbeat_interval_ms:
-            rookery_runtime::cluster::placement_session::DEFAULT_HEARTBEAT_INTERVAL_MS,
+        heartbeat_interval_ms: rookery_runtime::config::DEFAULT_HEARTBEAT_INTERVAL_MS,
         state: rookery_runtime::state::StoreConfig::Sled {
             path: dir.join(name).join("state"),
         },

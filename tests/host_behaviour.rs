@@ -282,7 +282,9 @@ async fn bad_calls_get_precise_errors_and_the_host_keeps_serving() {
     host.assert_alive();
     let (code, body) = host.healthz().await.expect("healthz");
     assert_eq!(code, 200, "{body}");
-    let (code, metrics) = http_get(host.http_port, "/metrics").await.expect("metrics");
+    let (code, metrics) = http_get(host.metrics_port, "/metrics")
+        .await
+        .expect("metrics");
     assert_eq!(code, 200, "{metrics}");
     assert!(!metrics.trim().is_empty(), "metrics are exposed");
     app.assert_no_violations();

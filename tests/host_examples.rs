@@ -181,6 +181,8 @@ async fn rust_counter_example_serves_rookery_up_and_reconnects() {
             &grpc_port.to_string(),
             "--http-port",
             &http_port.to_string(),
+            "--metrics-port",
+            &free_port().to_string(),
         ]
         .map(String::from)
         .to_vec(),

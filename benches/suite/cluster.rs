@@ -210,6 +210,8 @@ impl Cluster {
                     port.to_string(),
                     "--http-port".into(),
                     "0".into(),
+                    "--metrics-port".into(),
+                    "0".into(),
                     "--data-dir".into(),
                     dir.path().join(&id).display().to_string(),
                 ],

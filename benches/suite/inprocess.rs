@@ -120,11 +120,13 @@ pub async fn run() -> Value {
         advertise_address: addr,
         internal_advertise_address: None,
         http_listen: None,
+        metrics_listen: None,
+        http_app: None,
+        api_token: None,
         data_dir: dir.path().join("host"),
         max_request_bytes: rookery_runtime::config::DEFAULT_MAX_REQUEST_SIZE_MB * 1024 * 1024,
         actors: ActorDefaults::default(),
-        heartbeat_interval_ms:
-            rookery_runtime::cluster::placement_session::DEFAULT_HEARTBEAT_INTERVAL_MS,
+        heartbeat_interval_ms: rookery_runtime::config::DEFAULT_HEARTBEAT_INTERVAL_MS,
         state: rookery_runtime::state::StoreConfig::Sled {
             path: dir.path().join("host").join("state"),
         },

@@ -18,6 +18,8 @@ pub const DEFAULT_DRAIN_TIMEOUT_MS: u64 = 2_000;
 pub const DEFAULT_CALL_TIMEOUT_MS: u64 = 60_000;
 /// Deepest re-entrant nesting into one actor (Dapr: 32).
 pub const DEFAULT_MAX_REENTRANCY_DEPTH: u32 = 32;
+/// Default interval between a host's heartbeats to placement; several fit in one lease.
+pub const DEFAULT_HEARTBEAT_INTERVAL_MS: u64 = 500;
 /// Largest request payload, in MiB (Dapr: 4).
 pub const DEFAULT_MAX_REQUEST_SIZE_MB: usize = 4;
 
@@ -161,8 +163,16 @@ pub struct HostConfig {
     pub advertise_address: String,
     /// What other hosts dial to reach `HostInternal` when it has its own listener.
     pub internal_advertise_address: Option<String>,
-    /// Where `/healthz` and `/metrics` listen; `None` disables them.
+    /// Where the HTTP API listens (Dapr's `/v1.0/*` and `/healthz`); `None` disables it.
     pub http_listen: Option<String>,
+    /// Where Prometheus `/metrics` listens (`--metrics-port`); `None` disables it.
+    pub metrics_listen: Option<String>,
+    /// The app this host calls over HTTP (`--app-port`), if any. Apps may also connect over
+    /// the gRPC `AppChannel` whatever this says.
+    pub http_app: Option<HttpAppConfig>,
+    /// Required of clients on every API but health when set (`DAPR_API_TOKEN`): the
+    /// `dapr-api-token` header or metadata.
+    pub api_token: Option<String>,
     pub data_dir: PathBuf,
     pub max_request_bytes: usize,
     pub actors: ActorDefaults,
@@ -173,6 +183,41 @@ pub struct HostConfig {
     /// available through any placement outage, at the risk of two activations of one actor
     /// when this host is cut off from placement while others take its actors.
     pub serve_without_lease: bool,
+}
+
+impl Default for HostConfig {
+    /// A host of one process on loopback, with no HTTP listeners: fill in at least
+    /// `placement` and the addresses.
+    fn default() -> Self {
+        HostConfig {
+            host_id: String::new(),
+            app_id: String::new(),
+            placement: Vec::new(),
+            grpc_listen: "127.0.0.1:0".into(),
+            internal_listen: None,
+            advertise_address: String::new(),
+            internal_advertise_address: None,
+            http_listen: None,
+            metrics_listen: None,
+            http_app: None,
+            api_token: None,
+            data_dir: PathBuf::from(".rookery/host"),
+            max_request_bytes: DEFAULT_MAX_REQUEST_SIZE_MB * 1024 * 1024,
+            actors: ActorDefaults::default(),
+            heartbeat_interval_ms: DEFAULT_HEARTBEAT_INTERVAL_MS,
+            state: crate::state::StoreConfig::None,
+            serve_without_lease: false,
+        }
+    }
+}
+
+/// An app that serves actor types over HTTP, as Dapr apps do (`--app-protocol http`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpAppConfig {
+    /// `host:port` of the app (`--app-channel-address`, `--app-port`).
+    pub address: String,
+    /// Sent to the app as `dapr-api-token` when set (`APP_API_TOKEN`).
+    pub app_api_token: Option<String>,
 }
 
 impl HostConfig {

@@ -7,8 +7,10 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use rookery_core::net::TcpTransport;
-use rookery_runtime::cluster::placement_session::DEFAULT_HEARTBEAT_INTERVAL_MS;
-use rookery_runtime::config::{ActorDefaults, ConfigFile, HostConfig, DEFAULT_MAX_REQUEST_SIZE_MB};
+use rookery_runtime::config::{
+    ActorDefaults, ConfigFile, HostConfig, HttpAppConfig, DEFAULT_HEARTBEAT_INTERVAL_MS,
+    DEFAULT_MAX_REQUEST_SIZE_MB,
+};
 use rookery_runtime::host::Host;
 use rookery_runtime::state::postgres_store::{PostgresConfig, DEFAULT_TABLE_NAME};
 use rookery_runtime::state::{component, StoreConfig};
@@ -21,12 +23,17 @@ pub struct HostArgs {
     /// Placement addresses (host:port), comma-separated; any member will do.
     #[arg(long, env = "ROOKERY_PLACEMENT", default_value = "127.0.0.1:50005", value_delimiter = ',', value_parser = super::parse_host_port)]
     pub placement: Vec<String>,
-    /// The application's id, shown in status.
+    /// The application's id (Dapr's app id), shown in status and metadata.
     #[arg(long, env = "ROOKERY_APP_ID", default_value = "")]
     pub app_id: String,
-    /// Port of the gRPC API: client calls (Actors), apps (AppChannel), reflection, and
-    /// host-to-host calls unless --internal-port is given.
-    #[arg(long, env = "ROOKERY_GRPC_PORT", default_value_t = 50001)]
+    /// Port of the gRPC API: client calls (Actors, Dapr's actor RPCs), apps (AppChannel),
+    /// reflection, and host-to-host calls unless --internal-port is given.
+    #[arg(
+        long,
+        alias = "dapr-grpc-port",
+        env = "ROOKERY_GRPC_PORT",
+        default_value_t = 50001
+    )]
     pub grpc_port: u16,
     /// A separate port for host-to-host calls.
     #[arg(long, env = "ROOKERY_INTERNAL_PORT")]
@@ -41,9 +48,19 @@ pub struct HostArgs {
     /// Unique id of this host. Default: its advertised address.
     #[arg(long, env = "ROOKERY_HOST_ID")]
     pub host_id: Option<String>,
-    /// Port of /healthz and /metrics; 0 disables it.
-    #[arg(long, env = "ROOKERY_HTTP_PORT", default_value_t = 3500)]
+    /// Port of the HTTP API (Dapr's /v1.0/... and /healthz); 0 disables it.
+    #[arg(
+        long,
+        alias = "dapr-http-port",
+        env = "ROOKERY_HTTP_PORT",
+        default_value_t = 3500
+    )]
     pub http_port: u16,
+    /// Port of Prometheus /metrics; 0 disables it.
+    #[arg(long, env = "ROOKERY_METRICS_PORT", default_value_t = 9090)]
+    pub metrics_port: u16,
+    #[command(flatten)]
+    pub app: AppArgs,
     /// Directory of the host's local data.
     #[arg(long, env = "ROOKERY_DATA_DIR", default_value = ".rookery/host")]
     pub data_dir: PathBuf,
@@ -51,8 +68,8 @@ pub struct HostArgs {
     /// drain_timeout_ms, call_timeout_ms, reentrancy, max_reentrancy_depth}`).
     #[arg(long, env = "ROOKERY_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Largest request payload, in MB.
-    #[arg(long, env = "ROOKERY_MAX_REQUEST_SIZE", default_value_t = DEFAULT_MAX_REQUEST_SIZE_MB, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024))]
+    /// Largest request payload, in MB, on every API, the app channel and reminders.
+    #[arg(long, alias = "dapr-http-max-request-size", env = "ROOKERY_MAX_REQUEST_SIZE", default_value_t = DEFAULT_MAX_REQUEST_SIZE_MB, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024))]
     pub max_request_size: usize,
     /// Serve actors with the last table even without a placement lease, as Dapr does: stays
     /// available through any placement outage, but a host cut off from placement may then run
@@ -79,6 +96,49 @@ pub struct HostArgs {
     /// Interval of heartbeats to placement.
     #[arg(long, env = "ROOKERY_HEARTBEAT_INTERVAL_MS", default_value_t = DEFAULT_HEARTBEAT_INTERVAL_MS, value_parser = clap::value_parser!(u64).range(1..))]
     pub heartbeat_interval_ms: u64,
+}
+
+/// How the host reaches the app and what it requires of clients: daprd's flags.
+#[derive(Args, Debug, Clone, Default)]
+pub struct AppArgs {
+    /// Port of the app that serves actor types over HTTP (`GET /dapr/config`, `PUT
+    /// /actors/...`), as daprd calls it. Without it, apps connect over the gRPC AppChannel.
+    #[arg(long, env = "ROOKERY_APP_PORT")]
+    pub app_port: Option<u16>,
+    /// How the host reaches the app: `http` (it calls --app-port) or `grpc` (Rookery's own
+    /// AppChannel: the app connects to the host; --app-port is not used).
+    #[arg(long, env = "ROOKERY_APP_PROTOCOL", value_enum, default_value_t = AppProtocol::Http)]
+    pub app_protocol: AppProtocol,
+    /// Host of the app for --app-port.
+    #[arg(long, env = "ROOKERY_APP_CHANNEL_ADDRESS", default_value = "127.0.0.1")]
+    pub app_channel_address: String,
+    /// Required of clients on every API but health (`dapr-api-token` header or metadata).
+    #[arg(long, env = "DAPR_API_TOKEN", hide_env_values = true)]
+    pub api_token: Option<String>,
+    /// Sent to the app as `dapr-api-token` on every request the host makes of it.
+    #[arg(long, env = "APP_API_TOKEN", hide_env_values = true)]
+    pub app_api_token: Option<String>,
+}
+
+/// The `--app-protocol` values.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum AppProtocol {
+    #[default]
+    Http,
+    Grpc,
+}
+
+impl AppArgs {
+    /// The HTTP app these flags name, if any.
+    pub fn http_app(&self) -> Option<HttpAppConfig> {
+        match (self.app_protocol, self.app_port) {
+            (AppProtocol::Http, Some(port)) => Some(HttpAppConfig {
+                address: format!("{}:{port}", self.app_channel_address),
+                app_api_token: self.app_api_token.clone().filter(|t| !t.is_empty()),
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// The `--state-store` values.
@@ -115,6 +175,7 @@ impl HostArgs {
             Some(path) => ConfigFile::load(path)?.actors,
             None => ActorDefaults::default(),
         };
+        let listen = |port: u16| (port != 0).then(|| format!("{}:{port}", self.bind_address));
         let advertise_address = self
             .advertise_address
             .clone()
@@ -139,8 +200,10 @@ impl HostArgs {
                 .map(|port| format!("{}:{}", self.bind_address, port)),
             advertise_address,
             internal_advertise_address,
-            http_listen: (self.http_port != 0)
-                .then(|| format!("{}:{}", self.bind_address, self.http_port)),
+            http_listen: listen(self.http_port),
+            metrics_listen: listen(self.metrics_port),
+            http_app: self.app.http_app(),
+            api_token: self.app.api_token.clone().filter(|t| !t.is_empty()),
             data_dir: self.data_dir.clone(),
             max_request_bytes: self.max_request_size * 1024 * 1024,
             actors,
@@ -157,11 +220,14 @@ pub async fn run(args: HostArgs) -> anyhow::Result<ExitCode> {
         .await
         .context("cannot start the host")?;
     eprintln!(
-        "rookery host {}: gRPC on {}{}, placement {}",
+        "rookery host {}: gRPC on {}{}{}, placement {}",
         config.host_id,
         host.grpc_addr(),
         host.http_addr()
             .map(|a| format!(", http on {a}"))
+            .unwrap_or_default(),
+        host.metrics_addr()
+            .map(|a| format!(", metrics on {a}"))
             .unwrap_or_default(),
         config.placement.join(",")
     );

@@ -10,7 +10,7 @@ use rookery_core::net::TcpTransport;
 use rookery_placement::node::{PlacementConfig, PlacementNode};
 use rookery_runtime::host::Host;
 
-use super::host::HostArgs;
+use super::host::{AppArgs, HostArgs};
 
 #[derive(Args, Debug)]
 pub struct UpArgs {
@@ -21,11 +21,16 @@ pub struct UpArgs {
     #[arg(long, default_value_t = 50005)]
     placement_port: u16,
     /// Port of the host's gRPC API (clients and apps).
-    #[arg(long, default_value_t = 50001)]
+    #[arg(long, alias = "dapr-grpc-port", default_value_t = 50001)]
     grpc_port: u16,
-    /// Port of the host's /healthz and /metrics.
-    #[arg(long, default_value_t = 3500)]
+    /// Port of the host's HTTP API (Dapr's /v1.0/... and /healthz).
+    #[arg(long, alias = "dapr-http-port", default_value_t = 3500)]
     http_port: u16,
+    /// Port of the host's Prometheus /metrics; 0 disables it.
+    #[arg(long, default_value_t = 9090)]
+    metrics_port: u16,
+    #[command(flatten)]
+    app: AppArgs,
     /// IP the listeners bind to.
     #[arg(long, default_value = "127.0.0.1")]
     bind_address: std::net::IpAddr,
@@ -33,7 +38,7 @@ pub struct UpArgs {
     #[arg(long)]
     config: Option<PathBuf>,
     /// Largest request payload, in MB.
-    #[arg(long, default_value_t = rookery_runtime::config::DEFAULT_MAX_REQUEST_SIZE_MB)]
+    #[arg(long, alias = "dapr-http-max-request-size", default_value_t = rookery_runtime::config::DEFAULT_MAX_REQUEST_SIZE_MB)]
     max_request_size: usize,
     /// Dapr component files, as for `rookery host` (default state store: sled under
     /// --data-dir).
@@ -66,17 +71,19 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         advertise_address: Some(format!("{advertise_ip}:{}", args.grpc_port)),
         host_id: None,
         http_port: args.http_port,
+        metrics_port: args.metrics_port,
+        app: args.app,
         data_dir: args.data_dir.join("host"),
         config: args.config,
         max_request_size: args.max_request_size,
-        heartbeat_interval_ms:
-            rookery_runtime::cluster::placement_session::DEFAULT_HEARTBEAT_INTERVAL_MS,
+        heartbeat_interval_ms: rookery_runtime::config::DEFAULT_HEARTBEAT_INTERVAL_MS,
         resources_path: args.resources_path,
         state_store: None,
         state_connection_string: None,
         serve_without_lease: false,
     };
-    let host = Host::start(host_args.to_config()?, TcpTransport::shared())
+    let host_config = host_args.to_config()?;
+    let host = Host::start(host_config.clone(), TcpTransport::shared())
         .await
         .context("cannot start the host")?;
     println!("rookery up: a one-process cluster is running");
@@ -86,7 +93,16 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         host.grpc_addr()
     );
     if let Some(http) = host.http_addr() {
-        println!("  host HTTP      http://{http}/healthz   http://{http}/metrics");
+        println!("  host HTTP      http://{http}/v1.0/...   (Dapr's HTTP API; /healthz)");
+    }
+    if let Some(metrics) = host.metrics_addr() {
+        println!("  host metrics   http://{metrics}/metrics");
+    }
+    if let Some(app) = &host_config.http_app {
+        println!(
+            "  app (HTTP)     http://{}   (GET /dapr/config, PUT /actors/...)",
+            app.address
+        );
     }
     println!("  data           {}", args.data_dir.display());
     println!();

@@ -86,6 +86,7 @@ impl HostProcessBuilder {
         let dir = TestDir::new("rookery-host-test-");
         let grpc_port = free_port();
         let http_port = free_port();
+        let metrics_port = free_port();
         let grpc_addr = format!("127.0.0.1:{grpc_port}");
         let id = self.host_id.clone().unwrap_or_else(|| grpc_addr.clone());
         let mut args = vec![
@@ -98,6 +99,8 @@ impl HostProcessBuilder {
             grpc_port.to_string(),
             "--http-port".to_owned(),
             http_port.to_string(),
+            "--metrics-port".to_owned(),
+            metrics_port.to_string(),
             // Loopback only: the ports were checked free on 127.0.0.1, and tests expose nothing.
             "--bind-address".to_owned(),
             "127.0.0.1".to_owned(),
@@ -129,6 +132,7 @@ impl HostProcessBuilder {
             id,
             grpc_addr,
             http_port,
+            metrics_port,
             process,
             channel: OnceLock::new(),
             dir,
@@ -143,6 +147,8 @@ pub struct HostProcess {
     /// `127.0.0.1:port` of its gRPC API: Actors, AppChannel, HostInternal.
     pub grpc_addr: String,
     pub http_port: u16,
+    /// Where its Prometheus `/metrics` listens.
+    pub metrics_port: u16,
     // Field order matters: the process is killed (dropped) before the dir is dropped, so a
     // kept dir holds the complete log.
     process: LoggedChild,

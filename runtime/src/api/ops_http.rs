@@ -1,6 +1,5 @@
-//! The host's operational HTTP endpoint: `/healthz` and Prometheus `/metrics`.
-//!
-//! Served by the listener shared with placement nodes (`rookery_core::ops_http`).
+//! The host's operational HTTP routes: `/healthz` (on the HTTP API's port) and Prometheus
+//! `/metrics` (on `--metrics-port`, as daprd serves it).
 
 use std::sync::Arc;
 
@@ -9,35 +8,28 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
 use rookery_core::ops_http::OPENMETRICS_CONTENT_TYPE;
-use rookery_core::shutdown::Shutdown;
 use tokio::sync::watch;
 
 use crate::cluster::table::TableState;
 use crate::metrics::HostMetrics;
 
-#[derive(Clone)]
-struct HttpState {
-    table: watch::Receiver<TableState>,
-    metrics: Arc<HostMetrics>,
+/// `/healthz` (for the HTTP API's port): the host's own readiness.
+pub fn health_routes(table: watch::Receiver<TableState>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .with_state(table)
 }
 
-/// Serves until `shutdown` fires; returns the bound address.
-pub async fn serve(
-    addr: String,
-    table: watch::Receiver<TableState>,
-    metrics: Arc<HostMetrics>,
-    shutdown: Shutdown,
-) -> Result<(std::net::SocketAddr, tokio::task::JoinHandle<()>), rookery_core::net::ListenError> {
-    let app = Router::new()
-        .route("/healthz", get(healthz))
+/// `/metrics` (for `--metrics-port`): Prometheus text.
+pub fn metrics_routes(metrics: Arc<HostMetrics>) -> Router {
+    Router::new()
         .route("/metrics", get(metrics_text))
-        .with_state(HttpState { table, metrics });
-    rookery_core::ops_http::serve(&addr, app, shutdown.fired()).await
+        .with_state(metrics)
 }
 
 /// 200 once the host holds a placement table (it can route calls), 503 before.
-async fn healthz(State(state): State<HttpState>) -> (StatusCode, String) {
-    let current = state.table.borrow().clone();
+async fn healthz(State(table): State<watch::Receiver<TableState>>) -> (StatusCode, String) {
+    let current = table.borrow().clone();
     match current.table {
         Some(table) => (
             StatusCode::OK,
@@ -60,10 +52,10 @@ async fn healthz(State(state): State<HttpState>) -> (StatusCode, String) {
 }
 
 async fn metrics_text(
-    State(state): State<HttpState>,
+    State(metrics): State<Arc<HostMetrics>>,
 ) -> ([(&'static str, &'static str); 1], String) {
     (
         [("content-type", OPENMETRICS_CONTENT_TYPE)],
-        state.metrics.render(),
+        metrics.render(),
     )
 }

@@ -34,8 +34,6 @@ use tokio_stream::StreamExt;
 
 use crate::cluster::table::{RoutingTable, TableState};
 
-/// Default interval between heartbeats; several fit in one lease.
-pub const DEFAULT_HEARTBEAT_INTERVAL_MS: u64 = 500;
 /// First and last delay between reconnection attempts.
 pub const RECONNECT_BACKOFF_MIN_MS: u64 = 50;
 pub const RECONNECT_BACKOFF_MAX_MS: u64 = 500;

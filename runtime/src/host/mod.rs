@@ -194,8 +194,14 @@ impl Host {
         self.bound.internal_addr.as_deref()
     }
 
+    /// Where the HTTP API (Dapr's `/v1.0/*`, `/healthz`) listens, if it does.
     pub fn http_addr(&self) -> Option<std::net::SocketAddr> {
         self.bound.http_addr
+    }
+
+    /// Where Prometheus `/metrics` listens, if it does.
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.bound.metrics_addr
     }
 
     pub fn metrics(&self) -> &Arc<HostMetrics> {

@@ -58,6 +58,7 @@ pub struct Bound {
     pub grpc_addr: String,
     pub internal_addr: Option<String>,
     pub http_addr: Option<SocketAddr>,
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// What the servers serve.
@@ -136,15 +137,15 @@ pub async fn serve(
     }));
     let http_addr = match &config.http_listen {
         Some(addr) => {
-            let (bound, task) = crate::api::ops_http::serve(
-                addr.clone(),
-                services.table,
-                services.metrics,
-                shutdown.clone(),
-            )
-            .await?;
-            tasks.push(task);
-            Some(bound)
+            let routes = crate::api::ops_http::health_routes(services.table.clone());
+            Some(serve_http(addr, routes, shutdown, &mut tasks).await?)
+        }
+        None => None,
+    };
+    let metrics_addr = match &config.metrics_listen {
+        Some(addr) => {
+            let routes = crate::api::ops_http::metrics_routes(services.metrics.clone());
+            Some(serve_http(addr, routes, shutdown, &mut tasks).await?)
         }
         None => None,
     };
@@ -152,6 +153,19 @@ pub async fn serve(
         grpc_addr,
         internal_addr,
         http_addr,
+        metrics_addr,
     };
     Ok((bound, tasks))
+}
+
+/// Serves `routes` on `addr` until shutdown; returns the bound address.
+async fn serve_http(
+    addr: &str,
+    routes: axum::Router,
+    shutdown: &Shutdown,
+    tasks: &mut Vec<JoinHandle<()>>,
+) -> Result<SocketAddr, HostError> {
+    let (bound, task) = rookery_core::ops_http::serve(addr, routes, shutdown.fired()).await?;
+    tasks.push(task);
+    Ok(bound)
 }

@@ -39,20 +39,26 @@ pub enum CallError {
     /// Retryable: the receiver does not own the actor under its table.
     #[error("{0}")]
     Moved(String),
-    /// A same-chain call into a busy actor whose type does not allow reentrancy, or deeper
-    /// than the type's limit.
+    /// A same-chain call into a busy actor whose type does not allow reentrancy.
     #[error("{0}")]
     Reentrancy(String),
+    /// A re-entrant call nested deeper than the type's `max_reentrancy_depth`.
+    #[error("{0}")]
+    StackDepth(String),
     #[error("{0}")]
     Overloaded(String),
     /// The app took the call but disconnected before answering: whether it ran is unknown,
     /// so it is not retried.
     #[error("{0}")]
     AppDisconnected(String),
-    /// The request cannot be served in the system's current state (e.g. a state request for
-    /// an actor not active on this host, or a host without a state store).
+    /// The request cannot be served in the system's current state (e.g. a host without a
+    /// state store).
     #[error("{0}")]
     FailedPrecondition(String),
+    /// A request of an actor's own code (state, timers) for an actor that is not active on
+    /// this host.
+    #[error("{0}")]
+    NotActive(String),
     /// A state write from an activation the store no longer recognizes (another activation
     /// claimed the actor since): nothing was written.
     #[error("{0}")]
@@ -95,9 +101,11 @@ impl CallError {
             CallError::Unavailable(_) => ForwardErrorKind::Unavailable,
             CallError::Moved(_) => ForwardErrorKind::Moved,
             CallError::Reentrancy(_) => ForwardErrorKind::Reentrancy,
+            CallError::StackDepth(_) => ForwardErrorKind::StackDepth,
             CallError::Overloaded(_) => ForwardErrorKind::Overloaded,
             CallError::AppDisconnected(_) => ForwardErrorKind::AppDisconnected,
             CallError::FailedPrecondition(_) => ForwardErrorKind::FailedPrecondition,
+            CallError::NotActive(_) => ForwardErrorKind::NotActive,
             CallError::Fenced(_) => ForwardErrorKind::Fenced,
             CallError::StoreUnavailable(_) => ForwardErrorKind::StateStoreUnavailable,
             CallError::Internal(_) => ForwardErrorKind::Internal,
@@ -126,9 +134,11 @@ impl CallError {
             ForwardErrorKind::Unavailable => CallError::Unavailable(m),
             ForwardErrorKind::Moved => CallError::Moved(m),
             ForwardErrorKind::Reentrancy => CallError::Reentrancy(m),
+            ForwardErrorKind::StackDepth => CallError::StackDepth(m),
             ForwardErrorKind::Overloaded => CallError::Overloaded(m),
             ForwardErrorKind::AppDisconnected => CallError::AppDisconnected(m),
             ForwardErrorKind::FailedPrecondition => CallError::FailedPrecondition(m),
+            ForwardErrorKind::NotActive => CallError::NotActive(m),
             ForwardErrorKind::Fenced => CallError::Fenced(m),
             ForwardErrorKind::StateStoreUnavailable => CallError::StoreUnavailable(m),
             ForwardErrorKind::Internal => CallError::Internal(m),
@@ -165,9 +175,11 @@ impl CallError {
             | CallError::Unavailable(m)
             | CallError::Moved(m)
             | CallError::Reentrancy(m)
+            | CallError::StackDepth(m)
             | CallError::Overloaded(m)
             | CallError::AppDisconnected(m)
             | CallError::FailedPrecondition(m)
+            | CallError::NotActive(m)
             | CallError::Fenced(m)
             | CallError::StoreUnavailable(m)
             | CallError::Internal(m) => m,
@@ -198,7 +210,7 @@ impl From<CallError> for Status {
                     .insert(MOVED_KEY, tonic::metadata::MetadataValue::from_static("1"));
                 status
             }
-            CallError::Reentrancy(m) => Status::failed_precondition(m),
+            CallError::Reentrancy(m) | CallError::StackDepth(m) => Status::failed_precondition(m),
             CallError::Overloaded(m) => Status::resource_exhausted(m),
             CallError::AppDisconnected(m) => {
                 let mut status = Status::unavailable(m);
@@ -208,7 +220,9 @@ impl From<CallError> for Status {
                 );
                 status
             }
-            CallError::FailedPrecondition(m) => Status::failed_precondition(m),
+            CallError::FailedPrecondition(m) | CallError::NotActive(m) => {
+                Status::failed_precondition(m)
+            }
             CallError::Fenced(m) => marked(Status::failed_precondition(m), FENCED_VALUE),
             CallError::StoreUnavailable(m) => marked(Status::unavailable(m), STATE_STORE_VALUE),
             CallError::Internal(m) => Status::internal(m),
@@ -240,9 +254,11 @@ mod tests {
             CallError::Unavailable(m()),
             CallError::Moved(m()),
             CallError::Reentrancy(m()),
+            CallError::StackDepth(m()),
             CallError::Overloaded(m()),
             CallError::AppDisconnected(m()),
             CallError::FailedPrecondition(m()),
+            CallError::NotActive(m()),
             CallError::Fenced(m()),
             CallError::StoreUnavailable(m()),
             CallError::Internal(m()),

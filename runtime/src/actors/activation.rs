@@ -267,7 +267,7 @@ impl Activation {
         let depth = self.reentrant_depth.fetch_add(1, Ordering::AcqRel) + 1;
         let _depth = CountGuard(&self.reentrant_depth);
         if depth > self.options.max_reentrancy_depth {
-            return Err(CallError::Reentrancy(format!(
+            return Err(CallError::StackDepth(format!(
                 "reentrancy into actor {} deeper than the limit of {}",
                 self.key, self.options.max_reentrancy_depth
             )));
@@ -314,9 +314,9 @@ impl Activation {
         let access = self.host.state.as_ref().ok_or_else(|| {
             CallError::FailedPrecondition("this host has no state store configured".into())
         })?;
-        let epoch = self.claimed().ok_or_else(|| {
-            CallError::FailedPrecondition(format!("actor {} is not active yet", self.key))
-        })?;
+        let epoch = self
+            .claimed()
+            .ok_or_else(|| CallError::NotActive(format!("actor {} is not active yet", self.key)))?;
         Ok((access, epoch))
     }
 

@@ -16,6 +16,7 @@ use rookery_proto::v1::{
 use tonic::{Request, Response, Status};
 
 use crate::call::{ActorKey, Call, CallKind};
+use crate::channels::actor_api::ActorApi;
 use crate::error::CallError;
 use crate::grpc::grpc_timeout;
 use crate::metrics::{CallLabels, HostMetrics};
@@ -67,9 +68,9 @@ fn outcome(result: &Result<Bytes, CallError>) -> &'static str {
         Err(CallError::Unavailable(_) | CallError::Moved(_) | CallError::AppDisconnected(_)) => {
             "unavailable"
         }
-        Err(CallError::Reentrancy(_)) => "reentrancy",
+        Err(CallError::Reentrancy(_) | CallError::StackDepth(_)) => "reentrancy",
         Err(CallError::Overloaded(_)) => "overloaded",
-        Err(CallError::FailedPrecondition(_)) => "failed_precondition",
+        Err(CallError::FailedPrecondition(_) | CallError::NotActive(_)) => "failed_precondition",
         Err(CallError::Fenced(_)) => "fenced",
         Err(CallError::StoreUnavailable(_)) => "state_store_unavailable",
         Err(CallError::Internal(_)) => "internal",
@@ -78,12 +79,17 @@ fn outcome(result: &Result<Bytes, CallError>) -> &'static str {
 
 pub struct ActorsService {
     router: Arc<Router>,
+    api: ActorApi,
     metrics: Arc<HostMetrics>,
 }
 
 impl ActorsService {
-    pub fn new(router: Arc<Router>, metrics: Arc<HostMetrics>) -> ActorsService {
-        ActorsService { router, metrics }
+    pub fn new(router: Arc<Router>, api: ActorApi, metrics: Arc<HostMetrics>) -> ActorsService {
+        ActorsService {
+            router,
+            api,
+            metrics,
+        }
     }
 }
 
@@ -132,16 +138,8 @@ impl Actors for ActorsService {
                 "actor_type and actor_id must not be empty",
             ));
         }
-        let access = self.router.activations().state().ok_or_else(|| {
-            Status::failed_precondition("this host has no state store configured")
-        })?;
-        crate::state::validate_key(&request.key).map_err(|e| Status::from(CallError::from(e)))?;
         let key = ActorKey::new(request.actor_type, request.actor_id);
-        let value = access
-            .store
-            .get(&key, &request.key)
-            .await
-            .map_err(|e| Status::from(CallError::from(e)))?;
+        let value = self.api.read_state(&key, &request.key).await?;
         Ok(Response::new(GetActorStateResponse {
             found: value.is_some(),
             data: value.map(|v| v.to_vec()).unwrap_or_default(),

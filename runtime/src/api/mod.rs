@@ -1,9 +1,11 @@
 //! What a host offers clients and operators.
 //!
 //! - [`actors`]: the `Actors` gRPC service (invoke any actor, read its state).
+//! - [`dapr`]: Dapr's actor API, over HTTP and gRPC.
 //! - [`reminders`]: the `Reminders` gRPC service.
 //! - [`ops_http`]: `/healthz` and Prometheus `/metrics`.
 
 pub mod actors;
+pub mod dapr;
 pub mod ops_http;
 pub mod reminders;

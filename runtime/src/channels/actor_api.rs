@@ -6,7 +6,8 @@
 //!
 //! Only the actor's own host serves them: state and timers need the actor's activation here
 //! (state also while it finishes its last turn before moving), and every refusal for an actor
-//! not active here is the same `FAILED_PRECONDITION`.
+//! not active here is the same [`CallError::NotActive`] (`FAILED_PRECONDITION` to gRPC
+//! clients).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -50,6 +51,28 @@ impl ActorApi {
     /// Reads one key of the actor's durable state; `None` if it has no value.
     pub async fn get_state(&self, actor: &ActorKey, key: &str) -> Result<Option<Bytes>, CallError> {
         self.active_until_finished(actor)?.get_state(key).await
+    }
+
+    /// Reads one key of any actor's state from this host's store, active here or not, as a
+    /// client may: with PostgreSQL what any host committed, with sled what this host's
+    /// activations committed.
+    pub async fn read_state(
+        &self,
+        actor: &ActorKey,
+        key: &str,
+    ) -> Result<Option<Bytes>, CallError> {
+        let access = self
+            .router
+            .activations()
+            .state()
+            .ok_or_else(no_state_store)?;
+        crate::state::validate_key(key)?;
+        Ok(access.store.get(actor, key).await?)
+    }
+
+    /// Whether this host keeps actor state at all.
+    pub fn has_state_store(&self) -> bool {
+        self.router.activations().state().is_some()
     }
 
     /// Writes the actor's state: every operation or none, acknowledged once durable. Fails
@@ -132,6 +155,10 @@ impl ActorApi {
     }
 }
 
+fn no_state_store() -> CallError {
+    CallError::FailedPrecondition("this host has no state store configured".into())
+}
+
 fn not_active(actor: &ActorKey) -> CallError {
-    CallError::FailedPrecondition(format!("actor {actor} is not active on this host"))
+    CallError::NotActive(format!("actor {actor} is not active on this host"))
 }

@@ -82,6 +82,7 @@ pub async fn serve(
     let decode_limit = config.max_request_bytes + REQUEST_ENVELOPE_BYTES;
     let actors = ActorsServer::new(ActorsService::new(
         services.router.clone(),
+        services.api.clone(),
         services.metrics.clone(),
     ))
     .max_decoding_message_size(decode_limit);

@@ -99,6 +99,11 @@ impl Router {
         }
     }
 
+    /// The largest call payload this host accepts, in bytes (`--max-request-size`).
+    pub fn max_request_bytes(&self) -> usize {
+        self.max_request_bytes
+    }
+
     pub fn host_id(&self) -> &str {
         &self.host_id
     }

@@ -330,6 +330,9 @@ pub fn run_observed(
             advertise_address: format!("{name}:{HOST_PORT}"),
             internal_advertise_address: None,
             http_listen: None,
+            metrics_listen: None,
+            http_app: None,
+            api_token: None,
             data_dir: PathBuf::new(),
             max_request_bytes: DEFAULT_MAX_REQUEST_SIZE_MB * 1024 * 1024,
             actors: ActorDefaults {
@@ -337,8 +340,7 @@ pub fn run_observed(
                 scan_interval_ms: SIM_SCAN_INTERVAL_MS,
                 ..ActorDefaults::default()
             },
-            heartbeat_interval_ms:
-                rookery_runtime::cluster::placement_session::DEFAULT_HEARTBEAT_INTERVAL_MS,
+            heartbeat_interval_ms: rookery_runtime::config::DEFAULT_HEARTBEAT_INTERVAL_MS,
             state: rookery_runtime::state::StoreConfig::None,
             serve_without_lease: false,
         };

@@ -22,6 +22,7 @@ use crate::actors::activation::StopReason;
 use crate::actors::activations::Activations;
 use crate::actors::lifecycle::OwnedActors;
 use crate::actors::types::{Provider, TypeError, TypeRegistry};
+use crate::api::dapr::DaprActors;
 use crate::call::{ActorKey, Call};
 use crate::channels::actor_api::ActorApi;
 use crate::channels::embedded::{Actor, EmbeddedChannel};
@@ -133,6 +134,14 @@ impl Host {
                 types: types.clone(),
                 metrics: metrics.clone(),
                 api: api.clone(),
+                dapr: DaprActors::new(
+                    config.app_id.clone(),
+                    router.clone(),
+                    api.clone(),
+                    types.clone(),
+                    table.clone(),
+                    config.api_token.clone(),
+                ),
                 table,
             },
             &shutdown_rx,

@@ -1,7 +1,7 @@
 //! The host's listeners and what is served on them: the public gRPC port (`Actors`,
-//! `Reminders`, `AppChannel`, reflection of the public protocol), the internal one
-//! (`HostInternal`; on the public port unless `--internal-port` is given), and the
-//! operational HTTP endpoint.
+//! `Reminders`, `AppChannel`, Dapr's actor RPCs, reflection of the public protocol), the
+//! internal one (`HostInternal`; on the public port unless `--internal-port` is given), the
+//! HTTP API (Dapr's `/v1.0/...`, `/healthz`) and Prometheus `/metrics`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,6 +19,7 @@ use super::HostError;
 use crate::actors::activations::Activations;
 use crate::actors::types::TypeRegistry;
 use crate::api::actors::ActorsService;
+use crate::api::dapr::DaprActors;
 use crate::api::reminders::ReminderApi;
 use crate::channels::actor_api::ActorApi;
 use crate::channels::app_grpc::{AppChannelService, MAX_APP_MESSAGE_BYTES};
@@ -68,6 +69,8 @@ pub struct Services {
     pub types: Arc<TypeRegistry>,
     pub metrics: Arc<HostMetrics>,
     pub api: ActorApi,
+    /// Dapr's actor API, for its HTTP and gRPC front ends.
+    pub dapr: DaprActors,
     pub table: watch::Receiver<TableState>,
 }
 
@@ -138,7 +141,8 @@ pub async fn serve(
     }));
     let http_addr = match &config.http_listen {
         Some(addr) => {
-            let routes = crate::api::ops_http::health_routes(services.table.clone());
+            let routes = crate::api::ops_http::health_routes(services.table.clone())
+                .merge(crate::api::dapr::http::routes(services.dapr.clone()));
             Some(serve_http(addr, routes, shutdown, &mut tasks).await?)
         }
         None => None,

@@ -206,6 +206,14 @@ pub fn parse_schedule(
     })
 }
 
+/// A Go duration (`time.ParseDuration`: `1h`, `30s`, `0h10m0s0ms0μs`) in milliseconds,
+/// rounded up: the form Dapr apps give their actor settings in (`actorIdleTimeout`,
+/// `drainOngoingCallTimeout`). Errors name the value.
+pub fn parse_go_duration_ms(value: &str) -> Result<u64, String> {
+    let ns = parse_go_duration(value).map_err(|reason| format!("{value:?}: {reason}"))?;
+    u64::try_from(u128::from(ns).div_ceil(NS_PER_MS)).map_err(|_| too_large())
+}
+
 /// A duration as Go prints one (`1h2m3.5s`, `1m0s`, `250ms`, `0s`), which is readable
 /// and which every Dapr client and this module parse back to the same value.
 pub fn format_duration_ms(ms: u64) -> String {

@@ -20,7 +20,10 @@ use crate::config::TypeOptions;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Provider {
     Embedded,
+    /// A connection of the gRPC app channel.
     App(u64),
+    /// The HTTP app of `--app-port`.
+    HttpApp,
 }
 
 #[derive(Clone)]

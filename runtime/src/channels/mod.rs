@@ -3,8 +3,10 @@
 //! - [`actor_api`]: what an actor's own code may do (state, timers, reminders, nested calls),
 //!   whichever channel serves it.
 //! - [`app_grpc`]: apps in any language, over the gRPC `AppChannel` stream.
+//! - [`app_http`]: apps that speak Dapr's HTTP app protocol (the Dapr SDKs').
 //! - [`embedded`]: Rust actors in the host process.
 
 pub mod actor_api;
 pub mod app_grpc;
+pub mod app_http;
 pub mod embedded;

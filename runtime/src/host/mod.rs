@@ -121,6 +121,7 @@ impl Host {
                 leader_rpc,
                 metrics: metrics.clone(),
                 types: types.subscribe(),
+                types_registry: types.clone(),
                 table: table.clone(),
             },
             &shutdown_rx,

@@ -1,6 +1,6 @@
 //! The host's background tasks: the waker of handed-off actors, the reminder scheduler,
-//! re-registration with placement when the served types change, and the lifecycle tasks that
-//! end stale and idle activations. All stop when the host's shutdown signal fires.
+//! re-registration with placement when the served types change, the lifecycle tasks that
+//! end stale and idle activations, and the HTTP app's registration (`--app-port`). All stop when the host's shutdown signal fires.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 
 use crate::actors::activations::{Activations, HandOffs};
 use crate::actors::lifecycle::{collect_idle, end_stale_activations};
+use crate::actors::types::TypeRegistry;
 use crate::cluster::leader_rpc::LeaderRpc;
 use crate::cluster::placement_session::PlacementSession;
 use crate::cluster::table::TableState;
@@ -30,6 +31,7 @@ pub struct TaskParts {
     pub leader_rpc: Arc<LeaderRpc>,
     pub metrics: Arc<HostMetrics>,
     pub types: watch::Receiver<Vec<String>>,
+    pub types_registry: Arc<TypeRegistry>,
     pub table: watch::Receiver<TableState>,
 }
 
@@ -62,6 +64,15 @@ pub fn spawn(config: &HostConfig, parts: TaskParts, shutdown: &Shutdown) -> Vec<
             shutdown.clone(),
         )),
     ];
+    if let Some(app) = &config.http_app {
+        tasks.push(tokio::spawn(crate::channels::app_http::connect(
+            app.clone(),
+            config.app_id.clone(),
+            config.actors.clone(),
+            parts.types_registry,
+            shutdown.clone(),
+        )));
+    }
     if !config.serve_without_lease {
         tasks.push(tokio::spawn(end_stale_activations(
             parts.table,

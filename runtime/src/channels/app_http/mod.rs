@@ -1,0 +1,105 @@
+//! The HTTP app channel: how the host serves the actor types of an app that speaks Dapr's
+//! HTTP app protocol (`--app-port`, `--app-protocol http`), as apps written with the Dapr SDKs
+//! do. Once the app answers `GET /dapr/config` ([`config`]), its types are registered (the
+//! host re-registers with placement) and driven over HTTP ([`channel`], [`client`]).
+//!
+//! The host's HTTP API answers the app's own calls back (state, timers, reminders, other
+//! actors) while a turn is in progress: they never queue behind the actor's turn.
+
+pub mod channel;
+pub mod client;
+pub mod config;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, StatusCode};
+use rookery_core::shutdown::Shutdown;
+
+use crate::actors::channel::ActorChannel;
+use crate::actors::types::{Provider, TypeRegistry};
+use crate::channels::app_grpc::MAX_APP_MESSAGE_BYTES;
+use crate::config::{ActorDefaults, HttpAppConfig};
+
+/// First and last pause between attempts to read the app's configuration.
+pub const CONFIG_RETRY_MIN_MS: u64 = 100;
+pub const CONFIG_RETRY_MAX_MS: u64 = 2_000;
+/// How long one attempt may take.
+pub const CONFIG_TIMEOUT_MS: u64 = 5_000;
+
+/// Reads the app's `GET /dapr/config` until the app answers (or the host shuts down), then
+/// registers its actor types.
+pub async fn connect(
+    app: HttpAppConfig,
+    app_id: String,
+    defaults: ActorDefaults,
+    types: Arc<TypeRegistry>,
+    shutdown: Shutdown,
+) {
+    let client = client::AppHttpClient::new(&app, MAX_APP_MESSAGE_BYTES);
+    let mut pause = Duration::from_millis(CONFIG_RETRY_MIN_MS);
+    let mut attempts = 0u64;
+    let body = loop {
+        let headers = [
+            ("content-type", "application/json".to_owned()),
+            ("dapr-app-id", app_id.clone()),
+        ];
+        let attempt = tokio::time::timeout(
+            Duration::from_millis(CONFIG_TIMEOUT_MS),
+            client.send(Method::GET, "/dapr/config", &headers, Bytes::new()),
+        );
+        let answer = tokio::select! {
+            answer = attempt => answer,
+            _ = shutdown.fired() => return,
+        };
+        attempts += 1;
+        match answer {
+            Ok(Ok(response)) if response.status == StatusCode::OK => break response.body,
+            Ok(Ok(response)) => {
+                // As daprd: an app that does not serve its configuration hosts no actors.
+                tracing::warn!(app = %client.address(), status = %response.status, "GET /dapr/config did not answer 200: the app hosts no actor types");
+                return;
+            }
+            Ok(Err(e)) if attempts == 1 => {
+                tracing::info!(error = %e, "waiting for the app to serve GET /dapr/config")
+            }
+            Ok(Err(e)) => tracing::debug!(error = %e, "the app is not up yet"),
+            Err(_) => tracing::debug!("GET /dapr/config timed out"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = shutdown.fired() => return,
+        }
+        pause = (pause * 2).min(Duration::from_millis(CONFIG_RETRY_MAX_MS));
+    };
+    let (app_types, warnings) = match config::read_app_config(&body, &defaults) {
+        Ok(read) => read,
+        Err(e) => {
+            tracing::error!(app = %client.address(), error = %e, "the app's actor configuration is unusable: it hosts no actor types");
+            return;
+        }
+    };
+    for warning in warnings {
+        tracing::warn!(app = %client.address(), "{warning}");
+    }
+    let names: Vec<String> = app_types.iter().map(|(n, _)| n.clone()).collect();
+    let registrations = app_types
+        .into_iter()
+        .map(|(name, options)| {
+            let channel: Arc<dyn ActorChannel> = Arc::new(channel::HttpTypeChannel::new(
+                client.clone(),
+                options.reentrancy,
+            ));
+            (name, channel, options)
+        })
+        .collect();
+    match types.register(Provider::HttpApp, registrations) {
+        Ok(()) => {
+            tracing::info!(app = %client.address(), types = ?names, "HTTP app registered its actor types")
+        }
+        Err(e) => {
+            tracing::error!(app = %client.address(), error = %e, "cannot register the HTTP app's actor types")
+        }
+    }
+}

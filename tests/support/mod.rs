@@ -4,6 +4,7 @@
 //!   `AppChannel` stream, recording what it hears.
 //! - [`cluster`]: placement nodes as real child processes of the `rookery` binary, one temp dir
 //!   per cluster, OS-chosen ports, kill -9 on drop, logs dumped when a test fails.
+//! - [`http`]: a raw HTTP/1.1 client for the host's HTTP API.
 //! - [`host`]: [`TestHost`], a scriptable client of the `ReportHost` stream protocol that records
 //!   every order it receives.
 //! - [`host_process`]: `rookery host` as real child processes, and the gRPC calls tests make on
@@ -29,6 +30,7 @@ pub mod app;
 pub mod cluster;
 pub mod host;
 pub mod host_process;
+pub mod http;
 pub mod ledger;
 pub mod postgres;
 pub mod process;

@@ -131,16 +131,80 @@ pub enum ConfigError {
     Invalid(String),
 }
 
+/// The sections of a Dapr `Configuration` resource's `spec` (daprd's). Rookery accepts them so
+/// that a daprd configuration file works unchanged; none of them sets actor options (Dapr
+/// apps give those in `GET /dapr/config`), so they are read and not applied.
+pub const DAPR_CONFIGURATION_SECTIONS: &[&str] = &[
+    "accessControl",
+    "api",
+    "appHttpPipeline",
+    "components",
+    "features",
+    "httpPipeline",
+    "logging",
+    "metric",
+    "metrics",
+    "mtls",
+    "nameResolution",
+    "secrets",
+    "tracing",
+    "wasm",
+    "workflow",
+];
+
+/// A Dapr `Configuration` resource (`apiVersion: dapr.io/v1alpha1`, `kind: Configuration`).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct DaprConfiguration {
+    api_version: String,
+    #[allow(dead_code)]
+    kind: String,
+    #[serde(default)]
+    #[allow(dead_code)]
+    metadata: serde_yaml::Value,
+    #[serde(default)]
+    spec: serde_yaml::Mapping,
+}
+
 impl ConfigFile {
+    /// Reads a `--config` file: Rookery's own (`actors:`) or a Dapr `Configuration` resource.
     pub fn load(path: &Path) -> Result<ConfigFile, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
         })?;
-        let config: ConfigFile = serde_yaml::from_str(&text).map_err(|e| ConfigError::Parse {
+        let parse_error = |message: String| ConfigError::Parse {
             path: path.to_owned(),
-            message: e.to_string(),
-        })?;
+            message,
+        };
+        let value: serde_yaml::Value =
+            serde_yaml::from_str(&text).map_err(|e| parse_error(e.to_string()))?;
+        if value.get("kind").and_then(|k| k.as_str()) == Some("Configuration") {
+            let dapr: DaprConfiguration =
+                serde_yaml::from_value(value).map_err(|e| parse_error(e.to_string()))?;
+            if !dapr.api_version.starts_with("dapr.io/") {
+                return Err(parse_error(format!(
+                    "apiVersion {:?} is not a Dapr one (dapr.io/v1alpha1)",
+                    dapr.api_version
+                )));
+            }
+            for key in dapr.spec.keys() {
+                let name = key.as_str().unwrap_or_default();
+                if !DAPR_CONFIGURATION_SECTIONS.contains(&name) {
+                    return Err(parse_error(format!(
+                        "spec.{name} is not a section of a Dapr Configuration (known: {})",
+                        DAPR_CONFIGURATION_SECTIONS.join(", ")
+                    )));
+                }
+                tracing::info!(
+                    section = name,
+                    "Dapr Configuration section read and not applied"
+                );
+            }
+            return Ok(ConfigFile::default());
+        }
+        let config: ConfigFile =
+            serde_yaml::from_str(&text).map_err(|e| parse_error(e.to_string()))?;
         config.actors.validate()?;
         Ok(config)
     }
@@ -226,5 +290,47 @@ impl HostConfig {
         self.internal_advertise_address
             .clone()
             .unwrap_or_else(|| self.advertise_address.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<ConfigFile, ConfigError> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("config.yaml");
+        std::fs::write(&path, text).expect("write");
+        ConfigFile::load(&path)
+    }
+
+    #[test]
+    fn a_dapr_configuration_is_accepted() {
+        let config = load(
+            "apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata:\n  name: appconfig\nspec:\n  tracing:\n    samplingRate: \"1\"\n  features:\n  - name: ActorStateTTL\n    enabled: true\n",
+        )
+        .expect("valid");
+        assert_eq!(config, ConfigFile::default());
+    }
+
+    #[test]
+    fn unknown_dapr_sections_and_fields_are_named() {
+        let error =
+            load("apiVersion: dapr.io/v1alpha1\nkind: Configuration\nspec:\n  tracng: {}\n")
+                .expect_err("typo");
+        assert!(error.to_string().contains("spec.tracng"), "{error}");
+        let error = load("apiVersion: dapr.io/v1alpha1\nkind: Configuration\nspek: {}\n")
+            .expect_err("typo");
+        assert!(error.to_string().contains("spek"), "{error}");
+    }
+
+    #[test]
+    fn rookerys_own_file_is_checked() {
+        let config = load("actors:\n  idle_timeout_ms: 5000\n").expect("valid");
+        assert_eq!(config.actors.idle_timeout_ms, 5000);
+        let error = load("actors:\n  idle_timeout_ms: 0\n").expect_err("zero");
+        assert!(error.to_string().contains("idle_timeout_ms"), "{error}");
+        let error = load("actors:\n  idle_timeout: 5\n").expect_err("unknown field");
+        assert!(error.to_string().contains("idle_timeout"), "{error}");
     }
 }

@@ -31,6 +31,10 @@ pub struct TypeOptions {
     pub call_timeout_ms: u64,
     pub reentrancy: bool,
     pub max_reentrancy_depth: u32,
+    /// Whether timer ticks keep the actor active, as Dapr's do. Off for Rookery's own types
+    /// (as in Orleans, a timer alone does not keep an idle actor active); on for the types of
+    /// an HTTP (Dapr) app.
+    pub timers_keep_alive: bool,
 }
 
 impl TypeOptions {
@@ -92,6 +96,7 @@ impl ActorDefaults {
             call_timeout_ms: self.call_timeout_ms,
             reentrancy: self.reentrancy,
             max_reentrancy_depth: self.max_reentrancy_depth,
+            timers_keep_alive: false,
         }
     }
 

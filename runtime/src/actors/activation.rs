@@ -202,9 +202,7 @@ impl Activation {
 
     /// Runs one call on this actor: queued for its turn, or re-entering the chain in progress.
     pub async fn call(&self, call: Call) -> Result<Bytes, CallError> {
-        // Timer ticks do not count as use (as in Orleans): a timer alone does not keep an
-        // idle actor active.
-        let counts_as_use = !matches!(call.kind, CallKind::Timer(_) | CallKind::Wake);
+        let counts_as_use = self.counts_as_use(&call.kind);
         let (reply, answer) = oneshot::channel();
         // Queued under the lock, which is released before any await.
         let queued = {
@@ -243,6 +241,17 @@ impl Activation {
             self.spawn_driver(start);
         }
         answer.await.unwrap_or_else(|_| Err(self.deactivating()))
+    }
+
+    /// Whether a turn of `kind` resets the actor's idle time: timer ticks only when the type
+    /// says so (Dapr's do; in Orleans a timer alone does not keep an idle actor active), wakes
+    /// never.
+    fn counts_as_use(&self, kind: &CallKind) -> bool {
+        match kind {
+            CallKind::Wake => false,
+            CallKind::Timer(_) => self.options.timers_keep_alive,
+            CallKind::Method | CallKind::Reminder(_) => true,
+        }
     }
 
     fn deactivating(&self) -> CallError {
@@ -463,7 +472,7 @@ impl Activation {
             let _ = reply.send(Ok(Bytes::new()));
             return;
         }
-        let counts_as_use = !matches!(call.kind, CallKind::Timer(_));
+        let counts_as_use = self.counts_as_use(&call.kind);
         self.lock().current_chain = Some(call.call_chain_id.clone());
         let result =
             match tokio::time::timeout(self.options.call_timeout(), instance.invoke(call)).await {

@@ -109,6 +109,7 @@ impl Shared {
                     max_reentrancy_depth: t
                         .max_reentrancy_depth
                         .unwrap_or(defaults.max_reentrancy_depth),
+                    timers_keep_alive: false,
                 };
                 (t.actor_type, connection.type_channel(gate.clone()), options)
             })

@@ -62,7 +62,12 @@ pub fn read_app_config(
     let config: AppConfigJson = serde_json::from_slice(body)
         .map_err(|e| format!("GET /dapr/config answered with invalid JSON: {e}"))?;
     let mut warnings = Vec::new();
-    let base = apply(defaults.type_options(), &config.settings, "", &mut warnings);
+    let dapr_defaults = TypeOptions {
+        // Dapr resets an actor's idle time on every timer tick too.
+        timers_keep_alive: true,
+        ..defaults.type_options()
+    };
+    let base = apply(dapr_defaults, &config.settings, "", &mut warnings);
     let mut types: BTreeMap<String, TypeOptions> = config
         .entities
         .iter()

@@ -694,6 +694,12 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
 }
 
 /// An instant in RFC3339, for error messages.
+/// An instant (Unix-epoch ms) as RFC3339 in UTC, `2026-12-03T09:30:00Z` or with `.500`
+/// milliseconds when it has any: the form this module parses back.
+pub fn format_rfc3339_ms(ms: u64) -> String {
+    fmt_instant(ms)
+}
+
 fn fmt_instant(ms: u64) -> String {
     let Ok(signed) = i64::try_from(ms) else {
         return format!("{ms} ms after the epoch");

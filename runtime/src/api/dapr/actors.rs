@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use rookery_core::schedule::format_duration_ms;
+use rookery_core::schedule::{format_duration_ms, format_rfc3339_ms};
 use rookery_proto::v1::{CreateActorReminderRequest, ReminderRef};
 use subtle::ConstantTimeEq;
 use tokio::sync::watch;
@@ -281,7 +281,7 @@ impl DaprActors {
             })?;
         Ok(DaprReminder {
             data: Bytes::from(info.data),
-            due_time: rfc3339_ms(info.due_at_ms),
+            due_time: format_rfc3339_ms(info.due_at_ms),
             period: if info.period_ms == 0 {
                 String::new()
             } else if info.repetitions > 0 {
@@ -292,7 +292,7 @@ impl DaprActors {
             ttl: if info.expires_at_ms == 0 {
                 String::new()
             } else {
-                rfc3339_ms(info.expires_at_ms)
+                format_rfc3339_ms(info.expires_at_ms)
             },
         })
     }
@@ -409,34 +409,6 @@ fn iso_duration_ms(ms: u64) -> String {
     }
 }
 
-/// A Unix-epoch instant in ms as RFC3339 in UTC (`2026-12-03T09:30:00.5Z`).
-pub fn rfc3339_ms(ms: u64) -> String {
-    let days = (ms / 86_400_000) as i64;
-    let ms_of_day = ms % 86_400_000;
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let (h, m, s, milli) = (
-        ms_of_day / 3_600_000,
-        ms_of_day / 60_000 % 60,
-        ms_of_day / 1000 % 60,
-        ms_of_day % 1000,
-    );
-    let fraction = if milli == 0 {
-        String::new()
-    } else {
-        format!(".{}", format!("{milli:03}").trim_end_matches('0'))
-    };
-    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}{fraction}Z")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -456,10 +428,8 @@ mod tests {
     }
 
     #[test]
-    fn instants_print_as_rfc3339() {
-        assert_eq!(rfc3339_ms(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339_ms(1_764_754_200_500), "2025-12-03T09:30:00.5Z");
-        assert_eq!(rfc3339_ms(951_782_400_000), "2000-02-29T00:00:00Z");
+    fn periods_with_repetitions_print_as_iso8601() {
+        assert_eq!(format_rfc3339_ms(1_764_754_200_500), "2025-12-03T09:30:00.500Z");
         assert_eq!(iso_duration_ms(1500), "PT1.5S");
         assert_eq!(iso_duration_ms(2000), "PT2S");
     }

@@ -19,6 +19,7 @@ use super::HostError;
 use crate::actors::activations::Activations;
 use crate::actors::types::TypeRegistry;
 use crate::api::actors::ActorsService;
+use crate::api::dapr::grpc::{DaprGrpcService, DaprServer};
 use crate::api::dapr::DaprActors;
 use crate::api::reminders::ReminderApi;
 use crate::channels::actor_api::ActorApi;
@@ -99,6 +100,8 @@ pub async fn serve(
         shutdown.clone(),
     ))
     .max_decoding_message_size(MAX_APP_MESSAGE_BYTES);
+    let dapr = DaprServer::new(DaprGrpcService::new(services.dapr.clone()))
+        .max_decoding_message_size(decode_limit);
     let internal = HostInternalServer::new(HostInternalService::new(services.router.clone()))
         .max_decoding_message_size(decode_limit);
     let reflection = || {
@@ -113,6 +116,7 @@ pub async fn serve(
         .add_service(actors)
         .add_service(reminders)
         .add_service(app_channel)
+        .add_service(dapr)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha);
     let (grpc_addr, grpc_incoming) = listeners.grpc;

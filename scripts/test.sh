@@ -6,6 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m pip install --quiet --disable-pip-version-check -r examples/python/requirements.txt
+python3 -m pip install --quiet --disable-pip-version-check -r examples/dapr-python/requirements.txt
 # The Python app test skips without grpcio on a developer's machine; here it must run.
 export ROOKERY_TEST_REQUIRE_PYTHON=1
 # The state tests start private PostgreSQL servers (Debian's postgresql package: initdb and

@@ -28,6 +28,7 @@
 
 pub mod app;
 pub mod cluster;
+pub mod dapr_app;
 pub mod host;
 pub mod host_process;
 pub mod http;

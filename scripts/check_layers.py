@@ -15,7 +15,7 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "runtime",
 
 # Lower layers first; a file may import its own layer and the ones before it.
 LAYERS = [
-    {"call", "error", "grpc"},
+    {"call", "dapr_data", "error", "grpc"},
     {"state"},
     {"config", "metrics"},
     {"cluster"},

@@ -429,7 +429,10 @@ mod tests {
 
     #[test]
     fn periods_with_repetitions_print_as_iso8601() {
-        assert_eq!(format_rfc3339_ms(1_764_754_200_500), "2025-12-03T09:30:00.500Z");
+        assert_eq!(
+            format_rfc3339_ms(1_764_754_200_500),
+            "2025-12-03T09:30:00.500Z"
+        );
         assert_eq!(iso_duration_ms(1500), "PT1.5S");
         assert_eq!(iso_duration_ms(2000), "PT2S");
     }

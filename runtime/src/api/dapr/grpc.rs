@@ -27,6 +27,7 @@ use super::actors::{
     DaprActors, Metadata, ReminderRegistration, API_TOKEN_HEADER, REENTRANCY_ID_HEADER,
 };
 use super::errors::DaprError;
+use crate::dapr_data::bytes_as_json;
 use crate::state::StateOp;
 
 pub use pb::dapr_server::DaprServer;
@@ -78,39 +79,6 @@ fn reentrancy_id(metadata: &HashMap<String, String>) -> Option<String> {
         })
         .filter(|id| !id.is_empty())
         .cloned()
-}
-
-/// Reminder or timer data as daprd keeps what gRPC clients send: the bytes as a JSON string of
-/// their standard base64 (Go's `json.Marshal([]byte)`). No bytes: no data.
-pub fn bytes_as_json(data: &[u8]) -> Bytes {
-    if data.is_empty() {
-        return Bytes::new();
-    }
-    let mut json = String::with_capacity(data.len().div_ceil(3) * 4 + 2);
-    json.push('"');
-    base64_into(data, &mut json);
-    json.push('"');
-    Bytes::from(json)
-}
-
-/// Standard base64 (RFC 4648 alphabet, `=` padding), appended to `out`.
-fn base64_into(data: &[u8], out: &mut String) {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for (i, shift) in [18u32, 12, 6, 0].into_iter().enumerate() {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[((n >> shift) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
 }
 
 /// Why a transaction's operations cannot be applied, before they reach the store.
@@ -343,42 +311,6 @@ mod tests {
     use super::*;
     use crate::api::dapr::actors::{ActiveActors, RUNTIME_VERSION};
     use rookery_proto::google::protobuf::Any;
-
-    fn b64(data: &[u8]) -> String {
-        let mut out = String::new();
-        base64_into(data, &mut out);
-        out
-    }
-
-    #[test]
-    fn base64_is_the_standard_padded_alphabet() {
-        // RFC 4648 §10 test vectors.
-        for (plain, encoded) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            assert_eq!(b64(plain.as_bytes()), encoded, "{plain:?}");
-        }
-        assert_eq!(b64(&[0xfb, 0xff, 0xfe]), "+//+");
-    }
-
-    #[test]
-    fn data_bytes_become_a_base64_json_string_as_go_marshals_them() {
-        assert_eq!(bytes_as_json(b"hello"), Bytes::from_static(b"\"aGVsbG8=\""));
-        // JSON bytes too: daprd marshals whatever the client sent.
-        assert_eq!(
-            bytes_as_json(br#"{"n":1}"#),
-            Bytes::from_static(b"\"eyJuIjoxfQ==\"")
-        );
-        assert!(bytes_as_json(b"").is_empty(), "no bytes, no data");
-        let decoded: String = serde_json::from_slice(&bytes_as_json(&[0, 255, 10])).unwrap();
-        assert_eq!(decoded, "AP8K");
-    }
 
     fn op(
         kind: &str,

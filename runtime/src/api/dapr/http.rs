@@ -345,7 +345,7 @@ async fn get_reminder(
             serde_json::from_slice::<serde_json::Value>(&reminder.data).unwrap_or_else(|_| {
                 // Data registered through another API as plain bytes: a base64 string, as Go
                 // marshals bytes.
-                serde_json::Value::String(base64_standard(&reminder.data))
+                serde_json::Value::String(crate::dapr_data::base64(&reminder.data))
             });
         body.insert("data".into(), raw);
     }
@@ -397,25 +397,6 @@ async fn delete_timer(
 ) -> Result<StatusCode, DaprError> {
     actors.delete_timer(&actor_type, &actor_id, &name)?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// Standard base64 with padding, as Go's `encoding/json` writes `[]byte`.
-pub fn base64_standard(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let n = (u32::from(chunk[0]) << 16)
-            | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*chunk.get(2).unwrap_or(&0));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -475,13 +456,5 @@ mod tests {
         assert_eq!(r.period, None);
         assert_eq!(raw_data(r.data), Bytes::from_static(br#""aGVsbG8=""#));
         assert!(registration(b"").expect("empty").data.is_none());
-    }
-
-    #[test]
-    fn base64_is_gos() {
-        assert_eq!(base64_standard(b""), "");
-        assert_eq!(base64_standard(b"hello"), "aGVsbG8=");
-        assert_eq!(base64_standard(b"\x01"), "AQ==");
-        assert_eq!(base64_standard(b"abc"), "YWJj");
     }
 }

@@ -15,11 +15,11 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 use http::{Method, StatusCode};
 use rookery_core::schedule::format_duration_ms;
-use serde_json::value::RawValue;
 
 use super::client::{encode_segment, AppHttpClient, AppHttpError};
 use crate::actors::channel::{ActorChannel, ActorInstance, ReentrantInvoker};
 use crate::call::{ActorKey, Call, CallKind};
+use crate::dapr_data::data_as_json;
 use crate::error::CallError;
 
 /// Dapr's reentrancy header, sent when the type allows reentrancy.
@@ -59,24 +59,6 @@ struct HttpInstance {
     reentrancy: bool,
 }
 
-/// `data` as the JSON value of a firing's `data` key: as registered when it is JSON (what
-/// Dapr's APIs store), else a base64 string (bytes from Rookery's own API, as Go marshals
-/// bytes). `None` when there is none.
-fn data_json(data: &[u8]) -> Option<Box<RawValue>> {
-    if data.is_empty() {
-        return None;
-    }
-    let text = std::str::from_utf8(data)
-        .ok()
-        .filter(|t| serde_json::from_str::<&RawValue>(t).is_ok())
-        .map(str::to_owned)
-        .unwrap_or_else(|| {
-            serde_json::to_string(&crate::api::dapr::http::base64_standard(data))
-                .expect("a string serializes")
-        });
-    RawValue::from_string(text).ok()
-}
-
 /// The request for one turn: method and path (encoded), and body.
 fn turn_request(key: &ActorKey, call: &Call) -> (String, Bytes) {
     let actor = format!(
@@ -87,7 +69,7 @@ fn turn_request(key: &ActorKey, call: &Call) -> (String, Bytes) {
     match &call.kind {
         CallKind::Reminder(tick) => {
             let mut body = serde_json::Map::new();
-            if let Some(data) = data_json(&call.data) {
+            if let Some(data) = data_as_json(&call.data) {
                 body.insert(
                     "data".into(),
                     serde_json::to_value(data).unwrap_or_default(),
@@ -107,7 +89,7 @@ fn turn_request(key: &ActorKey, call: &Call) -> (String, Bytes) {
         }
         CallKind::Timer(tick) => {
             let mut body = serde_json::Map::new();
-            if let Some(data) = data_json(&call.data) {
+            if let Some(data) = data_as_json(&call.data) {
                 body.insert(
                     "data".into(),
                     serde_json::to_value(data).unwrap_or_default(),

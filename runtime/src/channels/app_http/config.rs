@@ -53,12 +53,16 @@ struct AppConfigJson {
     entities_config: Vec<EntityConfig>,
 }
 
-/// The app's types with their options, and a warning for each setting that was not usable
-/// (kept at the host's default, as daprd does).
-pub fn read_app_config(
-    body: &[u8],
-    defaults: &ActorDefaults,
-) -> Result<(Vec<(String, TypeOptions)>, Vec<String>), String> {
+/// What the app hosts: its types with their options, and a warning for each setting that was
+/// not usable (kept at the host's default, as daprd does).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppActorConfig {
+    pub types: Vec<(String, TypeOptions)>,
+    pub warnings: Vec<String>,
+}
+
+/// Reads the body of `GET /dapr/config`.
+pub fn read_app_config(body: &[u8], defaults: &ActorDefaults) -> Result<AppActorConfig, String> {
     let config: AppConfigJson = serde_json::from_slice(body)
         .map_err(|e| format!("GET /dapr/config answered with invalid JSON: {e}"))?;
     let mut warnings = Vec::new();
@@ -84,7 +88,10 @@ pub fn read_app_config(
             types.insert(actor_type.clone(), options);
         }
     }
-    Ok((types.into_iter().collect(), warnings))
+    Ok(AppActorConfig {
+        types: types.into_iter().collect(),
+        warnings,
+    })
 }
 
 fn apply(
@@ -141,7 +148,8 @@ mod tests {
     #[test]
     fn the_python_sdks_config_reads_per_type() {
         let body = br#"{"actorIdleTimeout":"0h10m0s0ms0\u03bcs","actorScanInterval":"0h0m30s0ms0\u03bcs","drainRebalancedActors":true,"reentrancy":{"enabled":true,"maxStackDepth":8},"entitiesConfig":[{"entities":["B"],"actorIdleTimeout":"0h1m30s0ms0\u03bcs"}],"entities":["A","B"]}"#;
-        let (types, warnings) = read_app_config(body, &ActorDefaults::default()).expect("valid");
+        let AppActorConfig { types, warnings } =
+            read_app_config(body, &ActorDefaults::default()).expect("valid");
         assert!(warnings.is_empty(), "{warnings:?}");
         let a = &types[0];
         let b = &types[1];
@@ -156,12 +164,12 @@ mod tests {
         let body =
             br#"{"entities":["A"],"actorIdleTimeout":"PT5M","drainOngoingCallTimeout":"60s"}"#;
         let defaults = ActorDefaults::default();
-        let (types, warnings) = read_app_config(body, &defaults).expect("valid");
+        let AppActorConfig { types, warnings } = read_app_config(body, &defaults).expect("valid");
         assert_eq!(types[0].1.idle_timeout_ms, defaults.idle_timeout_ms);
         assert_eq!(types[0].1.drain_timeout_ms, MAX_DRAIN_TIMEOUT_MS);
         assert_eq!(warnings.len(), 2, "{warnings:?}");
         assert!(read_app_config(b"not json", &defaults).is_err());
-        let (none, _) = read_app_config(b"{}", &defaults).expect("empty");
-        assert!(none.is_empty());
+        let none = read_app_config(b"{}", &defaults).expect("empty");
+        assert!(none.types.is_empty());
     }
 }

@@ -73,7 +73,10 @@ pub async fn connect(
         }
         pause = (pause * 2).min(Duration::from_millis(CONFIG_RETRY_MAX_MS));
     };
-    let (app_types, warnings) = match config::read_app_config(&body, &defaults) {
+    let config::AppActorConfig {
+        types: app_types,
+        warnings,
+    } = match config::read_app_config(&body, &defaults) {
         Ok(read) => read,
         Err(e) => {
             tracing::error!(app = %client.address(), error = %e, "the app's actor configuration is unusable: it hosts no actor types");

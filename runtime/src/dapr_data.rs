@@ -1,0 +1,85 @@
+//! Actor data in the JSON forms Dapr's wire protocols use: bytes as Go's `json.Marshal`
+//! writes a `[]byte` (a standard base64 string), and a firing's `data` value — the raw JSON as
+//! registered through Dapr's APIs, or those bytes as base64 when they are not JSON (data
+//! registered through Rookery's own API).
+
+use bytes::Bytes;
+use serde_json::value::RawValue;
+
+const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Standard base64 (RFC 4648 alphabet, `=` padding).
+pub fn base64(data: &[u8]) -> String {
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let n = (u32::from(chunk[0]) << 16)
+            | (u32::from(chunk.get(1).copied().unwrap_or(0)) << 8)
+            | u32::from(chunk.get(2).copied().unwrap_or(0));
+        for (i, shift) in [18u32, 12, 6, 0].into_iter().enumerate() {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> shift) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// `data` as the JSON string Go's `json.Marshal([]byte)` makes of it (daprd keeps what gRPC
+/// clients register so). No bytes: no data.
+pub fn bytes_as_json(data: &[u8]) -> Bytes {
+    if data.is_empty() {
+        return Bytes::new();
+    }
+    Bytes::from(format!("\"{}\"", base64(data)))
+}
+
+/// `data` as a JSON value: itself when it is JSON, else [`bytes_as_json`]. `None` when empty.
+pub fn data_as_json(data: &[u8]) -> Option<Box<RawValue>> {
+    if data.is_empty() {
+        return None;
+    }
+    let text = std::str::from_utf8(data)
+        .ok()
+        .filter(|t| serde_json::from_str::<&RawValue>(t).is_ok())
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("\"{}\"", base64(data)));
+    RawValue::from_string(text).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_is_the_standard_padded_alphabet() {
+        // RFC 4648 §10 test vectors.
+        for (plain, encoded) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(plain.as_bytes()), encoded, "{plain:?}");
+        }
+        assert_eq!(base64(&[0xfb, 0xff, 0xfe]), "+//+");
+    }
+
+    #[test]
+    fn bytes_become_a_base64_json_string_as_go_marshals_them() {
+        assert_eq!(bytes_as_json(b"hello"), Bytes::from_static(b"\"aGVsbG8=\""));
+        assert!(bytes_as_json(b"").is_empty(), "no bytes, no data");
+    }
+
+    #[test]
+    fn json_data_stays_raw_and_other_bytes_become_base64() {
+        assert_eq!(data_as_json(br#"{"n":1}"#).unwrap().get(), r#"{"n":1}"#);
+        assert_eq!(data_as_json(br#""AQ==""#).unwrap().get(), r#""AQ==""#);
+        assert_eq!(data_as_json(b"\x01").unwrap().get(), r#""AQ==""#);
+        assert!(data_as_json(b"").is_none());
+    }
+}

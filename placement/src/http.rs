@@ -1,4 +1,5 @@
-//! The operational HTTP endpoint of a placement node: `/healthz` and Prometheus `/metrics`.
+//! The operational HTTP endpoint of a placement node: the probes `/livez`, `/startupz`,
+//! `/readyz` (and `/healthz`, the same as `/readyz`) and Prometheus `/metrics`.
 //!
 //! Served by the operational listener (`rookery_core::ops_http`).
 
@@ -29,12 +30,36 @@ pub async fn serve(
 ) -> Result<(std::net::SocketAddr, tokio::task::JoinHandle<()>), rookery_core::net::ListenError> {
     let app = Router::new()
         .route("/healthz", get(healthz))
+        .route("/livez", get(livez))
+        .route("/startupz", get(startupz))
+        .route("/readyz", get(healthz))
         .route("/metrics", get(metrics_text))
         .with_state(HttpState { raft, metrics });
     rookery_core::ops_http::serve(&addr, app, shutdown.fired()).await
 }
 
-/// 200 while this node knows a leader (it is part of a working cluster), 503 otherwise.
+/// 200 while the process serves.
+async fn livez() -> (StatusCode, &'static str) {
+    (StatusCode::OK, "ok process: serving\n")
+}
+
+/// 200 once this node has joined a cluster (its Raft membership is known: initialized here
+/// or learned from the leader), 503 before.
+async fn startupz(State(state): State<HttpState>) -> (StatusCode, String) {
+    let metrics = state.raft.metrics().borrow().clone();
+    let members = metrics.membership_config.membership().voter_ids().count();
+    if members > 0 {
+        (StatusCode::OK, format!("ok membership: {members} voters\n"))
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "FAIL membership: not initialized yet\n".into(),
+        )
+    }
+}
+
+/// Readiness (`/readyz`, and `/healthz` as before): 200 while this node knows a leader (it
+/// is part of a working cluster, so hosts it redirects find one), 503 otherwise.
 async fn healthz(State(state): State<HttpState>) -> (StatusCode, String) {
     let metrics = state.raft.metrics().borrow().clone();
     match metrics.current_leader {

@@ -3,9 +3,11 @@
 //! - [`actors`]: the `Actors` gRPC service (invoke any actor, read its state).
 //! - [`dapr`]: Dapr's actor API, over HTTP and gRPC.
 //! - [`reminders`]: the `Reminders` gRPC service.
-//! - [`ops_http`]: `/healthz` and Prometheus `/metrics`.
+//! - [`probes`]: liveness, startup and readiness.
+//! - [`ops_http`]: `/healthz`, `/livez`, `/startupz`, `/readyz` and Prometheus `/metrics`.
 
 pub mod actors;
 pub mod dapr;
 pub mod ops_http;
+pub mod probes;
 pub mod reminders;

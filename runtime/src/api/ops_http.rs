@@ -1,5 +1,7 @@
-//! The host's operational HTTP routes: `/healthz` (on the HTTP API's port) and Prometheus
-//! `/metrics` (on `--metrics-port`, as daprd serves it).
+//! The host's operational HTTP routes: the probes `/livez`, `/startupz`, `/readyz` and
+//! `/healthz` (on the HTTP API's port; see [`crate::api::probes`]) and Prometheus `/metrics`
+//! (on `--metrics-port`, as daprd serves it). Each probe answers 200 or 503 with one line per
+//! check.
 
 use std::sync::Arc;
 
@@ -10,14 +12,43 @@ use axum::Router;
 use rookery_core::ops_http::OPENMETRICS_CONTENT_TYPE;
 use tokio::sync::watch;
 
+use crate::api::probes::{Probes, Report};
 use crate::cluster::table::TableState;
 use crate::metrics::HostMetrics;
 
-/// `/healthz` (for the HTTP API's port): the host's own readiness.
-pub fn health_routes(table: watch::Receiver<TableState>) -> Router {
-    Router::new()
+/// The probes (for the HTTP API's port). `/healthz` keeps its first meaning: the host holds
+/// a placement table (as `/startupz`, with the table's state in its body).
+pub fn health_routes(table: watch::Receiver<TableState>, probes: Probes) -> Router {
+    let by_table = Router::new()
         .route("/healthz", get(healthz))
-        .with_state(table)
+        .with_state(table);
+    Router::new()
+        .route("/livez", get(livez))
+        .route("/startupz", get(startupz))
+        .route("/readyz", get(readyz))
+        .with_state(probes)
+        .merge(by_table)
+}
+
+fn answer(report: Report) -> (StatusCode, String) {
+    let status = if report.ok() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, report.text())
+}
+
+async fn livez(State(probes): State<Probes>) -> (StatusCode, String) {
+    answer(probes.liveness())
+}
+
+async fn startupz(State(probes): State<Probes>) -> (StatusCode, String) {
+    answer(probes.startup())
+}
+
+async fn readyz(State(probes): State<Probes>) -> (StatusCode, String) {
+    answer(probes.readiness().await)
 }
 
 /// `/metrics` (for `--metrics-port`): Prometheus text.

@@ -23,6 +23,7 @@ use crate::actors::activations::Activations;
 use crate::actors::lifecycle::OwnedActors;
 use crate::actors::types::{Provider, TypeError, TypeRegistry};
 use crate::api::dapr::DaprActors;
+use crate::api::probes::Probes;
 use crate::call::{ActorKey, Call};
 use crate::channels::actor_api::ActorApi;
 use crate::channels::embedded::{Actor, EmbeddedChannel};
@@ -99,6 +100,7 @@ impl Host {
                 config.host_id.clone(),
             )),
         ));
+        let gate_for_probes = gate.clone();
         let router = Arc::new(Router::new(
             config.host_id.clone(),
             table.clone(),
@@ -126,6 +128,12 @@ impl Host {
             },
             &shutdown_rx,
         );
+        let probes = Probes::new(
+            table.clone(),
+            gate_for_probes,
+            activations.state().cloned(),
+            shutdown_rx.clone(),
+        );
         let (bound, server_tasks) = servers::serve(
             &config,
             listeners,
@@ -142,7 +150,9 @@ impl Host {
                     types.clone(),
                     table.clone(),
                     config.api_token.clone(),
+                    probes.clone(),
                 ),
+                probes,
                 table,
             },
             &shutdown_rx,

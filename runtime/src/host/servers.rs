@@ -21,6 +21,7 @@ use crate::actors::types::TypeRegistry;
 use crate::api::actors::ActorsService;
 use crate::api::dapr::grpc::{DaprGrpcService, DaprServer};
 use crate::api::dapr::DaprActors;
+use crate::api::probes::Probes;
 use crate::api::reminders::ReminderApi;
 use crate::channels::actor_api::ActorApi;
 use crate::channels::app_grpc::{AppChannelService, MAX_APP_MESSAGE_BYTES};
@@ -72,6 +73,7 @@ pub struct Services {
     pub api: ActorApi,
     /// Dapr's actor API, for its HTTP and gRPC front ends.
     pub dapr: DaprActors,
+    pub probes: Probes,
     pub table: watch::Receiver<TableState>,
 }
 
@@ -145,8 +147,11 @@ pub async fn serve(
     }));
     let http_addr = match &config.http_listen {
         Some(addr) => {
-            let routes = crate::api::ops_http::health_routes(services.table.clone())
-                .merge(crate::api::dapr::http::routes(services.dapr.clone()));
+            let routes = crate::api::ops_http::health_routes(
+                services.table.clone(),
+                services.probes.clone(),
+            )
+            .merge(crate::api::dapr::http::routes(services.dapr.clone()));
             Some(serve_http(addr, routes, shutdown, &mut tasks).await?)
         }
         None => None,

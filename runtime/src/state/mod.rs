@@ -131,6 +131,11 @@ pub trait StateStore: Send + Sync + 'static {
         operations: &'a [StateOp],
     ) -> BoxFuture<'a, Result<(), StateError>>;
 
+    /// Whether the store can be reached now (readiness). Embedded stores always can.
+    fn ping(&self) -> BoxFuture<'_, Result<(), StateError>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+
     /// Stores `timers` for the next activation, only if `epoch` is still the latest claim.
     fn hand_off_timers<'a>(
         &'a self,

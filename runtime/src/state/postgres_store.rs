@@ -263,6 +263,18 @@ impl StateStore for PostgresStore {
         "postgresql"
     }
 
+    fn ping(&self) -> BoxFuture<'_, Result<(), StateError>> {
+        async move {
+            self.bounded(async {
+                let client = self.client().await?;
+                client.simple_query("SELECT 1").await.map_err(db_error)?;
+                Ok(())
+            })
+            .await
+        }
+        .boxed()
+    }
+
     fn claim(&self, actor: &ActorKey) -> BoxFuture<'_, Result<Claim, StateError>> {
         let actor = actor.clone();
         async move {

@@ -16,6 +16,7 @@ use tokio::sync::watch;
 use super::errors::DaprError;
 use crate::actors::activations::Activations;
 use crate::actors::types::TypeRegistry;
+use crate::api::probes::{Probes, Report};
 use crate::call::{ActorKey, Call, CallKind};
 use crate::channels::actor_api::{ActorApi, TimerRequest};
 use crate::cluster::table::TableState;
@@ -83,6 +84,7 @@ pub struct DaprActors {
     activations: Arc<Activations>,
     table: watch::Receiver<TableState>,
     api_token: Option<String>,
+    probes: Probes,
 }
 
 /// Dapr's name check (`ValidateName`): no `# ? / \`, NUL or control bytes, not `.` or `..`.
@@ -121,6 +123,7 @@ impl DaprActors {
         types: Arc<TypeRegistry>,
         table: watch::Receiver<TableState>,
         api_token: Option<String>,
+        probes: Probes,
     ) -> DaprActors {
         DaprActors {
             app_id,
@@ -130,6 +133,7 @@ impl DaprActors {
             types,
             table,
             api_token,
+            probes,
         }
     }
 
@@ -147,9 +151,14 @@ impl DaprActors {
         }
     }
 
-    /// Whether the host can serve calls: it holds a placement table.
-    pub fn ready(&self) -> bool {
-        self.table.borrow().table.is_some()
+    /// The host's readiness (Dapr's `/v1.0/healthz`).
+    pub async fn readiness(&self) -> Report {
+        self.probes.readiness().await
+    }
+
+    /// What the host needs from outside (Dapr's `/v1.0/healthz/outbound`).
+    pub async fn outbound(&self) -> Report {
+        self.probes.outbound().await
     }
 
     fn key(actor_type: &str, actor_id: &str) -> Result<ActorKey, DaprError> {

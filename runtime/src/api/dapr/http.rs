@@ -36,7 +36,7 @@ pub fn routes(actors: DaprActors) -> Router {
     let limit = actors.max_request_bytes();
     Router::new()
         .route("/v1.0/healthz", get(healthz))
-        .route("/v1.0/healthz/outbound", get(healthz))
+        .route("/v1.0/healthz/outbound", get(healthz_outbound))
         .route("/v1.0/metadata", get(metadata))
         .route(
             "/v1.0/actors/:actor_type/:actor_id/method/*method",
@@ -114,17 +114,34 @@ fn json<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, DaprError> {
     serde_json::from_slice(bytes).map_err(DaprError::malformed)
 }
 
+/// 204 while the host is ready (`/readyz`), daprd's ERR_HEALTH_NOT_READY naming the failing
+/// checks otherwise.
 async fn healthz(State(actors): State<DaprActors>) -> Result<StatusCode, DaprError> {
-    if actors.ready() {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(DaprError::new(
-            "ERR_HEALTH_NOT_READY",
-            StatusCode::INTERNAL_SERVER_ERROR,
-            tonic::Code::Internal,
-            "dapr is not ready: this host has not yet received a placement table",
-        ))
+    let report = actors.readiness().await;
+    if report.ok() {
+        return Ok(StatusCode::NO_CONTENT);
     }
+    Err(DaprError::new(
+        "ERR_HEALTH_NOT_READY",
+        StatusCode::INTERNAL_SERVER_ERROR,
+        tonic::Code::Internal,
+        format!("dapr is not ready: {}", report.failures()),
+    ))
+}
+
+/// 204 while placement and the state store can be reached, ERR_OUTBOUND_HEALTH_NOT_READY
+/// otherwise.
+async fn healthz_outbound(State(actors): State<DaprActors>) -> Result<StatusCode, DaprError> {
+    let report = actors.outbound().await;
+    if report.ok() {
+        return Ok(StatusCode::NO_CONTENT);
+    }
+    Err(DaprError::new(
+        "ERR_OUTBOUND_HEALTH_NOT_READY",
+        StatusCode::INTERNAL_SERVER_ERROR,
+        tonic::Code::Internal,
+        format!("dapr outbound is not ready: {}", report.failures()),
+    ))
 }
 
 async fn metadata(State(actors): State<DaprActors>) -> Json<serde_json::Value> {

@@ -17,7 +17,7 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -34,26 +34,6 @@ const CLIENT_DEADLINE: Duration = Duration::from_secs(180);
 
 fn repo_path(relative: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(relative)
-}
-
-/// Why `python3` cannot run `import <modules>`, if it cannot.
-fn python_cannot_import(modules: &str) -> Option<String> {
-    let probe = Command::new("python3")
-        .args(["-c", &format!("import {modules}")])
-        .output();
-    match probe {
-        Err(e) => Some(format!("python3 cannot be run: {e}")),
-        Ok(out) if !out.status.success() => Some(format!(
-            "python3 cannot import {modules} ({})",
-            // The exception line, e.g. "ModuleNotFoundError: No module named 'grpc'".
-            String::from_utf8_lossy(&out.stderr)
-                .lines()
-                .last()
-                .unwrap_or_default()
-                .trim()
-        )),
-        Ok(_) => None,
-    }
 }
 
 /// One run of the client: its lines by step.
@@ -267,16 +247,11 @@ async fn wait_fired(app: &TestApp, actor_id: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_grpcio_client_calls_the_dapr_actor_rpcs() {
-    if let Some(why) = python_cannot_import("grpc, grpc_tools") {
-        // CI installs the packages and sets this, so that a broken install fails instead of
-        // silently skipping.
-        if std::env::var_os("ROOKERY_TEST_REQUIRE_PYTHON").is_some() {
-            panic!("ROOKERY_TEST_REQUIRE_PYTHON is set but {why}");
-        }
-        println!(
-            "SKIPPED a_grpcio_client_calls_the_dapr_actor_rpcs: {why}. Install with: \
-             pip install -r examples/python/requirements.txt"
-        );
+    if support::python::skip_without(
+        "grpc, grpc_tools",
+        "examples/python/requirements.txt",
+        "a_grpcio_client_calls_the_dapr_actor_rpcs",
+    ) {
         return;
     }
     let (cluster, secured_cluster) = tokio::join!(start_placement(1), start_placement(1));
@@ -319,7 +294,7 @@ async fn a_grpcio_client_calls_the_dapr_actor_rpcs() {
     assert_eq!(reminder["data"], "aGVsbG8=", "{reminder}");
 
     // The same calls with the Dapr SDK's own generated stubs: Dapr's field numbers.
-    match python_cannot_import("dapr.proto.runtime.v1.dapr_pb2_grpc") {
+    match support::python::cannot_import("dapr.proto.runtime.v1.dapr_pb2_grpc") {
         Some(why) => println!("skipping the run with the dapr SDK's stubs: {why}"),
         None => {
             let run = run_client(&dir, &host.grpc_addr, None, "s1", true).await;

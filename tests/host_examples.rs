@@ -11,7 +11,7 @@
 mod support;
 
 use std::path::PathBuf;
-use std::process::Command;
+
 use std::time::Duration;
 
 use serde_json::json;
@@ -29,38 +29,13 @@ fn repo_path(relative: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(relative)
 }
 
-/// Why `python3` cannot run the example, if it cannot.
-fn python_missing() -> Option<String> {
-    let probe = Command::new("python3")
-        .args(["-c", "import grpc, grpc_tools"])
-        .output();
-    match probe {
-        Err(e) => Some(format!("python3 cannot be run: {e}")),
-        Ok(out) if !out.status.success() => Some(format!(
-            "python3 cannot import grpc and grpc_tools ({})",
-            // The exception line, e.g. "ModuleNotFoundError: No module named 'grpc'".
-            String::from_utf8_lossy(&out.stderr)
-                .lines()
-                .last()
-                .unwrap_or_default()
-                .trim()
-        )),
-        Ok(_) => None,
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_counter_app_registers_and_serves_calls() {
-    if let Some(why) = python_missing() {
-        // CI installs the packages and sets this, so that a broken install fails instead of
-        // silently skipping.
-        if std::env::var_os("ROOKERY_TEST_REQUIRE_PYTHON").is_some() {
-            panic!("ROOKERY_TEST_REQUIRE_PYTHON is set but {why}");
-        }
-        println!(
-            "SKIPPED python_counter_app_registers_and_serves_calls: {why}. Install with: \
-             pip install -r examples/python/requirements.txt"
-        );
+    if support::python::skip_without(
+        "grpc, grpc_tools",
+        "examples/python/requirements.txt",
+        "python_counter_app_registers_and_serves_calls",
+    ) {
         return;
     }
     let cluster = start_placement(1).await;

@@ -35,41 +35,11 @@ pub fn example_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/dapr-python")
 }
 
-/// Why `python3` cannot run the example, if it cannot.
-pub fn python_missing() -> Option<String> {
-    let probe = Command::new("python3")
-        .args(["-c", &format!("import {MODULES}")])
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .output();
-    match probe {
-        Err(e) => Some(format!("python3 cannot be run: {e}")),
-        Ok(out) if !out.status.success() => Some(format!(
-            "python3 cannot import {MODULES} ({})",
-            // The exception line, e.g. "ModuleNotFoundError: No module named 'dapr'".
-            String::from_utf8_lossy(&out.stderr)
-                .lines()
-                .last()
-                .unwrap_or_default()
-                .trim()
-        )),
-        Ok(_) => None,
-    }
-}
-
 /// True when `test` must return at once because the Python packages are missing (it prints
 /// why); panics instead when `ROOKERY_TEST_REQUIRE_PYTHON` is set, so that a broken install
 /// in CI fails rather than skips.
 pub fn skip_without_python(test: &str) -> bool {
-    let Some(why) = python_missing() else {
-        return false;
-    };
-    if std::env::var_os("ROOKERY_TEST_REQUIRE_PYTHON").is_some() {
-        panic!("ROOKERY_TEST_REQUIRE_PYTHON is set but {why}");
-    }
-    println!(
-        "SKIPPED {test}: {why}. Install with: pip install -r examples/dapr-python/requirements.txt"
-    );
-    true
+    super::python::skip_without(MODULES, "examples/dapr-python/requirements.txt", test)
 }
 
 /// The environment the SDK reads (Python SDK 1.19.0 reads it at each access): the sidecar at

@@ -4,6 +4,7 @@
 //!   `AppChannel` stream, recording what it hears.
 //! - [`cluster`]: placement nodes as real child processes of the `rookery` binary, one temp dir
 //!   per cluster, OS-chosen ports, kill -9 on drop, logs dumped when a test fails.
+//! - [`python`]: whether the Python parts can run, and the skip-or-fail rule.
 //! - [`http`]: a raw HTTP/1.1 client for the host's HTTP API.
 //! - [`host`]: [`TestHost`], a scriptable client of the `ReportHost` stream protocol that records
 //!   every order it receives.
@@ -35,6 +36,7 @@ pub mod http;
 pub mod ledger;
 pub mod postgres;
 pub mod process;
+pub mod python;
 pub mod status;
 pub mod temp;
 pub mod wait;

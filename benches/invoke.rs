@@ -3,7 +3,8 @@
 //!
 //! One run measures, with the same tonic client (one HTTP/2 connection, [`CONCURRENCY`] calls
 //! in flight, [`PAYLOAD_BYTES`]-byte payloads, [`WARMUP`] then [`MEASURE`] per scenario and
-//! round, [`ROUNDS`] interleaved rounds of which the median is reported):
+//! round, [`ROUNDS`] interleaved rounds of which the median is reported; the HTTP scenarios
+//! the same but for the client):
 //! - `echo`: a bare tonic server answering `Actors.Invoke` with the request data, the
 //!   physical limit of one gRPC hop on this machine;
 //! - `two-hop`: client → a tonic proxy that forwards each call with a tonic client → `echo`;
@@ -11,6 +12,14 @@
 //! - `(b) app`: client → host → an app over the `AppChannel` stream → its reply;
 //! - `(c) non-owner`: client → a host that does not own the actor → `HostInternal.Forward` to
 //!   the owner → an embedded actor there;
+//! - `(d) dapr-http`: an HTTP/1.1 client (hyper-util's pooled client, keep-alive, about one
+//!   connection per slot) → the host's Dapr HTTP API `POST /v1.0/actors/{type}/{id}/method/echo`
+//!   → the HTTP app channel `PUT /actors/{type}/{id}/method/echo` → an HTTP app in the bench
+//!   (axum) → back;
+//! - `(e) dapr-http → grpc app`: the same HTTP client → the Dapr HTTP API → the app of (b)
+//!   over the `AppChannel` stream: the HTTP front end without the HTTP app channel;
+//! - `(f) http app alone`: the same HTTP client straight to the bench's HTTP app, the physical
+//!   limit of one HTTP/1.1 hop, as `echo` is for gRPC;
 //! - activations per second: new actor ids of an embedded type, one call each;
 //! - resident memory per idle activation of a zero-sized embedded actor.
 //!
@@ -18,9 +27,10 @@
 //! ports, so client, servers, hosts, placement and the app share the machine's cores: the
 //! ratios between scenarios are the point, not the absolute figures.
 //!
-//! Run with `cargo bench --bench invoke` (append `-- FILTER` to run only the scenarios whose
-//! name contains FILTER, e.g. for profiling). Prints a markdown table and writes the same
-//! results as JSON to `target/bench-results/invoke.json`; recorded in benches/README.md.
+//! Run with `cargo bench --bench invoke` (append `-- FILTER...` to run only the scenarios
+//! whose name contains one of the FILTERs, e.g. `-- echo app http` for echo and (b), (d), (e),
+//! (f)). Prints a markdown table and writes the same results as JSON to
+//! `target/bench-results/invoke.json`; recorded in benches/README.md.
 
 #[path = "common/results.rs"]
 mod results;
@@ -31,6 +41,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures::future::BoxFuture;
+use http::{Method, StatusCode, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
 use rookery_core::net::{self, SharedTransport, TcpTransport, Transport};
 use rookery_placement::node::{PlacementConfig, PlacementNode};
 use rookery_proto::v1::actors_client::ActorsClient;
@@ -40,7 +55,7 @@ use rookery_proto::v1::{
     app_reply, app_to_host, host_to_app, ActorTypeOptions, AppReply, AppToHost, InvokeRequest,
     InvokeResponse, RegisterTypes,
 };
-use rookery_runtime::config::{ActorDefaults, HostConfig, TypeOptions};
+use rookery_runtime::config::{ActorDefaults, HostConfig, HttpAppConfig, TypeOptions};
 use rookery_runtime::host::Host;
 use rookery_runtime::{Actor, ActorContext, ActorError};
 use serde_json::{json, Value};
@@ -77,6 +92,8 @@ const SETUP_DEADLINE: Duration = Duration::from_secs(30);
 /// Type names on the hosts.
 const EMBEDDED_TYPE: &str = "Echo";
 const APP_TYPE: &str = "AppEcho";
+/// Served by the bench's HTTP app over the HTTP app channel.
+const HTTP_APP_TYPE: &str = "AppHttpEcho";
 const SHARED_TYPE: &str = "SharedEcho";
 const FRESH_TYPE: &str = "Fresh";
 const IDLE_TYPE: &str = "Idle";
@@ -219,6 +236,42 @@ async fn start_app(
     })
 }
 
+/// A minimal HTTP app, as Dapr's SDKs serve actors: `GET /dapr/config` names
+/// [`HTTP_APP_TYPE`], each method call is answered 200 with its body, each deactivation 200.
+/// Served by the same code as the host's HTTP API (axum, hyper's HTTP/1.1 server).
+async fn start_http_app() -> (String, JoinHandle<()>) {
+    use axum::routing::{delete, get, put};
+    let routes = axum::Router::new()
+        .route(
+            "/dapr/config",
+            get(|| async { axum::Json(json!({ "entities": [HTTP_APP_TYPE] })) }),
+        )
+        .route(
+            "/actors/:actor_type/:actor_id/method/:method",
+            put(|body: Bytes| async move { body }),
+        )
+        .route(
+            "/actors/:actor_type/:actor_id",
+            delete(|| async { StatusCode::OK }),
+        );
+    let (addr, task) = rookery_core::ops_http::serve("127.0.0.1:0", routes, std::future::pending())
+        .await
+        .expect("bind the HTTP app");
+    (addr.to_string(), task)
+}
+
+/// The HTTP/1.1 client of the HTTP scenarios: a pool of keep-alive connections (about one per
+/// slot once warm), `TCP_NODELAY` as the host's own client of an HTTP app.
+type HttpClient = hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>;
+
+fn http_client() -> HttpClient {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(4 * CONCURRENCY)
+        .build(connector)
+}
+
 // ---- the cluster ----
 
 fn free_port() -> u16 {
@@ -228,7 +281,13 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-async fn start_host(name: &str, placement: &str, dir: &std::path::Path) -> Host {
+/// `http_app`: the address of an HTTP app; the host then also serves the Dapr HTTP API.
+async fn start_host(
+    name: &str,
+    placement: &str,
+    dir: &std::path::Path,
+    http_app: Option<&str>,
+) -> Host {
     // The advertised address must be known before binding, so the OS picks the port first.
     let addr = format!("127.0.0.1:{}", free_port());
     let config = HostConfig {
@@ -239,9 +298,12 @@ async fn start_host(name: &str, placement: &str, dir: &std::path::Path) -> Host 
         internal_listen: None,
         advertise_address: addr,
         internal_advertise_address: None,
-        http_listen: None,
+        http_listen: http_app.map(|_| "127.0.0.1:0".into()),
         metrics_listen: None,
-        http_app: None,
+        http_app: http_app.map(|address| HttpAppConfig {
+            address: address.into(),
+            app_api_token: None,
+        }),
         api_token: None,
         data_dir: dir.join(name),
         max_request_bytes: rookery_runtime::config::DEFAULT_MAX_REQUEST_SIZE_MB * 1024 * 1024,
@@ -306,13 +368,122 @@ fn request(actor_type: &str, actor_id: &str, data: &Bytes) -> Request<InvokeRequ
     request
 }
 
-/// One throughput scenario: slot `i` calls actor `ids[i]` of `actor_type` through `client`.
+/// How one slot of a throughput scenario makes its calls, one after another: each `call` is
+/// one call, answering the length of the data that came back.
+trait Caller: Send + 'static {
+    fn call(&mut self) -> BoxFuture<'_, Result<usize, String>>;
+}
+
+/// `Actors.Invoke` of one actor over a tonic client.
+struct GrpcCaller {
+    client: ActorsClient<Channel>,
+    actor_type: &'static str,
+    actor_id: String,
+    data: Bytes,
+}
+
+impl Caller for GrpcCaller {
+    fn call(&mut self) -> BoxFuture<'_, Result<usize, String>> {
+        Box::pin(async move {
+            self.client
+                .invoke(request(self.actor_type, &self.actor_id, &self.data))
+                .await
+                .map(|response| response.get_ref().data.len())
+                .map_err(|status| status.to_string())
+        })
+    }
+}
+
+/// One HTTP request with the payload as its body; any answer but 200 is an error.
+struct HttpCaller {
+    client: HttpClient,
+    method: Method,
+    uri: Uri,
+    data: Bytes,
+}
+
+impl Caller for HttpCaller {
+    fn call(&mut self) -> BoxFuture<'_, Result<usize, String>> {
+        Box::pin(async move {
+            let request = http::Request::builder()
+                .method(self.method.clone())
+                .uri(self.uri.clone())
+                .header(http::header::CONTENT_TYPE, "application/octet-stream")
+                .body(Full::new(self.data.clone()))
+                .map_err(|e| e.to_string())?;
+            let exchange = async {
+                let response = self
+                    .client
+                    .request(request)
+                    .await
+                    .map_err(|e| format!("{e:?}"))?;
+                let status = response.status();
+                let body = response
+                    .into_body()
+                    .collect()
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .to_bytes();
+                if status != StatusCode::OK {
+                    return Err(format!("{status}: {}", String::from_utf8_lossy(&body)));
+                }
+                Ok(body.len())
+            };
+            // Tonic sends the gRPC calls' bound to the server; HTTP has none, so it is kept here.
+            tokio::time::timeout(CALL_TIMEOUT, exchange)
+                .await
+                .map_err(|_| format!("no answer within {CALL_TIMEOUT:?}"))?
+        })
+    }
+}
+
+/// One throughput scenario: `callers(i)` makes the caller of slot `i`, afresh every round.
 struct Scenario {
     name: &'static str,
     path: &'static str,
+    callers: Box<dyn Fn(usize) -> Box<dyn Caller>>,
+}
+
+/// Slot `i` calls actor `ids[i]` of `actor_type` through `client`.
+fn grpc_callers(
     client: ActorsClient<Channel>,
     actor_type: &'static str,
     ids: Vec<String>,
+) -> Box<dyn Fn(usize) -> Box<dyn Caller>> {
+    assert_eq!(ids.len(), CONCURRENCY);
+    let data = payload();
+    Box::new(move |slot| {
+        Box::new(GrpcCaller {
+            client: client.clone(),
+            actor_type,
+            actor_id: ids[slot].clone(),
+            data: data.clone(),
+        })
+    })
+}
+
+/// Slot `i` sends `method` to `http://{addr}{path(i)}` through `client`.
+fn http_callers(
+    client: HttpClient,
+    method: Method,
+    addr: String,
+    path: impl Fn(usize) -> String + 'static,
+) -> Box<dyn Fn(usize) -> Box<dyn Caller>> {
+    let data = payload();
+    Box::new(move |slot| {
+        Box::new(HttpCaller {
+            client: client.clone(),
+            method: method.clone(),
+            uri: format!("http://{addr}{}", path(slot))
+                .parse()
+                .expect("a valid URI"),
+            data: data.clone(),
+        })
+    })
+}
+
+fn payload() -> Bytes {
+    Bytes::from(vec![0xa5u8; PAYLOAD_BYTES])
 }
 
 /// The round with the median calls/s, carrying every round's calls/s.
@@ -365,17 +536,11 @@ impl Measured {
     }
 }
 
-/// Runs [`CONCURRENCY`] loops of calls, slot `i` calling actor `ids[i]`, for [`WARMUP`] then
-/// [`MEASURE`]; counts the calls that both started and finished inside the measured window.
-async fn throughput(
-    name: &'static str,
-    path: &'static str,
-    client: ActorsClient<Channel>,
-    actor_type: &str,
-    ids: Vec<String>,
-) -> Measured {
-    assert_eq!(ids.len(), CONCURRENCY);
-    let data = Bytes::from(vec![0xa5u8; PAYLOAD_BYTES]);
+/// Runs [`CONCURRENCY`] loops of calls, slot `i` making its calls with `scenario.callers(i)`,
+/// for [`WARMUP`] then [`MEASURE`]; counts the calls that both started and finished inside
+/// the measured window.
+async fn throughput(scenario: &Scenario) -> Measured {
+    let (name, path) = (scenario.name, scenario.path);
     let started = Instant::now();
     let measure_from = started + WARMUP;
     let measure_until = measure_from + MEASURE;
@@ -385,12 +550,9 @@ async fn throughput(
         tokio::time::sleep_until(measure_until.into()).await;
         cpu_ns() - from
     });
-    let slots: Vec<JoinHandle<(Vec<f64>, usize)>> = ids
-        .into_iter()
-        .map(|id| {
-            let mut client = client.clone();
-            let actor_type = actor_type.to_owned();
-            let data = data.clone();
+    let slots: Vec<JoinHandle<(Vec<f64>, usize)>> = (0..CONCURRENCY)
+        .map(|slot| {
+            let mut caller = (scenario.callers)(slot);
             tokio::spawn(async move {
                 let mut latencies_us = Vec::new();
                 let mut errors = 0;
@@ -399,11 +561,11 @@ async fn throughput(
                     if sent >= measure_until {
                         break;
                     }
-                    let answer = client.invoke(request(&actor_type, &id, &data)).await;
+                    let answer = caller.call().await;
                     let done = Instant::now();
                     match answer {
                         // Every path echoes the payload: anything else is a broken path.
-                        Ok(response) if response.get_ref().data.len() != PAYLOAD_BYTES => {
+                        Ok(len) if len != PAYLOAD_BYTES => {
                             if errors == 0 {
                                 eprintln!("{name}: answer of the wrong size");
                             }
@@ -414,9 +576,9 @@ async fn throughput(
                                 latencies_us.push((done - sent).as_secs_f64() * 1e6);
                             }
                         }
-                        Err(status) => {
+                        Err(error) => {
                             if errors == 0 {
-                                eprintln!("{name}: call failed: {status}");
+                                eprintln!("{name}: call failed: {error}");
                             }
                             errors += 1;
                         }
@@ -554,8 +716,9 @@ fn cpu_ratio(scenario: Option<&Measured>, baseline: Option<&Measured>) -> Option
     Some(baseline?.cpu_us_per_call / scenario?.cpu_us_per_call)
 }
 
-async fn run(filter: Option<String>) -> Value {
-    let wanted = |name: &str| filter.as_deref().is_none_or(|f| name.contains(f));
+/// `filters`: run only what one of them names a part of; all of it when there are none.
+async fn run(filters: Vec<String>) -> Value {
+    let wanted = |name: &str| filters.is_empty() || filters.iter().any(|f| name.contains(f));
     let transport = TcpTransport::shared();
     let load_before = load_average();
     let mut results: Vec<Measured> = Vec::new();
@@ -579,8 +742,14 @@ async fn run(filter: Option<String>) -> Value {
     let placement = PlacementNode::start(placement_config, TcpTransport::shared())
         .await
         .expect("placement starts");
-    let host_a = start_host("host-a", &placement_addr, dir.path()).await;
-    let host_b = start_host("host-b", &placement_addr, dir.path()).await;
+    // Host A also serves the Dapr HTTP API and drives the HTTP app's type.
+    let (http_app_addr, http_app_task) = start_http_app().await;
+    let host_a = start_host("host-a", &placement_addr, dir.path(), Some(&http_app_addr)).await;
+    let host_b = start_host("host-b", &placement_addr, dir.path(), None).await;
+    let dapr_http_addr = host_a
+        .http_addr()
+        .expect("host A serves the Dapr HTTP API")
+        .to_string();
     let default_idle_ms = ActorDefaults::default().idle_timeout_ms;
     for (name, idle_ms) in [
         (EMBEDDED_TYPE, default_idle_ms),
@@ -599,6 +768,7 @@ async fn run(filter: Option<String>) -> Value {
     for (actor_type, servers) in [
         (EMBEDDED_TYPE, 1),
         (APP_TYPE, 1),
+        (HTTP_APP_TYPE, 1),
         (SHARED_TYPE, 2),
         (FRESH_TYPE, 1),
         (IDLE_TYPE, 1),
@@ -618,41 +788,62 @@ async fn run(filter: Option<String>) -> Value {
         .take(CONCURRENCY)
         .collect();
 
+    // Each HTTP scenario has a client (a connection pool) of its own.
+    let dapr_method = |actor_type: &'static str, prefix: &'static str| {
+        move |slot: usize| format!("/v1.0/actors/{actor_type}/{prefix}{slot}/method/echo")
+    };
     let scenarios = [
         Scenario {
             name: "echo",
             path: "client → echo",
-            client: client(&transport, &echo_addr),
-            actor_type: EMBEDDED_TYPE,
-            ids: ids("e-"),
+            callers: grpc_callers(client(&transport, &echo_addr), EMBEDDED_TYPE, ids("e-")),
         },
         Scenario {
             name: "two-hop",
             path: "client → proxy → echo",
-            client: client(&transport, &proxy_addr),
-            actor_type: EMBEDDED_TYPE,
-            ids: ids("p-"),
+            callers: grpc_callers(client(&transport, &proxy_addr), EMBEDDED_TYPE, ids("p-")),
         },
         Scenario {
             name: "(a) embedded",
             path: "client → host → embedded actor",
-            client: to_a.clone(),
-            actor_type: EMBEDDED_TYPE,
-            ids: ids("a-"),
+            callers: grpc_callers(to_a.clone(), EMBEDDED_TYPE, ids("a-")),
         },
         Scenario {
             name: "(b) app",
             path: "client → host → app stream → host → client",
-            client: to_a.clone(),
-            actor_type: APP_TYPE,
-            ids: ids("b-"),
+            callers: grpc_callers(to_a.clone(), APP_TYPE, ids("b-")),
         },
         Scenario {
             name: "(c) non-owner",
             path: "client → host A → host B → embedded actor",
-            client: to_a.clone(),
-            actor_type: SHARED_TYPE,
-            ids: owned_by_b,
+            callers: grpc_callers(to_a.clone(), SHARED_TYPE, owned_by_b),
+        },
+        Scenario {
+            name: "(d) dapr-http",
+            path: "HTTP client → host Dapr HTTP API → HTTP app channel → HTTP app → back",
+            callers: http_callers(
+                http_client(),
+                Method::POST,
+                dapr_http_addr.clone(),
+                dapr_method(HTTP_APP_TYPE, "d-"),
+            ),
+        },
+        Scenario {
+            name: "(e) dapr-http → grpc app",
+            path: "HTTP client → host Dapr HTTP API → app stream → back",
+            callers: http_callers(
+                http_client(),
+                Method::POST,
+                dapr_http_addr.clone(),
+                dapr_method(APP_TYPE, "de-"),
+            ),
+        },
+        Scenario {
+            name: "(f) http app alone",
+            path: "HTTP client → HTTP app",
+            callers: http_callers(http_client(), Method::PUT, http_app_addr.clone(), |slot| {
+                format!("/actors/{HTTP_APP_TYPE}/f-{slot}/method/echo")
+            }),
         },
     ];
     let scenarios: Vec<&Scenario> = scenarios.iter().filter(|s| wanted(s.name)).collect();
@@ -661,16 +852,7 @@ async fn run(filter: Option<String>) -> Value {
     let mut rounds: Vec<Vec<Measured>> = scenarios.iter().map(|_| Vec::new()).collect();
     for _ in 0..ROUNDS {
         for (scenario, measured) in scenarios.iter().zip(rounds.iter_mut()) {
-            measured.push(
-                throughput(
-                    scenario.name,
-                    scenario.path,
-                    scenario.client.clone(),
-                    scenario.actor_type,
-                    scenario.ids.clone(),
-                )
-                .await,
-            );
+            measured.push(throughput(scenario).await);
         }
     }
     results.extend(rounds.into_iter().map(median_round));
@@ -732,6 +914,8 @@ async fn run(filter: Option<String>) -> Value {
         placement.shutdown().await;
     })
     .await;
+    // After the hosts: host A deactivates the HTTP app's actors with `DELETE`s on shutdown.
+    http_app_task.abort();
 
     let find = |name: &str| results.iter().find(|m| m.name == name);
     let ratios = json!({
@@ -741,6 +925,14 @@ async fn run(filter: Option<String>) -> Value {
         "a_over_echo_by_cpu": cpu_ratio(find("(a) embedded"), find("echo")),
         "b_over_two_hop_by_cpu": cpu_ratio(find("(b) app"), find("two-hop")),
         "c_over_two_hop_by_cpu": cpu_ratio(find("(c) non-owner"), find("two-hop")),
+        "d_over_b": ratio(find("(d) dapr-http"), find("(b) app")),
+        "d_over_f": ratio(find("(d) dapr-http"), find("(f) http app alone")),
+        "e_over_b": ratio(find("(e) dapr-http → grpc app"), find("(b) app")),
+        "f_over_echo": ratio(find("(f) http app alone"), find("echo")),
+        "d_over_b_by_cpu": cpu_ratio(find("(d) dapr-http"), find("(b) app")),
+        "d_over_f_by_cpu": cpu_ratio(find("(d) dapr-http"), find("(f) http app alone")),
+        "e_over_b_by_cpu": cpu_ratio(find("(e) dapr-http → grpc app"), find("(b) app")),
+        "f_over_echo_by_cpu": cpu_ratio(find("(f) http app alone"), find("echo")),
     });
     json!({
         "concurrency": CONCURRENCY,
@@ -809,6 +1001,10 @@ fn print_markdown(results: &Value) {
         ("(a) / echo", "a_over_echo", Some(0.6)),
         ("(b) / two-hop", "b_over_two_hop", Some(0.8)),
         ("(c) / two-hop", "c_over_two_hop", None),
+        ("(d) dapr-http / (b) app", "d_over_b", None),
+        ("(d) dapr-http / (f) http app alone", "d_over_f", None),
+        ("(e) dapr-http → grpc app / (b) app", "e_over_b", None),
+        ("(f) http app alone / echo", "f_over_echo", None),
     ] {
         println!(
             "| {label} | {} | {} |",
@@ -839,7 +1035,7 @@ fn main() {
         println!("invoke benches run only under `cargo bench`");
         return;
     }
-    let filter = args.into_iter().find(|a| !a.starts_with("--"));
+    let filters: Vec<String> = args.into_iter().filter(|a| !a.starts_with("--")).collect();
     // Without a global subscriber, `tracing`'s `log` feature (enabled through tower's default
     // features) makes every h2 span consult the `log` crate: ~3% of the CPU in a profile, which
     // the `rookery` binary, with its subscriber installed, does not pay. A silent subscriber
@@ -850,7 +1046,7 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let results = runtime.block_on(run(filter));
+    let results = runtime.block_on(run(filters));
     print_markdown(&results);
     let path = results::write("invoke.json", results);
     println!("results written to {}", path.display());

@@ -29,6 +29,7 @@ use serde_json::value::RawValue;
 
 use super::actors::{DaprActors, ReminderRegistration, API_TOKEN_HEADER, REENTRANCY_ID_HEADER};
 use super::errors::DaprError;
+use crate::api::probes::Report;
 use crate::state::StateOp;
 
 /// The routes of Dapr's HTTP API.
@@ -114,34 +115,35 @@ fn json<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, DaprError> {
     serde_json::from_slice(bytes).map_err(DaprError::malformed)
 }
 
-/// 204 while the host is ready (`/readyz`), daprd's ERR_HEALTH_NOT_READY naming the failing
-/// checks otherwise.
-async fn healthz(State(actors): State<DaprActors>) -> Result<StatusCode, DaprError> {
-    let report = actors.readiness().await;
+/// 204 for a healthy report, else daprd's error `code` naming the failing checks.
+fn health(report: Report, code: &'static str, what: &str) -> Result<StatusCode, DaprError> {
     if report.ok() {
         return Ok(StatusCode::NO_CONTENT);
     }
     Err(DaprError::new(
-        "ERR_HEALTH_NOT_READY",
+        code,
         StatusCode::INTERNAL_SERVER_ERROR,
         tonic::Code::Internal,
-        format!("dapr is not ready: {}", report.failures()),
+        format!("{what}: {}", report.failures()),
     ))
 }
 
-/// 204 while placement and the state store can be reached, ERR_OUTBOUND_HEALTH_NOT_READY
-/// otherwise.
+/// Readiness (`/readyz`): 204, or ERR_HEALTH_NOT_READY.
+async fn healthz(State(actors): State<DaprActors>) -> Result<StatusCode, DaprError> {
+    health(
+        actors.readiness().await,
+        "ERR_HEALTH_NOT_READY",
+        "dapr is not ready",
+    )
+}
+
+/// Placement and the state store can be reached: 204, or ERR_OUTBOUND_HEALTH_NOT_READY.
 async fn healthz_outbound(State(actors): State<DaprActors>) -> Result<StatusCode, DaprError> {
-    let report = actors.outbound().await;
-    if report.ok() {
-        return Ok(StatusCode::NO_CONTENT);
-    }
-    Err(DaprError::new(
+    health(
+        actors.outbound().await,
         "ERR_OUTBOUND_HEALTH_NOT_READY",
-        StatusCode::INTERNAL_SERVER_ERROR,
-        tonic::Code::Internal,
-        format!("dapr outbound is not ready: {}", report.failures()),
-    ))
+        "dapr outbound is not ready",
+    )
 }
 
 async fn metadata(State(actors): State<DaprActors>) -> Json<serde_json::Value> {

@@ -303,6 +303,7 @@ async fn start_host(
         http_app: http_app.map(|address| HttpAppConfig {
             address: address.into(),
             app_api_token: None,
+            health: None,
         }),
         api_token: None,
         data_dir: dir.join(name),

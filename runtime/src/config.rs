@@ -287,6 +287,22 @@ pub struct HttpAppConfig {
     pub address: String,
     /// Sent to the app as `dapr-api-token` when set (`APP_API_TOKEN`).
     pub app_api_token: Option<String>,
+    /// App health checks (`--enable-app-health-check`), as daprd's; `None`: off.
+    pub health: Option<AppHealthConfig>,
+}
+
+/// daprd's app health checks: `GET path` every interval; after `threshold` failures in a row
+/// the app is unhealthy and its types are withdrawn until a probe succeeds again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppHealthConfig {
+    /// `--app-health-check-path` (daprd: `/healthz`).
+    pub path: String,
+    /// `--app-health-probe-interval` (daprd: 5 s).
+    pub interval_ms: u64,
+    /// `--app-health-probe-timeout` (daprd: 500 ms).
+    pub timeout_ms: u64,
+    /// `--app-health-threshold`: failed probes in a row that make the app unhealthy (daprd: 3).
+    pub threshold: u32,
 }
 
 impl HostConfig {

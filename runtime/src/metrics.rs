@@ -17,6 +17,13 @@ pub struct CallLabels {
     pub outcome: &'static str,
 }
 
+/// Labels of the app health probes.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProbeLabels {
+    /// ok, failed.
+    pub outcome: &'static str,
+}
+
 /// Labels of the state metrics.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StateLabels {
@@ -55,11 +62,19 @@ pub struct HostMetrics {
     pub state_transactions_total: Family<StateLabels, Counter>,
     pub state_transaction_seconds: Histogram,
     pub state_claims_total: Family<StateLabels, Counter>,
+    /// `rookery_app_healthy`: 1 while the HTTP app's types are registered and it passes its
+    /// health checks, 0 otherwise.
+    pub app_healthy: Gauge,
+    /// `rookery_app_health_probes_total{outcome}`.
+    pub app_health_probes_total: Family<ProbeLabels, Counter>,
+    /// `rookery_app_health_changes_total`: healthy to unhealthy or back.
+    pub app_health_changes_total: Counter,
 }
 
 impl Default for HostMetrics {
     fn default() -> Self {
-        let mut registry = Registry::with_prefix("rookery_host");
+        let mut root = Registry::with_prefix("rookery");
+        let registry = root.sub_registry_with_prefix("host");
         let metrics = HostMetrics {
             active_activations: Gauge::default(),
             activations_total: Counter::default(),
@@ -82,6 +97,9 @@ impl Default for HostMetrics {
             // 20 µs .. ~10 s.
             state_transaction_seconds: Histogram::new(exponential_buckets(0.00002, 2.0, 20)),
             state_claims_total: Family::default(),
+            app_healthy: Gauge::default(),
+            app_health_probes_total: Family::default(),
+            app_health_changes_total: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -159,8 +177,24 @@ impl Default for HostMetrics {
             "Claims of actors in the state store by new activations, by outcome",
             metrics.state_claims_total.clone(),
         );
+        let app = root.sub_registry_with_prefix("app");
+        app.register(
+            "healthy",
+            "Whether the HTTP app is healthy: its types registered, its health checks passing",
+            metrics.app_healthy.clone(),
+        );
+        app.register(
+            "health_probes",
+            "Health probes of the HTTP app, by outcome",
+            metrics.app_health_probes_total.clone(),
+        );
+        app.register(
+            "health_changes",
+            "Changes of the HTTP app between healthy and unhealthy",
+            metrics.app_health_changes_total.clone(),
+        );
         HostMetrics {
-            registry,
+            registry: root,
             ..metrics
         }
     }
@@ -172,5 +206,29 @@ impl HostMetrics {
         // Writing to a String cannot fail.
         let _ = encode(&mut out, &self.registry);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_and_app_metrics_keep_their_prefixes() {
+        let metrics = HostMetrics::default();
+        metrics.app_healthy.set(1);
+        metrics
+            .app_health_probes_total
+            .get_or_create(&ProbeLabels { outcome: "failed" })
+            .inc();
+        let text = metrics.render();
+        for sample in [
+            "rookery_host_active_activations 0",
+            "rookery_app_healthy 1",
+            "rookery_app_health_probes_total{outcome=\"failed\"} 1",
+            "rookery_app_health_changes_total 0",
+        ] {
+            assert!(text.lines().any(|l| l == sample), "{sample} in {text}");
+        }
     }
 }

@@ -8,8 +8,8 @@ use anyhow::Context;
 use clap::Args;
 use rookery_core::net::TcpTransport;
 use rookery_runtime::config::{
-    ActorDefaults, ConfigFile, HostConfig, HttpAppConfig, DEFAULT_HEARTBEAT_INTERVAL_MS,
-    DEFAULT_MAX_REQUEST_SIZE_MB,
+    ActorDefaults, AppHealthConfig, ConfigFile, HostConfig, HttpAppConfig,
+    DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_MAX_REQUEST_SIZE_MB,
 };
 use rookery_runtime::host::Host;
 use rookery_runtime::state::postgres_store::{PostgresConfig, DEFAULT_TABLE_NAME};
@@ -118,6 +118,26 @@ pub struct AppArgs {
     /// Sent to the app as `dapr-api-token` on every request the host makes of it.
     #[arg(long, env = "APP_API_TOKEN", hide_env_values = true)]
     pub app_api_token: Option<String>,
+    /// Probe the HTTP app's health (as daprd): while it fails, its actor types are withdrawn
+    /// and its actors move to other hosts.
+    #[arg(long, env = "ROOKERY_ENABLE_APP_HEALTH_CHECK")]
+    pub enable_app_health_check: bool,
+    /// Path of the app's health endpoint (`GET`; a 2xx answer is healthy).
+    #[arg(
+        long,
+        env = "ROOKERY_APP_HEALTH_CHECK_PATH",
+        default_value = "/healthz"
+    )]
+    pub app_health_check_path: String,
+    /// Seconds between health probes.
+    #[arg(long, env = "ROOKERY_APP_HEALTH_PROBE_INTERVAL", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub app_health_probe_interval: u64,
+    /// Milliseconds a health probe may take.
+    #[arg(long, env = "ROOKERY_APP_HEALTH_PROBE_TIMEOUT", default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub app_health_probe_timeout: u64,
+    /// Failed probes in a row that make the app unhealthy.
+    #[arg(long, env = "ROOKERY_APP_HEALTH_THRESHOLD", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub app_health_threshold: u32,
 }
 
 /// The `--app-protocol` values.
@@ -135,6 +155,16 @@ impl AppArgs {
             (AppProtocol::Http, Some(port)) => Some(HttpAppConfig {
                 address: format!("{}:{port}", self.app_channel_address),
                 app_api_token: self.app_api_token.clone().filter(|t| !t.is_empty()),
+                health: self.enable_app_health_check.then(|| AppHealthConfig {
+                    path: if self.app_health_check_path.starts_with('/') {
+                        self.app_health_check_path.clone()
+                    } else {
+                        format!("/{}", self.app_health_check_path)
+                    },
+                    interval_ms: self.app_health_probe_interval * 1000,
+                    timeout_ms: self.app_health_probe_timeout,
+                    threshold: self.app_health_threshold,
+                }),
             }),
             _ => None,
         }

@@ -48,7 +48,7 @@ pub fn spawn(config: &HostConfig, parts: TaskParts, shutdown: &Shutdown) -> Vec<
                 config.host_id.clone(),
                 parts.leader_rpc,
                 parts.router,
-                parts.metrics,
+                parts.metrics.clone(),
             )
             .run(parts.table.clone(), shutdown.clone()),
         ),
@@ -70,6 +70,8 @@ pub fn spawn(config: &HostConfig, parts: TaskParts, shutdown: &Shutdown) -> Vec<
             config.app_id.clone(),
             config.actors.clone(),
             parts.types_registry,
+            parts.activations.clone(),
+            parts.metrics.clone(),
             shutdown.clone(),
         )));
     }

@@ -1,7 +1,8 @@
 //! The HTTP app channel: how the host serves the actor types of an app that speaks Dapr's
 //! HTTP app protocol (`--app-port`, `--app-protocol http`), as apps written with the Dapr SDKs
 //! do. Once the app answers `GET /dapr/config` ([`config`]), its types are registered (the
-//! host re-registers with placement) and driven over HTTP ([`channel`], [`client`]).
+//! host re-registers with placement) and driven over HTTP ([`channel`], [`client`]). With
+//! `--enable-app-health-check`, [`health`] then withdraws them while the app is unhealthy.
 //!
 //! The host's HTTP API answers the app's own calls back (state, timers, reminders, other
 //! actors) while a turn is in progress: they never queue behind the actor's turn.
@@ -9,6 +10,7 @@
 pub mod channel;
 pub mod client;
 pub mod config;
+pub mod health;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,10 +19,12 @@ use bytes::Bytes;
 use http::{Method, StatusCode};
 use rookery_core::shutdown::Shutdown;
 
+use crate::actors::activations::Activations;
 use crate::actors::channel::ActorChannel;
 use crate::actors::types::{Provider, TypeRegistry};
 use crate::channels::app_grpc::MAX_APP_MESSAGE_BYTES;
 use crate::config::{ActorDefaults, HttpAppConfig};
+use crate::metrics::HostMetrics;
 
 /// First and last pause between attempts to read the app's configuration.
 pub const CONFIG_RETRY_MIN_MS: u64 = 100;
@@ -29,12 +33,14 @@ pub const CONFIG_RETRY_MAX_MS: u64 = 2_000;
 pub const CONFIG_TIMEOUT_MS: u64 = 5_000;
 
 /// Reads the app's `GET /dapr/config` until the app answers (or the host shuts down), then
-/// registers its actor types.
+/// registers its actor types; with health checks on, then probes the app until shutdown.
 pub async fn connect(
     app: HttpAppConfig,
     app_id: String,
     defaults: ActorDefaults,
     types: Arc<TypeRegistry>,
+    activations: Arc<Activations>,
+    metrics: Arc<HostMetrics>,
     shutdown: Shutdown,
 ) {
     let client = client::AppHttpClient::new(&app, MAX_APP_MESSAGE_BYTES);
@@ -87,7 +93,7 @@ pub async fn connect(
         tracing::warn!(app = %client.address(), "{warning}");
     }
     let names: Vec<String> = app_types.iter().map(|(n, _)| n.clone()).collect();
-    let registrations = app_types
+    let registrations: health::Registrations = app_types
         .into_iter()
         .map(|(name, options)| {
             let channel: Arc<dyn ActorChannel> = Arc::new(channel::HttpTypeChannel::new(
@@ -97,12 +103,26 @@ pub async fn connect(
             (name, channel, options)
         })
         .collect();
-    match types.register(Provider::HttpApp, registrations) {
+    match types.register(Provider::HttpApp, registrations.clone()) {
         Ok(()) => {
             tracing::info!(app = %client.address(), types = ?names, "HTTP app registered its actor types")
         }
         Err(e) => {
-            tracing::error!(app = %client.address(), error = %e, "cannot register the HTTP app's actor types")
+            tracing::error!(app = %client.address(), error = %e, "cannot register the HTTP app's actor types");
+            return;
         }
+    }
+    metrics.app_healthy.set(1);
+    if let Some(config) = app.health {
+        let parts = health::HealthParts {
+            client,
+            config,
+            app_id,
+            registrations,
+            types,
+            activations,
+            metrics,
+        };
+        health::run(parts, shutdown).await;
     }
 }

@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use rookery_core::net::{listen, Incoming, SharedTransport};
 use rookery_core::shutdown::Shutdown;
@@ -24,7 +25,9 @@ use crate::api::dapr::DaprActors;
 use crate::api::probes::Probes;
 use crate::api::reminders::ReminderApi;
 use crate::channels::actor_api::ActorApi;
-use crate::channels::app_grpc::{AppChannelService, MAX_APP_MESSAGE_BYTES};
+use crate::channels::app_grpc::{
+    AppChannelService, APP_KEEPALIVE_INTERVAL_MS, APP_KEEPALIVE_TIMEOUT_MS, MAX_APP_MESSAGE_BYTES,
+};
 use crate::cluster::table::TableState;
 use crate::config::HostConfig;
 use crate::grpc::map_too_large;
@@ -114,6 +117,9 @@ pub async fn serve(
     let reflection_v1 = reflection().build_v1().map_err(unbuildable)?;
     let reflection_v1alpha = reflection().build_v1alpha().map_err(unbuildable)?;
     let public = tonic::transport::Server::builder()
+        // gRPC apps' health: an app that stops answering pings loses its stream and types.
+        .http2_keepalive_interval(Some(Duration::from_millis(APP_KEEPALIVE_INTERVAL_MS)))
+        .http2_keepalive_timeout(Some(Duration::from_millis(APP_KEEPALIVE_TIMEOUT_MS)))
         .layer(tower::util::MapResponseLayer::new(map_too_large))
         .add_service(actors)
         .add_service(reminders)

@@ -8,4 +8,6 @@
 pub mod connection;
 pub mod service;
 
-pub use service::{AppChannelService, MAX_APP_MESSAGE_BYTES};
+pub use service::{
+    AppChannelService, APP_KEEPALIVE_INTERVAL_MS, APP_KEEPALIVE_TIMEOUT_MS, MAX_APP_MESSAGE_BYTES,
+};

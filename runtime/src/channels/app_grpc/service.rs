@@ -36,6 +36,11 @@ use crate::state::StateOp;
 
 /// Requests queued to one app before senders wait.
 pub const APP_OUTBOX_CAPACITY: usize = 4096;
+/// How often the host pings every HTTP/2 connection of its public port, and how long an
+/// answer may take: an app that stops answering (hung, paused, cut off) loses its connection
+/// within about their sum, and with it its types, which move to other hosts.
+pub const APP_KEEPALIVE_INTERVAL_MS: u64 = 2_000;
+pub const APP_KEEPALIVE_TIMEOUT_MS: u64 = 3_000;
 /// Largest message an app may send its host (replies carry actor results).
 pub const MAX_APP_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 

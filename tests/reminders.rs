@@ -5,6 +5,8 @@
 
 mod support;
 
+use rookery_core::ring::{HashRing, DEFAULT_VNODES_PER_HOST};
+
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rookery_proto::v1::reminders_client::RemindersClient;
@@ -221,8 +223,23 @@ async fn reminders_survive_host_and_placement_failures() {
     let (host_b, app_b) = member(&cluster).await;
     wait_serving(&cluster, 2).await;
     let apps = [&app_a, &app_b];
-    // Several actors, so that each host owns some.
-    let ids: Vec<String> = (0..8).map(|i| format!("r{i}")).collect();
+    // Actors of both hosts, four each, chosen by the ring placement computes (its default
+    // vnodes), so that host A surely owns some.
+    let ring = HashRing::new(
+        [host_a.id.as_str(), host_b.id.as_str()],
+        DEFAULT_VNODES_PER_HOST,
+    );
+    let owned = |host: &str| {
+        (0..)
+            .map(|i| format!("r{i}"))
+            .filter(|id| ring.owner(id) == Some(host))
+            .take(4)
+            .collect::<Vec<_>>()
+    };
+    let ids: Vec<String> = owned(&host_a.id)
+        .into_iter()
+        .chain(owned(&host_b.id))
+        .collect();
     for id in &ids {
         create(&host_a, id, "beat", "0s", "PT0.5S", "")
             .await

@@ -5,10 +5,9 @@
 
 mod support;
 
-use rookery_core::ring::{HashRing, DEFAULT_VNODES_PER_HOST};
-
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use rookery_core::ring::{HashRing, DEFAULT_VNODES_PER_HOST};
 use rookery_proto::v1::reminders_client::RemindersClient;
 use rookery_proto::v1::{CreateActorReminderRequest, ReminderRef};
 use support::app::{actor_type, TestApp};

@@ -138,20 +138,28 @@ async fn python_counter_app_registers_and_serves_calls() {
     // A paused app stops answering the host's HTTP/2 pings: the host drops its stream and
     // withdraws its type, so callers are told at once instead of waiting on a hung app.
     app.signal("STOP");
-    wait_until("the paused app's type to be withdrawn", DEADLINE, || async {
-        match host.invoke("Counter", "p1", "get", Vec::new()).await {
-            Err(status) if status.code() == tonic::Code::NotFound => Ok(()),
-            other => Err(format!("{other:?}")),
-        }
-    })
+    wait_until(
+        "the paused app's type to be withdrawn",
+        DEADLINE,
+        || async {
+            match host.invoke("Counter", "p1", "get", Vec::new()).await {
+                Err(status) if status.code() == tonic::Code::NotFound => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
     .await;
     // Resumed, it finds its stream broken, reconnects and serves the type again.
     app.signal("CONT");
-    let value = wait_until("the resumed app to serve Counter again", DEADLINE, || async {
-        host.invoke_json("Counter", "p1", "get", json!(null))
-            .await
-            .map_err(|e| e.to_string())
-    })
+    let value = wait_until(
+        "the resumed app to serve Counter again",
+        DEADLINE,
+        || async {
+            host.invoke_json("Counter", "p1", "get", json!(null))
+                .await
+                .map_err(|e| e.to_string())
+        },
+    )
     .await;
     assert_eq!(value, json!(4), "{}", app.dump_log());
     app.assert_alive();

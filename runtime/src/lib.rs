@@ -9,7 +9,7 @@
 //! Each layer may use the ones above it in this list, never one below, and no files import
 //! each other in a cycle (`scripts/check_layers.py` checks both; the test command runs it):
 //! 1. [`call`] (what a call is), [`error`] (its errors), [`grpc`] (deadlines, sizes),
-//!    [`dapr_data`] (actor data in Dapr's JSON forms).
+//!    [`dapr_wire`] (Dapr's header names and JSON forms of data).
 //! 2. [`state`]: durable actor state behind the `StateStore` trait (sled, PostgreSQL).
 //! 3. [`config`] (flags and per-type options), [`metrics`].
 //! 4. [`cluster`]: the placement session, the routing table, the lease gate, leader calls.
@@ -22,7 +22,7 @@
 //! 10. [`host`]: wiring, servers, background tasks, leave and shutdown.
 
 pub mod call;
-pub mod dapr_data;
+pub mod dapr_wire;
 pub mod error;
 pub mod grpc;
 

@@ -24,10 +24,7 @@ use crate::error::CallError;
 use crate::routing::Router;
 use crate::state::StateOp;
 
-/// The header (HTTP) and metadata key (gRPC) of Dapr's reentrancy id: Rookery's call chain.
-pub const REENTRANCY_ID_HEADER: &str = "Dapr-Reentrancy-Id";
-/// The header and metadata key of the API token.
-pub const API_TOKEN_HEADER: &str = "dapr-api-token";
+pub use crate::dapr_wire::{API_TOKEN_HEADER, REENTRANCY_ID_HEADER};
 /// The version `GET /v1.0/metadata` reports.
 pub const RUNTIME_VERSION: &str = concat!("rookery-", env!("CARGO_PKG_VERSION"));
 

@@ -27,7 +27,7 @@ use super::actors::{
     DaprActors, Metadata, ReminderRegistration, API_TOKEN_HEADER, REENTRANCY_ID_HEADER,
 };
 use super::errors::DaprError;
-use crate::dapr_data::bytes_as_json;
+use crate::dapr_wire::bytes_as_json;
 use crate::state::StateOp;
 
 pub use pb::dapr_server::DaprServer;

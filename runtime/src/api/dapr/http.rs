@@ -364,7 +364,7 @@ async fn get_reminder(
             serde_json::from_slice::<serde_json::Value>(&reminder.data).unwrap_or_else(|_| {
                 // Data registered through another API as plain bytes: a base64 string, as Go
                 // marshals bytes.
-                serde_json::Value::String(crate::dapr_data::base64(&reminder.data))
+                serde_json::Value::String(crate::dapr_wire::base64(&reminder.data))
             });
         body.insert("data".into(), raw);
     }

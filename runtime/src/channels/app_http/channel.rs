@@ -19,11 +19,9 @@ use rookery_core::schedule::format_duration_ms;
 use super::client::{encode_segment, AppHttpClient, AppHttpError};
 use crate::actors::channel::{ActorChannel, ActorInstance, ReentrantInvoker};
 use crate::call::{ActorKey, Call, CallKind};
-use crate::dapr_data::data_as_json;
+use crate::dapr_wire::{data_as_json, REENTRANCY_ID_HEADER};
 use crate::error::CallError;
 
-/// Dapr's reentrancy header, sent when the type allows reentrancy.
-const REENTRANCY_HEADER: &str = "Dapr-Reentrancy-Id";
 /// Set by an app on a 200 answer that is an actor error passed through as is.
 const ERROR_RESPONSE_HEADER: &str = "x-daprerrorresponseheader";
 
@@ -152,7 +150,7 @@ async fn run_turn(
     let (path, body) = turn_request(&key, &call);
     let mut headers = vec![("content-type", "application/json".to_owned())];
     if reentrancy && call.kind == CallKind::Method && !call.call_chain_id.is_empty() {
-        headers.push((REENTRANCY_HEADER, call.call_chain_id.clone()));
+        headers.push((REENTRANCY_ID_HEADER, call.call_chain_id.clone()));
     }
     turn_result(client.send(Method::PUT, &path, &headers, body).await)
 }

@@ -12,6 +12,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
 use crate::config::HttpAppConfig;
+use crate::dapr_wire::API_TOKEN_HEADER;
 
 /// One answer of the app.
 #[derive(Debug)]
@@ -92,7 +93,7 @@ impl AppHttpClient {
         let uri = format!("http://{}{path}", self.address);
         let mut request = Request::builder().method(method).uri(&uri);
         if let Some(token) = &self.token {
-            request = request.header("dapr-api-token", token.clone());
+            request = request.header(API_TOKEN_HEADER, token.clone());
         }
         for (name, value) in headers {
             request = request.header(*name, value);

@@ -1,10 +1,16 @@
-//! Actor data in the JSON forms Dapr's wire protocols use: bytes as Go's `json.Marshal`
-//! writes a `[]byte` (a standard base64 string), and a firing's `data` value — the raw JSON as
-//! registered through Dapr's APIs, or those bytes as base64 when they are not JSON (data
-//! registered through Rookery's own API).
+//! Wire facts of Dapr's protocols that both the Dapr API (`api::dapr`) and the HTTP app
+//! channel (`channels::app_http`) speak: the header names, and actor data in Dapr's JSON forms
+//! — bytes as Go's `json.Marshal` writes a `[]byte` (a standard base64 string), and a firing's
+//! `data` value (the raw JSON as registered through Dapr's APIs, or those bytes as base64 when
+//! they are not JSON, as data registered through Rookery's own API may be).
 
 use bytes::Bytes;
 use serde_json::value::RawValue;
+
+/// The header (HTTP) and metadata key (gRPC) of Dapr's reentrancy id: Rookery's call chain.
+pub const REENTRANCY_ID_HEADER: &str = "Dapr-Reentrancy-Id";
+/// The header and metadata key of the API token (`DAPR_API_TOKEN`, `APP_API_TOKEN`).
+pub const API_TOKEN_HEADER: &str = "dapr-api-token";
 
 const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 

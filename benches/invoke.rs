@@ -315,6 +315,7 @@ async fn start_host(
         },
         // The default: turns wait for a valid placement lease, as in production.
         serve_without_lease: false,
+        ..HostConfig::default()
     };
     Host::start(config, TcpTransport::shared())
         .await

@@ -96,6 +96,7 @@ fn bench_mailbox(c: &mut Criterion) {
                 sink,
                 metrics: Arc::new(HostMetrics::default()),
                 state: None,
+                app_policy: None,
             }),
         )
     });

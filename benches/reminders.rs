@@ -143,6 +143,7 @@ async fn cluster_and_host(
                 path: dir.join("host").join("state"),
             },
             serve_without_lease: false,
+            ..HostConfig::default()
         },
         TcpTransport::shared(),
     )

@@ -15,9 +15,11 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "runtime",
 
 # Lower layers first; a file may import its own layer and the ones before it.
 LAYERS = [
-    {"call", "dapr_wire", "error", "grpc"},
+    {"call", "dapr_wire", "error", "grpc", "resources"},
     {"state"},
-    {"config", "metrics"},
+    {"metrics"},
+    {"resiliency"},
+    {"config"},
     {"cluster"},
     {"actors"},
     {"routing"},

@@ -166,6 +166,7 @@ async fn an_embedded_host_serves_calls_reminders_and_timers() {
                 path: dir.path().join("host").join("state"),
             },
             serve_without_lease: false,
+            ..HostConfig::default()
         },
         TcpTransport::shared(),
     )

@@ -131,6 +131,7 @@ pub async fn run() -> Value {
             path: dir.path().join("host").join("state"),
         },
         serve_without_lease: false,
+        ..HostConfig::default()
     };
     let host = Arc::new(
         Host::start(config, TcpTransport::shared())

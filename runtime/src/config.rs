@@ -20,6 +20,8 @@ pub const DEFAULT_CALL_TIMEOUT_MS: u64 = 60_000;
 pub const DEFAULT_MAX_REENTRANCY_DEPTH: u32 = 32;
 /// Default interval between a host's heartbeats to placement; several fit in one lease.
 pub const DEFAULT_HEARTBEAT_INTERVAL_MS: u64 = 500;
+/// The state store's component name when flags, not a component file, choose the store.
+pub const DEFAULT_STATE_COMPONENT: &str = "statestore";
 /// Largest request payload, in MiB (Dapr: 4).
 pub const DEFAULT_MAX_REQUEST_SIZE_MB: usize = 4;
 
@@ -248,6 +250,11 @@ pub struct HostConfig {
     pub heartbeat_interval_ms: u64,
     /// Where actor state lives (`--state-store`, or a component in `--resources-path`).
     pub state: crate::state::StoreConfig,
+    /// The name of the state store's component (`metadata.name`), which resiliency
+    /// component targets name; `statestore` when the store comes from flags.
+    pub state_component: String,
+    /// The Resiliency resources of `--resources-path` that apply to this app.
+    pub resiliency: crate::resiliency::ResiliencyConfig,
     /// Serve actors with the last table even without a placement lease (as Dapr does):
     /// available through any placement outage, at the risk of two activations of one actor
     /// when this host is cut off from placement while others take its actors.
@@ -275,6 +282,8 @@ impl Default for HostConfig {
             actors: ActorDefaults::default(),
             heartbeat_interval_ms: DEFAULT_HEARTBEAT_INTERVAL_MS,
             state: crate::state::StoreConfig::None,
+            state_component: DEFAULT_STATE_COMPONENT.into(),
+            resiliency: crate::resiliency::ResiliencyConfig::default(),
             serve_without_lease: false,
         }
     }

@@ -2,8 +2,10 @@
 //! typed form between hosts (`ForwardError` of the internal protocol), so no message text or
 //! metadata carries meaning from one host to another.
 //!
-//! Retryable errors (`Moved`, `Unavailable`) are retried by the router until the caller's
-//! deadline; the others reach the caller at once.
+//! Every error says whether the call may have run ([`CallError::may_have_run`]). Only errors
+//! of calls that surely did not run are ever sent again: `Moved` is followed until the
+//! caller's deadline, and transient ones ([`CallError::is_transient`]) as the resiliency
+//! policies say (`crate::resiliency`); the others reach the caller at once.
 
 use rookery_proto::internal::v1::{ForwardError, ForwardErrorKind};
 use tonic::{Code, Status};
@@ -19,6 +21,10 @@ pub const APP_DISCONNECTED_VALUE: &str = "app-disconnected";
 pub const FENCED_VALUE: &str = "fenced";
 /// `rookery-error` value marking a call that needed the state store while it was unreachable.
 pub const STATE_STORE_VALUE: &str = "state-store";
+/// `rookery-error` value marking a call whose owner host broke off mid-call: it may have run.
+pub const OWNER_LOST_VALUE: &str = "owner-lost";
+/// `rookery-error` value marking a call refused by an open circuit breaker.
+pub const CIRCUIT_OPEN_VALUE: &str = "circuit-open";
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum CallError {
@@ -67,14 +73,61 @@ pub enum CallError {
     /// so callers hear about an outage at once instead of at their deadline.
     #[error("{0}")]
     StoreUnavailable(String),
+    /// The owner host broke off a forwarded call (it died, or the connection to it broke
+    /// after the call was sent): whether it ran is unknown, so it is not retried.
+    #[error("{0}")]
+    OwnerLost(String),
+    /// A circuit breaker of the resiliency policies is open: the call was not attempted.
+    #[error("{0}")]
+    CircuitOpen(String),
     #[error("{0}")]
     Internal(String),
 }
 
 impl CallError {
-    /// Whether the router should try again (until the caller's deadline).
-    pub fn is_retryable(&self) -> bool {
-        matches!(self, CallError::Unavailable(_) | CallError::Moved(_))
+    /// Whether a failure of this kind may pass if the call is sent again later: what a retry
+    /// policy may retry, if the call surely did not run.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            CallError::Unavailable(_) | CallError::Overloaded(_) | CallError::StoreUnavailable(_)
+        )
+    }
+
+    /// Whether the failure says something about the target's health, so that circuit
+    /// breakers count it: not a caller's bad request, a redirect or a refusal by the
+    /// breaker itself.
+    pub fn counts_as_failure(&self) -> bool {
+        !matches!(
+            self,
+            CallError::InvalidArgument(_)
+                | CallError::UnknownType(_)
+                | CallError::TooLarge(_)
+                | CallError::Moved(_)
+                | CallError::Reentrancy(_)
+                | CallError::StackDepth(_)
+                | CallError::FailedPrecondition(_)
+                | CallError::NotActive(_)
+                | CallError::Fenced(_)
+                | CallError::CircuitOpen(_)
+        )
+    }
+
+    /// The gRPC code clients get for this error (what retry policies' `gRPCStatusCodes`
+    /// match).
+    pub fn grpc_code(&self) -> Code {
+        Status::from(self.clone()).code()
+    }
+
+    /// The HTTP status Dapr's HTTP API answers with for this error (what retry policies'
+    /// `httpStatusCodes` match).
+    pub fn http_status(&self) -> u16 {
+        match self {
+            CallError::InvalidArgument(_) => 400,
+            CallError::TooLarge(_) => 413,
+            CallError::Overloaded(_) => 429,
+            _ => 500,
+        }
     }
 
     /// Whether the actor may have started the call that failed so (false: it surely did not,
@@ -86,6 +139,7 @@ impl CallError {
                 | CallError::DeadlineExceeded(_)
                 | CallError::AppDisconnected(_)
                 | CallError::Fenced(_)
+                | CallError::OwnerLost(_)
                 | CallError::Internal(_)
         )
     }
@@ -108,6 +162,8 @@ impl CallError {
             CallError::NotActive(_) => ForwardErrorKind::NotActive,
             CallError::Fenced(_) => ForwardErrorKind::Fenced,
             CallError::StoreUnavailable(_) => ForwardErrorKind::StateStoreUnavailable,
+            CallError::OwnerLost(_) => ForwardErrorKind::OwnerLost,
+            CallError::CircuitOpen(_) => ForwardErrorKind::CircuitOpen,
             CallError::Internal(_) => ForwardErrorKind::Internal,
         };
         let message = match self {
@@ -141,6 +197,8 @@ impl CallError {
             ForwardErrorKind::NotActive => CallError::NotActive(m),
             ForwardErrorKind::Fenced => CallError::Fenced(m),
             ForwardErrorKind::StateStoreUnavailable => CallError::StoreUnavailable(m),
+            ForwardErrorKind::OwnerLost => CallError::OwnerLost(m),
+            ForwardErrorKind::CircuitOpen => CallError::CircuitOpen(m),
             ForwardErrorKind::Internal => CallError::Internal(m),
             ForwardErrorKind::Unspecified => {
                 CallError::Internal(format!("forward failed with an unknown error kind: {m}"))
@@ -148,18 +206,23 @@ impl CallError {
         }
     }
 
-    /// The failure of a forward itself (no answer from the owner): the connection could not
-    /// be made or broke mid-call. Retryable like UNAVAILABLE.
+    /// The failure of a forward itself (no answer from the owner). Retryable (`Unavailable`)
+    /// only when the call surely never reached the owner: the connection could not be made,
+    /// or the owner refused the stream unprocessed. A connection that broke after the call
+    /// was sent (the owner died, a keepalive expired) is `OwnerLost`: it may have run.
     pub fn from_forward_status(status: &Status) -> CallError {
         let message = status.message().to_owned();
         match status.code() {
             Code::DeadlineExceeded => CallError::DeadlineExceeded(message),
             Code::ResourceExhausted => CallError::TooLarge(message),
-            // CANCELLED is the connection to the owner dropping mid-call (the owner died), a
-            // bare UNKNOWN what tonic reports for a connection that broke mid-call.
-            Code::Unavailable | Code::Cancelled | Code::Aborted | Code::Unknown => {
-                CallError::Unavailable(message)
-            }
+            Code::Unavailable if never_sent(status) => CallError::Unavailable(message),
+            Code::Unavailable
+            | Code::Cancelled
+            | Code::Aborted
+            | Code::Unknown
+            | Code::Internal => CallError::OwnerLost(format!(
+                "the owner host broke off the call, which may have run: {message}"
+            )),
             code => CallError::Internal(format!("forward failed: {code}: {message}")),
         }
     }
@@ -182,6 +245,8 @@ impl CallError {
             | CallError::NotActive(m)
             | CallError::Fenced(m)
             | CallError::StoreUnavailable(m)
+            | CallError::OwnerLost(m)
+            | CallError::CircuitOpen(m)
             | CallError::Internal(m) => m,
         }
     }
@@ -225,9 +290,33 @@ impl From<CallError> for Status {
             }
             CallError::Fenced(m) => marked(Status::failed_precondition(m), FENCED_VALUE),
             CallError::StoreUnavailable(m) => marked(Status::unavailable(m), STATE_STORE_VALUE),
+            CallError::OwnerLost(m) => marked(Status::unavailable(m), OWNER_LOST_VALUE),
+            CallError::CircuitOpen(m) => marked(Status::unavailable(m), CIRCUIT_OPEN_VALUE),
             CallError::Internal(m) => Status::internal(m),
         }
     }
+}
+
+/// Whether a transport failure of a forward happened before any of the call left this host:
+/// the connection could not be made (`tonic::ConnectError`), or the owner refused the stream
+/// (HTTP/2 `REFUSED_STREAM`, which guarantees it was not processed). A failure on a
+/// connection that was up (a `hyper::Error` without either) may have delivered the call.
+fn never_sent(status: &Status) -> bool {
+    let mut source = std::error::Error::source(status);
+    let mut on_open_connection = false;
+    while let Some(error) = source {
+        if error.downcast_ref::<tonic::ConnectError>().is_some() {
+            return true;
+        }
+        if let Some(h2) = error.downcast_ref::<h2::Error>() {
+            return h2.reason() == Some(h2::Reason::REFUSED_STREAM);
+        }
+        if error.downcast_ref::<hyper::Error>().is_some() {
+            on_open_connection = true;
+        }
+        source = error.source();
+    }
+    !on_open_connection
 }
 
 /// `status` with `rookery-error: <value>`.
@@ -261,6 +350,8 @@ mod tests {
             CallError::NotActive(m()),
             CallError::Fenced(m()),
             CallError::StoreUnavailable(m()),
+            CallError::OwnerLost(m()),
+            CallError::CircuitOpen(m()),
             CallError::Internal(m()),
         ]
     }
@@ -275,10 +366,32 @@ mod tests {
     }
 
     #[test]
-    fn retryable_errors_never_may_have_run() {
-        for error in every_error().into_iter().filter(CallError::is_retryable) {
+    fn transient_errors_and_redirects_never_may_have_run() {
+        for error in every_error()
+            .into_iter()
+            .filter(|e| e.is_transient() || matches!(e, CallError::Moved(_)))
+        {
             assert!(!error.may_have_run(), "{error:?}");
         }
+    }
+
+    #[test]
+    fn a_forward_that_broke_after_sending_may_have_run() {
+        for code in [
+            Code::Cancelled,
+            Code::Unknown,
+            Code::Internal,
+            Code::Aborted,
+        ] {
+            let error = CallError::from_forward_status(&Status::new(code, "broken pipe"));
+            assert!(
+                matches!(error, CallError::OwnerLost(_)),
+                "{code:?}: {error:?}"
+            );
+            assert!(error.may_have_run());
+        }
+        let refused = CallError::from_forward_status(&Status::unavailable("connection refused"));
+        assert!(matches!(refused, CallError::Unavailable(_)), "{refused:?}");
     }
 
     #[test]

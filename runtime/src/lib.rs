@@ -9,27 +9,34 @@
 //! Each layer may use the ones above it in this list, never one below, and no files import
 //! each other in a cycle (`scripts/check_layers.py` checks both; the test command runs it):
 //! 1. [`call`] (what a call is), [`error`] (its errors), [`grpc`] (deadlines, sizes),
-//!    [`dapr_wire`] (Dapr's header names and JSON forms of data).
+//!    [`dapr_wire`] (Dapr's header names and JSON forms of data), [`resources`] (the
+//!    documents of `--resources-path`).
 //! 2. [`state`]: durable actor state behind the `StateStore` trait (sled, PostgreSQL).
-//! 3. [`config`] (flags and per-type options), [`metrics`].
-//! 4. [`cluster`]: the placement session, the routing table, the lease gate, leader calls.
-//! 5. [`actors`]: served types, activations (one turn at a time), timers, lifecycle.
-//! 6. [`routing`]: the router, calls forwarded between hosts, the `HostInternal` service.
-//! 7. [`reminders`]: the reminder client and the scheduler that fires them.
-//! 8. [`channels`]: the actor-side API and the channels that serve actor code (gRPC apps,
-//!    embedded Rust).
-//! 9. [`api`]: the client-facing services (`Actors`, `Reminders`, `/healthz`, `/metrics`).
-//! 10. [`host`]: wiring, servers, background tasks, leave and shutdown.
+//! 3. [`metrics`].
+//! 4. [`resiliency`]: Dapr's Resiliency policies (timeouts, retries, circuit breakers).
+//! 5. [`config`]: flags and per-type options.
+//! 6. [`cluster`]: the placement session, the routing table, the lease gate, leader calls.
+//! 7. [`actors`]: served types, activations (one turn at a time), timers, lifecycle.
+//! 8. [`routing`]: the router, calls forwarded between hosts, the `HostInternal` service.
+//! 9. [`reminders`]: the reminder client and the scheduler that fires them.
+//! 10. [`channels`]: the actor-side API and the channels that serve actor code (gRPC apps,
+//!     embedded Rust).
+//! 11. [`api`]: the client-facing services (`Actors`, `Reminders`, `/healthz`, `/metrics`).
+//! 12. [`host`]: wiring, servers, background tasks, leave and shutdown.
 
 pub mod call;
 pub mod dapr_wire;
 pub mod error;
 pub mod grpc;
+pub mod resources;
 
 pub mod state;
 
-pub mod config;
 pub mod metrics;
+
+pub mod resiliency;
+
+pub mod config;
 
 pub mod cluster;
 

@@ -24,6 +24,21 @@ pub struct ProbeLabels {
     pub outcome: &'static str,
 }
 
+/// Labels of the resiliency metrics: the policy's target (`actor:Counter`, `actor:*` for
+/// types no target names, `app:<app id>`, `component:<name>`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PolicyLabels {
+    pub target: String,
+}
+
+/// Labels of circuit breaker state changes.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BreakerLabels {
+    pub target: String,
+    /// open, half-open, closed: the state entered.
+    pub state: &'static str,
+}
+
 /// Labels of the state metrics.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StateLabels {
@@ -69,6 +84,19 @@ pub struct HostMetrics {
     pub app_health_probes_total: Family<ProbeLabels, Counter>,
     /// `rookery_app_health_changes_total`: healthy to unhealthy or back.
     pub app_health_changes_total: Counter,
+    /// `rookery_resiliency_resources_loaded`: Resiliency resources applied to this host.
+    pub resiliency_resources_loaded: Gauge,
+    /// `rookery_resiliency_retries_total{target}`: attempts sent again by a retry policy.
+    pub resiliency_retries_total: Family<PolicyLabels, Counter>,
+    /// `rookery_resiliency_timeouts_total{target}`: attempts cut off by a timeout policy.
+    pub resiliency_timeouts_total: Family<PolicyLabels, Counter>,
+    /// `rookery_resiliency_breaker_rejections_total{target}`: calls refused by an open
+    /// breaker.
+    pub resiliency_breaker_rejections_total: Family<PolicyLabels, Counter>,
+    /// `rookery_resiliency_breaker_transitions_total{target,state}`.
+    pub resiliency_breaker_transitions_total: Family<BreakerLabels, Counter>,
+    /// `rookery_resiliency_breakers_open{target}`: breakers open now.
+    pub resiliency_breakers_open: Family<PolicyLabels, Gauge>,
 }
 
 impl Default for HostMetrics {
@@ -100,6 +128,12 @@ impl Default for HostMetrics {
             app_healthy: Gauge::default(),
             app_health_probes_total: Family::default(),
             app_health_changes_total: Counter::default(),
+            resiliency_resources_loaded: Gauge::default(),
+            resiliency_retries_total: Family::default(),
+            resiliency_timeouts_total: Family::default(),
+            resiliency_breaker_rejections_total: Family::default(),
+            resiliency_breaker_transitions_total: Family::default(),
+            resiliency_breakers_open: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -139,7 +173,7 @@ impl Default for HostMetrics {
         );
         registry.register(
             "retries",
-            "Call attempts retried after a moved or unavailable owner",
+            "Call attempts sent again: after a moved actor, or as a retry policy says",
             metrics.retries_total.clone(),
         );
         registry.register(
@@ -192,6 +226,37 @@ impl Default for HostMetrics {
             "health_changes",
             "Changes of the HTTP app between healthy and unhealthy",
             metrics.app_health_changes_total.clone(),
+        );
+        let resiliency = root.sub_registry_with_prefix("resiliency");
+        resiliency.register(
+            "resources_loaded",
+            "Resiliency resources applied to this host",
+            metrics.resiliency_resources_loaded.clone(),
+        );
+        resiliency.register(
+            "retries",
+            "Attempts sent again by a retry policy, by target",
+            metrics.resiliency_retries_total.clone(),
+        );
+        resiliency.register(
+            "timeouts",
+            "Attempts cut off by a timeout policy, by target",
+            metrics.resiliency_timeouts_total.clone(),
+        );
+        resiliency.register(
+            "breaker_rejections",
+            "Calls refused by an open circuit breaker, by target",
+            metrics.resiliency_breaker_rejections_total.clone(),
+        );
+        resiliency.register(
+            "breaker_transitions",
+            "Circuit breaker state changes, by target and the state entered",
+            metrics.resiliency_breaker_transitions_total.clone(),
+        );
+        resiliency.register(
+            "breakers_open",
+            "Circuit breakers open now, by target",
+            metrics.resiliency_breakers_open.clone(),
         );
         HostMetrics {
             registry: root,

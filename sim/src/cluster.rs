@@ -343,6 +343,7 @@ pub fn run_observed(
             heartbeat_interval_ms: rookery_runtime::config::DEFAULT_HEARTBEAT_INTERVAL_MS,
             state: rookery_runtime::state::StoreConfig::None,
             serve_without_lease: false,
+            ..HostConfig::default()
         };
         let ledger = ledger.clone();
         let name = name.clone();

@@ -9,9 +9,11 @@ use clap::Args;
 use rookery_core::net::TcpTransport;
 use rookery_runtime::config::{
     ActorDefaults, AppHealthConfig, ConfigFile, HostConfig, HttpAppConfig,
-    DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_MAX_REQUEST_SIZE_MB,
+    DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_MAX_REQUEST_SIZE_MB, DEFAULT_STATE_COMPONENT,
 };
 use rookery_runtime::host::Host;
+use rookery_runtime::resiliency::{self, ResiliencyConfig};
+use rookery_runtime::resources::read_documents;
 use rookery_runtime::state::postgres_store::{PostgresConfig, DEFAULT_TABLE_NAME};
 use rookery_runtime::state::{component, StoreConfig};
 
@@ -76,8 +78,10 @@ pub struct HostArgs {
     /// an actor that another host has taken over. Off by default.
     #[arg(long, env = "ROOKERY_SERVE_WITHOUT_LEASE")]
     pub serve_without_lease: bool,
-    /// Directory of Dapr component files; a `state.postgresql` or `state.sled` component
-    /// there chooses the actor state store (see `rookery_runtime::state::component`).
+    /// Directory of Dapr resource files: a `state.postgresql` or `state.sled` component there
+    /// chooses the actor state store (see `rookery_runtime::state::component`), and
+    /// `Resiliency` resources set timeouts, retries and circuit breakers (see
+    /// `rookery_runtime::resiliency`).
     #[arg(long, env = "ROOKERY_RESOURCES_PATH")]
     pub resources_path: Option<PathBuf>,
     /// Actor state store, overriding --resources-path: `sled` (in --data-dir; one host),
@@ -180,18 +184,22 @@ pub enum StateStoreKind {
 }
 
 impl HostArgs {
-    /// The state store: the flag, else a component in --resources-path, else sled.
-    fn state_config(&self) -> anyhow::Result<StoreConfig> {
-        let sled = || StoreConfig::Sled {
-            path: self.data_dir.join("state"),
+    /// The state store and its component's name: the flag, else a component in
+    /// --resources-path, else sled.
+    fn state_config(&self) -> anyhow::Result<(String, StoreConfig)> {
+        let named = |config| (DEFAULT_STATE_COMPONENT.to_owned(), config);
+        let sled = || {
+            named(StoreConfig::Sled {
+                path: self.data_dir.join("state"),
+            })
         };
         Ok(match self.state_store {
-            Some(StateStoreKind::None) => StoreConfig::None,
+            Some(StateStoreKind::None) => named(StoreConfig::None),
             Some(StateStoreKind::Sled) => sled(),
-            Some(StateStoreKind::Postgresql) => StoreConfig::PostgreSql(PostgresConfig {
+            Some(StateStoreKind::Postgresql) => named(StoreConfig::PostgreSql(PostgresConfig {
                 connection_string: self.state_connection_string.clone().unwrap_or_default(),
                 table_name: DEFAULT_TABLE_NAME.to_owned(),
-            }),
+            })),
             None => match &self.resources_path {
                 Some(dir) => component::load(dir, &self.data_dir)?.unwrap_or_else(sled),
                 None => sled(),
@@ -199,8 +207,22 @@ impl HostArgs {
         })
     }
 
+    /// The Resiliency resources of --resources-path that apply to this app.
+    fn resiliency_config(&self) -> anyhow::Result<ResiliencyConfig> {
+        let Some(dir) = &self.resources_path else {
+            return Ok(ResiliencyConfig::default());
+        };
+        let documents = read_documents(dir).map_err(anyhow::Error::msg)?;
+        let config = resiliency::spec::resolve(&documents, &self.app_id)?;
+        if !config.resources.is_empty() {
+            tracing::info!(resources = ?config.resources, "resiliency policies loaded");
+        }
+        Ok(config)
+    }
+
     /// The host configuration these flags describe.
     pub fn to_config(&self) -> anyhow::Result<HostConfig> {
+        let (state_component, state) = self.state_config()?;
         let actors = match &self.config {
             Some(path) => ConfigFile::load(path)?.actors,
             None => ActorDefaults::default(),
@@ -238,7 +260,9 @@ impl HostArgs {
             max_request_bytes: self.max_request_size * 1024 * 1024,
             actors,
             heartbeat_interval_ms: self.heartbeat_interval_ms,
-            state: self.state_config()?,
+            state,
+            state_component,
+            resiliency: self.resiliency_config()?,
             serve_without_lease: self.serve_without_lease,
         })
     }

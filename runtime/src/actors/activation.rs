@@ -32,6 +32,7 @@ use crate::cluster::lease::ServingGate;
 use crate::config::TypeOptions;
 use crate::error::CallError;
 use crate::metrics::HostMetrics;
+use crate::resiliency::{BreakerKey, TargetPolicy};
 use crate::state::{self, ActorStateAccess, Epoch, StateOp};
 
 /// Calls queued for one actor before callers are told it is overloaded.
@@ -69,6 +70,8 @@ pub struct HostSide {
     pub sink: Weak<dyn ActivationSink>,
     pub metrics: Arc<HostMetrics>,
     pub state: Option<ActorStateAccess>,
+    /// The app target's resiliency policies, applied to every turn the app runs.
+    pub app_policy: Option<Arc<TargetPolicy>>,
 }
 
 /// Where an activation is in its life.
@@ -293,6 +296,54 @@ impl Activation {
         }
     }
 
+    /// One turn of the app, bounded by the type's call timeout and by `policy_bound` (the app
+    /// target's timeout) if sooner.
+    async fn bounded_turn(
+        &self,
+        instance: &mut dyn ActorInstance,
+        call: Call,
+        policy: Option<&TargetPolicy>,
+    ) -> Result<Bytes, CallError> {
+        let call_timeout = self.options.call_timeout();
+        match policy.and_then(TargetPolicy::timeout) {
+            Some(bound) if bound < call_timeout => {
+                match tokio::time::timeout(bound, instance.invoke(call)).await {
+                    Ok(result) => result,
+                    Err(_) => Err(policy.expect("matched above").timed_out()),
+                }
+            }
+            _ => match tokio::time::timeout(call_timeout, instance.invoke(call)).await {
+                Ok(result) => result,
+                Err(_) => Err(self.timed_out()),
+            },
+        }
+    }
+
+    /// One turn under the app target's policies: its breaker admits it, its timeout bounds
+    /// each attempt, and its retry policy sends again only what surely did not reach the app.
+    async fn turn_under_policy(
+        &self,
+        instance: &mut dyn ActorInstance,
+        call: Call,
+        policy: &Arc<TargetPolicy>,
+    ) -> Result<Bytes, CallError> {
+        let mut retries = policy.retries();
+        loop {
+            let admission = policy.admit::<CallError>(BreakerKey::WHOLE)?;
+            let result = self
+                .bounded_turn(instance, call.clone(), Some(policy))
+                .await;
+            admission.record(&result);
+            match &result {
+                Err(error) => match retries.pause_after(error, None) {
+                    Some(pause) => tokio::time::sleep(pause).await,
+                    None => return result,
+                },
+                Ok(_) => return result,
+            }
+        }
+    }
+
     fn timed_out(&self) -> CallError {
         CallError::DeadlineExceeded(format!(
             "actor {} did not answer within its call timeout of {} ms",
@@ -474,11 +525,10 @@ impl Activation {
         }
         let counts_as_use = self.counts_as_use(&call.kind);
         self.lock().current_chain = Some(call.call_chain_id.clone());
-        let result =
-            match tokio::time::timeout(self.options.call_timeout(), instance.invoke(call)).await {
-                Ok(result) => result,
-                Err(_) => Err(self.timed_out()),
-            };
+        let result = match &self.host.app_policy {
+            None => self.bounded_turn(instance, call, None).await,
+            Some(policy) => self.turn_under_policy(instance, call, policy).await,
+        };
         {
             let mut inner = self.lock();
             inner.current_chain = None;
@@ -755,6 +805,7 @@ mod tests {
             sink: Arc::downgrade(&sink) as Weak<dyn ActivationSink>,
             metrics: Arc::new(HostMetrics::default()),
             state: None,
+            app_policy: None,
         });
         let activation = Activation::new(
             Arc::new(ActorKey::new("Probe", "p1")),

@@ -18,6 +18,7 @@ use crate::call::ActorKey;
 use crate::cluster::lease::ServingGate;
 use crate::error::CallError;
 use crate::metrics::HostMetrics;
+use crate::resiliency::TargetPolicy;
 use crate::state::ActorStateAccess;
 
 /// Most activations one host keeps; beyond it new activations are refused as overloaded.
@@ -79,6 +80,7 @@ impl Activations {
         metrics: Arc<HostMetrics>,
         gate: ServingGate,
         state: Option<ActorStateAccess>,
+        app_policy: Option<Arc<TargetPolicy>>,
     ) -> (Arc<Activations>, HandOffs) {
         let (hand_offs, queued) = mpsc::channel(MAX_QUEUED_HAND_OFFS);
         let wakes_pending = Arc::new(AtomicUsize::new(0));
@@ -94,6 +96,7 @@ impl Activations {
                 sink: me.clone() as Weak<dyn ActivationSink>,
                 metrics,
                 state: state.clone(),
+                app_policy,
             }),
             next_id: AtomicU64::new(1),
             gate,

@@ -200,7 +200,7 @@ async fn run_timer(activation: Weak<dyn TickTarget>, spec: TimerSpec, progress: 
         let result = active.tick(call).await;
         drop(active);
         if let Err(e) = result {
-            if e.is_retryable() {
+            if matches!(e, CallError::Unavailable(_) | CallError::Moved(_)) {
                 return; // the activation is ending; this tick is still due (hand-off)
             }
             tracing::debug!(timer = %spec.name, error = %e, "timer callback failed");

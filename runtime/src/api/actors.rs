@@ -65,9 +65,13 @@ fn outcome(result: &Result<Bytes, CallError>) -> &'static str {
         Err(CallError::InvalidArgument(_)) => "invalid_argument",
         Err(CallError::TooLarge(_)) => "too_large",
         Err(CallError::DeadlineExceeded(_)) => "deadline_exceeded",
-        Err(CallError::Unavailable(_) | CallError::Moved(_) | CallError::AppDisconnected(_)) => {
-            "unavailable"
-        }
+        Err(
+            CallError::Unavailable(_)
+            | CallError::Moved(_)
+            | CallError::AppDisconnected(_)
+            | CallError::OwnerLost(_)
+            | CallError::CircuitOpen(_),
+        ) => "unavailable",
         Err(CallError::Reentrancy(_) | CallError::StackDepth(_)) => "reentrancy",
         Err(CallError::Overloaded(_)) => "overloaded",
         Err(CallError::FailedPrecondition(_) | CallError::NotActive(_)) => "failed_precondition",

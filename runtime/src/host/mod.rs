@@ -35,6 +35,8 @@ use crate::config::{HostConfig, TypeOptions};
 use crate::error::CallError;
 use crate::metrics::HostMetrics;
 use crate::reminders::ReminderClient;
+use crate::resiliency::store::ResilientStore;
+use crate::resiliency::Resiliency;
 use crate::routing::Router;
 use crate::state::ActorStateAccess;
 
@@ -78,6 +80,11 @@ impl Host {
         let listeners = servers::Listeners::bind(&config, &transport).await?;
         let (shutdown, shutdown_rx) = shutdown_signal();
         let metrics = Arc::new(HostMetrics::default());
+        let resiliency = Arc::new(Resiliency::new(
+            &config.resiliency,
+            &config.app_id,
+            metrics.clone(),
+        ));
         let types = Arc::new(TypeRegistry::default());
         let (table_tx, table) = watch::channel(TableState::default());
         let gate = ServingGate::new(table.clone(), config.serve_without_lease);
@@ -85,7 +92,8 @@ impl Host {
             types.clone(),
             metrics.clone(),
             gate.clone(),
-            open_state(&config)?,
+            open_state(&config, &resiliency)?,
+            resiliency.app().cloned(),
         );
         let placement = Arc::new(PlacementSession::spawn(
             PlacementSessionConfig {
@@ -109,6 +117,7 @@ impl Host {
             config.max_request_bytes,
             metrics.clone(),
             gate,
+            resiliency,
         ));
         let leader_rpc = Arc::new(LeaderRpc::new(config.placement.clone(), transport));
         let api = ActorApi::new(router.clone(), ReminderClient::new(leader_rpc.clone()));
@@ -284,10 +293,18 @@ impl Host {
 }
 
 /// The host's actor state store, if it has one.
-fn open_state(config: &HostConfig) -> Result<Option<ActorStateAccess>, HostError> {
+/// The state store, under its component's resiliency policies if any apply.
+fn open_state(
+    config: &HostConfig,
+    resiliency: &Resiliency,
+) -> Result<Option<ActorStateAccess>, HostError> {
     let store = crate::state::open(&config.state).map_err(HostError::State)?;
     Ok(store.map(|store| {
-        tracing::info!(store = store.kind(), "actor state store");
+        tracing::info!(store = store.kind(), component = %config.state_component, "actor state store");
+        let store = match resiliency.state_component(&config.state_component) {
+            Some(policy) => ResilientStore::wrap(store, policy),
+            None => store,
+        };
         ActorStateAccess {
             store,
             max_transaction_bytes: config.max_request_bytes,

@@ -4,8 +4,13 @@
 //! The fence that keeps one activation per actor: a host activates an actor only if it owns
 //! it under its current table and the table is not locked; a forwarded call carries the
 //! sender's table version, and a receiver with an older table waits (bounded) for it; a
-//! receiver that does not own the actor answers "moved". Moved and unavailable answers are
-//! retried with exponential back-off until the caller's deadline.
+//! receiver that does not own the actor answers "moved".
+//!
+//! Around each attempt, the actor type's resiliency policies ([`crate::resiliency`]): its
+//! circuit breakers admit it, its timeout bounds it, and its retry policy (by default the
+//! built-in retries) says whether a failure is sent again. "Moved" is followed, with a short
+//! back-off, until the caller's deadline, whatever the policies. A failure of a call that
+//! may have run (an app error, a timeout, an owner lost mid-call) is never sent again.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,12 +30,13 @@ use crate::cluster::lease::ServingGate;
 use crate::cluster::table::{RoutingTable, TableState};
 use crate::error::CallError;
 use crate::metrics::HostMetrics;
+use crate::resiliency::{BreakerKey, Resiliency};
 use crate::routing::forward::Peers;
 /// Deadline of a call whose caller set none.
 pub const DEFAULT_INVOKE_TIMEOUT_MS: u64 = 60_000;
-/// First and last pause between attempts of a retried call.
-pub const RETRY_BACKOFF_MIN_MS: u64 = 5;
-pub const RETRY_BACKOFF_MAX_MS: u64 = 500;
+/// First and last pause before following a "moved" answer again.
+pub const MOVED_BACKOFF_MIN_MS: u64 = 5;
+pub const MOVED_BACKOFF_MAX_MS: u64 = 500;
 /// How long a receiver waits for the sender's newer table before answering "unavailable".
 pub const FORWARD_TABLE_WAIT_MS: u64 = 3_000;
 
@@ -42,6 +48,7 @@ pub struct Router {
     max_request_bytes: usize,
     metrics: Arc<HostMetrics>,
     gate: ServingGate,
+    resiliency: Arc<Resiliency>,
 }
 
 fn validate(call: &Call, max_request_bytes: usize) -> Result<(), CallError> {
@@ -87,6 +94,7 @@ impl Router {
         max_request_bytes: usize,
         metrics: Arc<HostMetrics>,
         gate: ServingGate,
+        resiliency: Arc<Resiliency>,
     ) -> Router {
         Router {
             host_id,
@@ -96,6 +104,7 @@ impl Router {
             max_request_bytes,
             metrics,
             gate,
+            resiliency,
         }
     }
 
@@ -129,30 +138,82 @@ impl Router {
         }
         let deadline =
             Instant::now() + timeout.unwrap_or(Duration::from_millis(DEFAULT_INVOKE_TIMEOUT_MS));
-        let mut backoff = Duration::from_millis(RETRY_BACKOFF_MIN_MS);
+        let policy = self.resiliency.actor(&call.key.actor_type);
+        let mut retries = policy.retries();
+        let mut moved_backoff = Duration::from_millis(MOVED_BACKOFF_MIN_MS);
         loop {
             let table = self.ready_table(deadline, TableVersion(0)).await?;
             let owner = match table.owner(&call.key.actor_type, &call.key.actor_id) {
                 Some(owner) => owner,
                 None => return Err(CallError::UnknownType(call.key.actor_type.clone())),
             };
+            let admission = policy.admit::<CallError>(BreakerKey {
+                type_key: &call.key.actor_type,
+                id_key: &call.key.actor_id,
+            })?;
+            let attempt_deadline = policy.attempt_deadline(deadline);
             let attempt = if owner.id == self.host_id {
-                self.run_local(call.clone(), &table).await
+                tokio::time::timeout_at(attempt_deadline, self.run_local(call.clone(), &table))
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(self.cut_off(&call, &policy, deadline, attempt_deadline))
+                    })
             } else {
                 self.metrics.forwarded_total.inc();
-                self.peers
-                    .forward(&owner.address, call.clone(), table.version(), deadline)
-                    .await
-            };
-            match attempt {
-                Err(e) if e.is_retryable() && Instant::now() + backoff < deadline => {
-                    tracing::debug!(actor = %call.key, error = %e, "retrying");
-                    self.metrics.retries_total.inc();
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_millis(RETRY_BACKOFF_MAX_MS));
+                let forwarded = self
+                    .peers
+                    .forward(
+                        &owner.address,
+                        call.clone(),
+                        table.version(),
+                        attempt_deadline,
+                    )
+                    .await;
+                match forwarded {
+                    Err(CallError::DeadlineExceeded(_)) if Instant::now() >= attempt_deadline => {
+                        Err(self.cut_off(&call, &policy, deadline, attempt_deadline))
+                    }
+                    other => other,
                 }
-                other => return other,
+            };
+            admission.record(&attempt);
+            let pause = match &attempt {
+                Err(CallError::Moved(_)) if Instant::now() + moved_backoff < deadline => {
+                    let pause = moved_backoff;
+                    moved_backoff =
+                        (moved_backoff * 2).min(Duration::from_millis(MOVED_BACKOFF_MAX_MS));
+                    Some(pause)
+                }
+                Err(e) => retries.pause_after(e, Some(deadline)),
+                Ok(_) => None,
+            };
+            match (pause, attempt) {
+                (Some(pause), Err(e)) => {
+                    tracing::debug!(actor = %call.key, error = %e, pause_ms = pause.as_millis() as u64, "sending the call again");
+                    self.metrics.retries_total.inc();
+                    tokio::time::sleep(pause).await;
+                }
+                (_, result) => return result,
             }
+        }
+    }
+
+    /// The error of an attempt that ran out of time: the policy's timeout, or the caller's
+    /// deadline.
+    fn cut_off(
+        &self,
+        call: &Call,
+        policy: &crate::resiliency::TargetPolicy,
+        deadline: Instant,
+        attempt_deadline: Instant,
+    ) -> CallError {
+        if attempt_deadline < deadline {
+            policy.timed_out()
+        } else {
+            CallError::DeadlineExceeded(format!(
+                "actor {} did not answer by the call's deadline",
+                call.key
+            ))
         }
     }
 

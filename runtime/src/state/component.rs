@@ -18,7 +18,8 @@
 //! ```
 //!
 //! Every `*.yaml`/`*.yml` file of the directory is read (a file may hold several documents);
-//! documents of other kinds, and components of other types (bindings, pub/sub), are skipped.
+//! documents of other kinds (read elsewhere), and components of other types (bindings, pub/sub),
+//! are skipped.
 //! More than one state component is an error unless exactly one says `actorStateStore: "true"`.
 //! `state.sled` takes an optional `path` (default: `<data-dir>/state`).
 
@@ -29,12 +30,8 @@ use serde::Deserialize;
 use super::postgres_store::{PostgresConfig, DEFAULT_TABLE_NAME};
 use super::{StateError, StoreConfig};
 
-/// Most files read from a resources directory.
-const MAX_RESOURCE_FILES: usize = 1024;
-
 #[derive(Debug, Deserialize)]
 struct Document {
-    kind: Option<String>,
     #[serde(default)]
     metadata: ObjectMeta,
     spec: Option<Spec>,
@@ -125,42 +122,24 @@ impl Found {
     }
 }
 
-/// The state store the components in `dir` describe; `None` if they describe none.
-pub fn load(dir: &Path, data_dir: &Path) -> Result<Option<StoreConfig>, StateError> {
-    let entries = std::fs::read_dir(dir).map_err(|e| {
-        StateError::Config(format!("cannot read resources path {}: {e}", dir.display()))
-    })?;
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.extension()
-                .is_some_and(|ext| ext == "yaml" || ext == "yml")
-        })
-        .take(MAX_RESOURCE_FILES)
-        .collect();
-    files.sort();
+/// The state store the components in `dir` describe, with its component's name; `None` if
+/// they describe none.
+pub fn load(dir: &Path, data_dir: &Path) -> Result<Option<(String, StoreConfig)>, StateError> {
     let mut found = Vec::new();
-    for file in files {
-        let text = std::fs::read_to_string(&file)
-            .map_err(|e| StateError::Config(format!("cannot read {}: {e}", file.display())))?;
-        for document in serde_yaml::Deserializer::from_str(&text) {
-            let document = Document::deserialize(document).map_err(|e| {
-                StateError::Config(format!(
-                    "{} is not a valid component file: {e}",
-                    file.display()
-                ))
-            })?;
-            if document.kind.as_deref() != Some("Component") {
-                continue;
-            }
-            let Some(spec) = document.spec else { continue };
-            if spec.component_type.starts_with("state.") {
-                found.push(Found {
-                    file: file.clone(),
-                    name: document.metadata.name,
-                    spec,
-                });
-            }
+    for resource in crate::resources::read_documents(dir).map_err(StateError::Config)? {
+        if resource.kind.as_deref() != Some("Component") {
+            continue;
+        }
+        let document: Document = resource
+            .parse()
+            .map_err(|e| StateError::Config(format!("not a valid component file: {e}")))?;
+        let Some(spec) = document.spec else { continue };
+        if spec.component_type.starts_with("state.") {
+            found.push(Found {
+                file: resource.file.clone(),
+                name: document.metadata.name,
+                spec,
+            });
         }
     }
     let chosen = match found.len() {
@@ -180,7 +159,7 @@ pub fn load(dir: &Path, data_dir: &Path) -> Result<Option<StoreConfig>, StateErr
             }
         }
     };
-    chosen.to_config(data_dir).map(Some)
+    Ok(Some((chosen.name.clone(), chosen.to_config(data_dir)?)))
 }
 
 #[cfg(test)]
@@ -215,7 +194,7 @@ spec:
         let dir = dir_with(&[("statestore.yaml", POSTGRES), ("notes.txt", "ignored")]);
         let config = load(dir.path(), Path::new("/data")).unwrap();
         assert_eq!(
-            config,
+            config.map(|(_, config)| config),
             Some(StoreConfig::PostgreSql(PostgresConfig {
                 connection_string: "host=db user=u password=p database=rookery".into(),
                 table_name: DEFAULT_TABLE_NAME.into(),
@@ -230,9 +209,12 @@ spec:
         let dir = dir_with(&[("a.yml", sled), ("b.yaml", pubsub)]);
         assert_eq!(
             load(dir.path(), Path::new("/data")).unwrap(),
-            Some(StoreConfig::Sled {
-                path: PathBuf::from("/data/state")
-            })
+            Some((
+                "s".to_owned(),
+                StoreConfig::Sled {
+                    path: PathBuf::from("/data/state")
+                }
+            ))
         );
         let empty = dir_with(&[("b.yaml", pubsub)]);
         assert_eq!(load(empty.path(), Path::new("/data")).unwrap(), None);
@@ -247,7 +229,7 @@ spec:
                 "kind: Component\nmetadata: {name: r}\nspec:\n  type: state.postgresql\n  metadata:\n  - name: connectionString\n    secretKeyRef: {name: s, key: k}\n",
                 "secretKeyRef",
             ),
-            ("kind: [unclosed", "not a valid component file"),
+            ("kind: [unclosed", "not a valid resource file"),
         ];
         for (text, needle) in cases {
             let dir = dir_with(&[("c.yaml", text)]);

@@ -136,6 +136,8 @@ impl DaprError {
             CallError::Unavailable(m)
             | CallError::Moved(m)
             | CallError::AppDisconnected(m)
+            | CallError::OwnerLost(m)
+            | CallError::CircuitOpen(m)
             | CallError::StoreUnavailable(m) => {
                 invoke(StatusCode::INTERNAL_SERVER_ERROR, Code::Unavailable, m)
             }

@@ -88,10 +88,9 @@ impl CallError {
     /// Whether a failure of this kind may pass if the call is sent again later: what a retry
     /// policy may retry, if the call surely did not run.
     pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            CallError::Unavailable(_) | CallError::Overloaded(_) | CallError::StoreUnavailable(_)
-        )
+        // Not `StoreUnavailable`: actor code may meet it mid-turn; store operations have their
+        // own policies (the component target).
+        matches!(self, CallError::Unavailable(_) | CallError::Overloaded(_))
     }
 
     /// Whether the failure says something about the target's health, so that circuit
@@ -212,6 +211,9 @@ impl CallError {
     /// was sent (the owner died, a keepalive expired) is `OwnerLost`: it may have run.
     pub fn from_forward_status(status: &Status) -> CallError {
         let message = status.message().to_owned();
+        if timed_out(status) {
+            return CallError::DeadlineExceeded(message);
+        }
         match status.code() {
             Code::DeadlineExceeded => CallError::DeadlineExceeded(message),
             Code::ResourceExhausted => CallError::TooLarge(message),
@@ -295,6 +297,19 @@ impl From<CallError> for Status {
             CallError::Internal(m) => Status::internal(m),
         }
     }
+}
+
+/// Whether the forward ended because its own deadline passed (tonic reports that as
+/// CANCELLED with a `TimeoutExpired` source).
+fn timed_out(status: &Status) -> bool {
+    let mut source = std::error::Error::source(status);
+    while let Some(error) = source {
+        if error.downcast_ref::<tonic::TimeoutExpired>().is_some() {
+            return true;
+        }
+        source = error.source();
+    }
+    false
 }
 
 /// Whether a transport failure of a forward happened before any of the call left this host:

@@ -48,6 +48,7 @@ pub struct HostProcessBuilder {
     host_id: Option<String>,
     config_yaml: Option<String>,
     max_request_size_mb: Option<u64>,
+    grpc_port: Option<u16>,
     extra_args: Vec<String>,
 }
 
@@ -74,6 +75,13 @@ impl HostProcessBuilder {
         self
     }
 
+    /// Listens for gRPC on this port instead of one the builder picks (to put a proxy in
+    /// front of it before the host starts).
+    pub fn grpc_port(mut self, port: u16) -> Self {
+        self.grpc_port = Some(port);
+        self
+    }
+
     /// An extra argument, after the ones the builder generates.
     pub fn arg(mut self, arg: impl Into<String>) -> Self {
         self.extra_args.push(arg.into());
@@ -84,7 +92,7 @@ impl HostProcessBuilder {
     /// [`HostProcess::wait_ready`].
     pub fn start(self) -> HostProcess {
         let dir = TestDir::new("rookery-host-test-");
-        let grpc_port = free_port();
+        let grpc_port = self.grpc_port.unwrap_or_else(free_port);
         let http_port = free_port();
         let metrics_port = free_port();
         let grpc_addr = format!("127.0.0.1:{grpc_port}");
@@ -165,6 +173,7 @@ impl HostProcess {
             host_id: None,
             config_yaml: None,
             max_request_size_mb: None,
+            grpc_port: None,
             extra_args: Vec::new(),
         }
     }

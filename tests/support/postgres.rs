@@ -185,6 +185,11 @@ impl Postgres {
         .await
     }
 
+    /// The port the server listens on (loopback).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// The libpq connection string hosts use (`--state-connection-string`).
     pub fn connection_string(&self) -> String {
         format!(

@@ -88,7 +88,7 @@ impl Failure for CallError {
 impl Failure for StateError {
     fn retried_by(&self, retry: &RetrySpec) -> bool {
         matches!(self, StateError::Unavailable(_))
-            && retry.retries(&CallError::StoreUnavailable(self.to_string()))
+            && retry.matches(&CallError::StoreUnavailable(self.to_string()))
     }
     fn is_breaker_failure(&self) -> bool {
         matches!(self, StateError::Unavailable(_))

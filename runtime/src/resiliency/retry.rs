@@ -92,9 +92,11 @@ pub struct RetrySpec {
 impl RetrySpec {
     /// Whether this policy retries a call that failed so.
     pub fn retries(&self, error: &CallError) -> bool {
-        if error.may_have_run() || !error.is_transient() {
-            return false;
-        }
+        !error.may_have_run() && error.is_transient() && self.matches(error)
+    }
+
+    /// Whether `error` is among the codes `matching` lists (every error, if none).
+    pub fn matches(&self, error: &CallError) -> bool {
         match (&self.grpc_codes, &self.http_codes) {
             (None, None) => true,
             (grpc, http) => {

@@ -40,8 +40,9 @@ pub const BUILT_IN_RETRY_MIN_MS: u64 = 5;
 pub const BUILT_IN_RETRY_MAX_MS: u64 = 500;
 
 /// The retries of actor calls when no policy names one: calls that surely did not run
-/// (the owner unreachable or not ready) are sent again, pausing 5 ms doubling to 500 ms,
-/// until the caller's deadline. Stronger than daprd's (1 s, 3 times): a dead owner is
+/// because the owner was unreachable or not ready (`UNAVAILABLE`; not an overloaded owner,
+/// whose callers should hear of it) are sent again, pausing 5 ms doubling to 500 ms, until
+/// the caller's deadline. Stronger than daprd's (1 s, 3 times): a dead owner is
 /// replaced within its placement lease, and calls ride through that. A retry policy named
 /// `DaprBuiltInActorRetries` replaces it.
 pub fn builtin_actor_retries() -> RetrySpec {
@@ -53,7 +54,7 @@ pub fn builtin_actor_retries() -> RetrySpec {
         },
         max_retries: None,
         http_codes: None,
-        grpc_codes: None,
+        grpc_codes: Some(retry::CodeSet::parse("14", 0..=16).expect("a valid code list")),
     }
 }
 
@@ -553,6 +554,18 @@ mod tests {
             })
             .await;
         assert_eq!(attempts.load(Ordering::SeqCst), 1, "never run twice");
+    }
+
+    #[test]
+    fn the_built_in_retries_ride_through_unreachable_owners_only() {
+        let built_in = builtin_actor_retries();
+        assert!(built_in.retries(&CallError::Unavailable("refused".into())));
+        assert!(!built_in.retries(&CallError::Overloaded("mailbox full".into())));
+        assert!(!built_in.retries(&CallError::OwnerLost("died mid-call".into())));
+        assert_eq!(
+            built_in.schedule().take(8).last(),
+            Some(Duration::from_millis(500))
+        );
     }
 
     #[tokio::test(start_paused = true)]

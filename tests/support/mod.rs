@@ -30,6 +30,7 @@
 pub mod app;
 pub mod cluster;
 pub mod dapr_app;
+pub mod fault_proxy;
 pub mod host;
 pub mod host_process;
 pub mod http;

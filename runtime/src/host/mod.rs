@@ -37,6 +37,7 @@ use crate::metrics::HostMetrics;
 use crate::reminders::ReminderClient;
 use crate::resiliency::store::ResilientStore;
 use crate::resiliency::Resiliency;
+use crate::routing::router::RouterParts;
 use crate::routing::Router;
 use crate::state::ActorStateAccess;
 
@@ -109,16 +110,16 @@ impl Host {
             )),
         ));
         let gate_for_probes = gate.clone();
-        let router = Arc::new(Router::new(
-            config.host_id.clone(),
-            table.clone(),
-            activations.clone(),
-            transport.clone(),
-            config.max_request_bytes,
-            metrics.clone(),
+        let router = Arc::new(Router::new(RouterParts {
+            host_id: config.host_id.clone(),
+            table: table.clone(),
+            activations: activations.clone(),
+            transport: transport.clone(),
+            max_request_bytes: config.max_request_bytes,
+            metrics: metrics.clone(),
             gate,
             resiliency,
-        ));
+        }));
         let leader_rpc = Arc::new(LeaderRpc::new(config.placement.clone(), transport));
         let api = ActorApi::new(router.clone(), ReminderClient::new(leader_rpc.clone()));
 

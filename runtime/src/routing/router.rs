@@ -85,26 +85,29 @@ fn validate(call: &Call, max_request_bytes: usize) -> Result<(), CallError> {
     Ok(())
 }
 
+/// What a router is made of.
+pub struct RouterParts {
+    pub host_id: String,
+    pub table: watch::Receiver<TableState>,
+    pub activations: Arc<Activations>,
+    pub transport: SharedTransport,
+    pub max_request_bytes: usize,
+    pub metrics: Arc<HostMetrics>,
+    pub gate: ServingGate,
+    pub resiliency: Arc<Resiliency>,
+}
+
 impl Router {
-    pub fn new(
-        host_id: String,
-        table: watch::Receiver<TableState>,
-        activations: Arc<Activations>,
-        transport: SharedTransport,
-        max_request_bytes: usize,
-        metrics: Arc<HostMetrics>,
-        gate: ServingGate,
-        resiliency: Arc<Resiliency>,
-    ) -> Router {
+    pub fn new(parts: RouterParts) -> Router {
         Router {
-            host_id,
-            table,
-            activations,
-            peers: Peers::new(transport),
-            max_request_bytes,
-            metrics,
-            gate,
-            resiliency,
+            host_id: parts.host_id,
+            table: parts.table,
+            activations: parts.activations,
+            peers: Peers::new(parts.transport),
+            max_request_bytes: parts.max_request_bytes,
+            metrics: parts.metrics,
+            gate: parts.gate,
+            resiliency: parts.resiliency,
         }
     }
 
@@ -156,7 +159,7 @@ impl Router {
                 tokio::time::timeout_at(attempt_deadline, self.run_local(call.clone(), &table))
                     .await
                     .unwrap_or_else(|_| {
-                        Err(self.cut_off(&call, &policy, deadline, attempt_deadline))
+                        Err(self.cut_off(&call, policy, deadline, attempt_deadline))
                     })
             } else {
                 self.metrics.forwarded_total.inc();
@@ -171,7 +174,7 @@ impl Router {
                     .await;
                 match forwarded {
                     Err(CallError::DeadlineExceeded(_)) if Instant::now() >= attempt_deadline => {
-                        Err(self.cut_off(&call, &policy, deadline, attempt_deadline))
+                        Err(self.cut_off(&call, policy, deadline, attempt_deadline))
                     }
                     other => other,
                 }

@@ -9,11 +9,14 @@
 //! - [`ops_http`]: the operational HTTP listener (`/healthz`, `/metrics`) of nodes and hosts.
 //! - [`schedule`]: Dapr's due time, period and ttl formats, and when a schedule fires next.
 //! - [`reminders`]: reminder keys, stored reminders, their checks and wire conversions.
+//! - [`jobs`]: Dapr's Jobs API: job names, schedules (cron, `@every`) and specs, checked, and
+//!   when a job fires.
 //! - [`limits`]: bounds on names both sides check.
 //! - [`clock`]: the wall clock in Unix-epoch milliseconds.
 //! - [`shutdown`]: the one stop signal every task of a node watches.
 
 pub mod clock;
+pub mod jobs;
 pub mod limits;
 pub mod net;
 pub mod ops_http;

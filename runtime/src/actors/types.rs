@@ -2,8 +2,16 @@
 //! Rust), with its resolved options. Every registration, whatever its channel, is checked
 //! here: names as placement checks them, options all positive. Changes are published so the
 //! host re-registers with placement.
+//!
+//! An app that fails its health checks is *suspended* ([`TypeRegistry::suspend`]) rather than
+//! withdrawn: the types of its providers ([`AppGroup`]: the HTTP app, or every connection of
+//! the gRPC app channel) stay registered, and keep their names from other providers, but are
+//! neither published to placement nor found by [`TypeRegistry::get`], so they are not served
+//! here. Types registered while their group is suspended (a gRPC app that reconnects) are
+//! held back the same way. [`TypeRegistry::resume`] serves them all again, with nothing asked
+//! of the app.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};
 
 use tokio::sync::watch;
@@ -24,6 +32,26 @@ pub enum Provider {
     App(u64),
     /// The HTTP app of `--app-port`.
     HttpApp,
+}
+
+/// The providers that one app's health checks cover, suspended and resumed together.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum AppGroup {
+    /// [`Provider::HttpApp`].
+    Http,
+    /// Every [`Provider::App`] connection, present or future.
+    Grpc,
+}
+
+impl Provider {
+    /// The app group this provider belongs to; embedded types belong to none.
+    pub fn app_group(self) -> Option<AppGroup> {
+        match self {
+            Provider::Embedded => None,
+            Provider::App(_) => Some(AppGroup::Grpc),
+            Provider::HttpApp => Some(AppGroup::Http),
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -59,8 +87,32 @@ impl From<TypeNameError> for TypeError {
     }
 }
 
+#[derive(Default)]
+struct Registered {
+    types: BTreeMap<String, RegisteredType>,
+    /// Groups whose types are not served while their app is unhealthy.
+    suspended: BTreeSet<AppGroup>,
+}
+
+impl Registered {
+    fn served(&self, registered: &RegisteredType) -> bool {
+        registered
+            .provider
+            .app_group()
+            .is_none_or(|group| !self.suspended.contains(&group))
+    }
+
+    fn names_of(&self, group: AppGroup) -> Vec<String> {
+        self.types
+            .iter()
+            .filter(|(_, t)| t.provider.app_group() == Some(group))
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+}
+
 pub struct TypeRegistry {
-    types: RwLock<BTreeMap<String, RegisteredType>>,
+    types: RwLock<Registered>,
     /// The sorted names of served types, for placement registration.
     names: watch::Sender<Vec<String>>,
 }
@@ -68,20 +120,22 @@ pub struct TypeRegistry {
 impl Default for TypeRegistry {
     fn default() -> Self {
         TypeRegistry {
-            types: RwLock::new(BTreeMap::new()),
+            types: RwLock::new(Registered::default()),
             names: watch::channel(Vec::new()).0,
         }
     }
 }
 
 impl TypeRegistry {
-    /// Registers several types of one provider, all or none.
+    /// Registers several types of one provider, all or none. While the provider's group is
+    /// suspended they are registered but not served.
     pub fn register(
         &self,
         provider: Provider,
         types: Vec<(String, Arc<dyn ActorChannel>, TypeOptions)>,
     ) -> Result<(), TypeError> {
-        let mut map = self.types.write().expect("types lock");
+        let mut registered = self.types.write().expect("types lock");
+        let map = &mut registered.types;
         let mut added = 0;
         for (name, _, options) in &types {
             validate_actor_type(name)?;
@@ -112,35 +166,68 @@ impl TypeRegistry {
                 },
             );
         }
-        self.publish(&map);
+        self.publish(&registered);
         Ok(())
     }
 
     /// Withdraws every type of a provider; returns their names.
     pub fn withdraw(&self, provider: Provider) -> Vec<String> {
-        let mut map = self.types.write().expect("types lock");
-        let gone: Vec<String> = map
+        let mut registered = self.types.write().expect("types lock");
+        let gone: Vec<String> = registered
+            .types
             .iter()
             .filter(|(_, t)| t.provider == provider)
             .map(|(name, _)| name.clone())
             .collect();
         for name in &gone {
-            map.remove(name);
+            registered.types.remove(name);
         }
-        self.publish(&map);
+        self.publish(&registered);
         gone
     }
 
     /// Withdraws every type (the host shuts down): the channels, and what they hold of the
     /// host, are released.
     pub fn withdraw_all(&self) {
-        let mut map = self.types.write().expect("types lock");
-        map.clear();
-        self.publish(&map);
+        let mut registered = self.types.write().expect("types lock");
+        registered.types.clear();
+        self.publish(&registered);
     }
 
+    /// Stops serving the types of `group` (their app is unhealthy), and those it registers
+    /// until [`resume`](Self::resume); returns the names that were registered.
+    pub fn suspend(&self, group: AppGroup) -> Vec<String> {
+        let mut registered = self.types.write().expect("types lock");
+        registered.suspended.insert(group);
+        self.publish(&registered);
+        registered.names_of(group)
+    }
+
+    /// Serves the types of `group` again; returns their names.
+    pub fn resume(&self, group: AppGroup) -> Vec<String> {
+        let mut registered = self.types.write().expect("types lock");
+        registered.suspended.remove(&group);
+        self.publish(&registered);
+        registered.names_of(group)
+    }
+
+    /// Whether `group` is suspended.
+    pub fn is_suspended(&self, group: AppGroup) -> bool {
+        self.types
+            .read()
+            .expect("types lock")
+            .suspended
+            .contains(&group)
+    }
+
+    /// The type if this host serves it: registered, and not suspended.
     pub fn get(&self, name: &str) -> Option<RegisteredType> {
-        self.types.read().expect("types lock").get(name).cloned()
+        let registered = self.types.read().expect("types lock");
+        registered
+            .types
+            .get(name)
+            .filter(|t| registered.served(t))
+            .cloned()
     }
 
     /// The served type names as they change.
@@ -148,8 +235,13 @@ impl TypeRegistry {
         self.names.subscribe()
     }
 
-    fn publish(&self, map: &BTreeMap<String, RegisteredType>) {
-        let names: Vec<String> = map.keys().cloned().collect();
+    fn publish(&self, registered: &Registered) {
+        let names: Vec<String> = registered
+            .types
+            .iter()
+            .filter(|(_, t)| registered.served(t))
+            .map(|(name, _)| name.clone())
+            .collect();
         self.names.send_if_modified(|current| {
             let changed = *current != names;
             *current = names;
@@ -235,5 +327,53 @@ mod tests {
         assert_eq!(*registry.subscribe().borrow(), vec!["B".to_owned()]);
         registry.withdraw_all();
         assert!(registry.get("B").is_none());
+    }
+
+    #[test]
+    fn a_suspended_group_is_not_served_nor_published_and_holds_back_new_registrations() {
+        let registry = TypeRegistry::default();
+        let options = ActorDefaults::default().type_options();
+        let names = registry.subscribe();
+        registry
+            .register(Provider::App(1), one("A", options.clone()))
+            .expect("A");
+        registry
+            .register(Provider::Embedded, one("E", options.clone()))
+            .expect("E");
+        registry
+            .register(Provider::HttpApp, one("H", options.clone()))
+            .expect("H");
+        assert_eq!(registry.suspend(AppGroup::Grpc), vec!["A".to_owned()]);
+        assert!(registry.is_suspended(AppGroup::Grpc));
+        assert!(!registry.is_suspended(AppGroup::Http));
+        assert!(registry.get("A").is_none(), "not served while suspended");
+        assert!(registry.get("E").is_some() && registry.get("H").is_some());
+        assert_eq!(*names.borrow(), vec!["E".to_owned(), "H".to_owned()]);
+
+        // A connection registering meanwhile is held back too, and its name stays taken.
+        registry
+            .register(Provider::App(2), one("B", options.clone()))
+            .expect("B");
+        assert!(registry.get("B").is_none());
+        assert_eq!(
+            registry.register(Provider::Embedded, one("A", options.clone())),
+            Err(TypeError::Taken("A".into()))
+        );
+        assert_eq!(*names.borrow(), vec!["E".to_owned(), "H".to_owned()]);
+        // A connection that ends while suspended takes its types with it.
+        assert_eq!(registry.withdraw(Provider::App(1)), vec!["A".to_owned()]);
+
+        assert_eq!(registry.resume(AppGroup::Grpc), vec!["B".to_owned()]);
+        assert!(registry.get("B").is_some());
+        assert_eq!(
+            *names.borrow(),
+            vec!["B".to_owned(), "E".to_owned(), "H".to_owned()]
+        );
+
+        assert_eq!(registry.suspend(AppGroup::Http), vec!["H".to_owned()]);
+        assert!(registry.get("H").is_none());
+        assert_eq!(*names.borrow(), vec!["B".to_owned(), "E".to_owned()]);
+        assert_eq!(registry.resume(AppGroup::Http), vec!["H".to_owned()]);
+        assert!(registry.get("H").is_some());
     }
 }

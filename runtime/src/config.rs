@@ -241,6 +241,10 @@ pub struct HostConfig {
     /// The app this host calls over HTTP (`--app-port`), if any. Apps may also connect over
     /// the gRPC `AppChannel` whatever this says.
     pub http_app: Option<HttpAppConfig>,
+    /// Health checks of the gRPC app (`--app-protocol grpc --app-port P
+    /// --enable-app-health-check`): `grpc.health.v1` probes of the app's port, covering every
+    /// `AppChannel` connection of this host; `None`: off.
+    pub grpc_app_health: Option<GrpcAppHealthConfig>,
     /// Required of clients on every API but health when set (`DAPR_API_TOKEN`): the
     /// `dapr-api-token` header or metadata.
     pub api_token: Option<String>,
@@ -276,6 +280,7 @@ impl Default for HostConfig {
             http_listen: None,
             metrics_listen: None,
             http_app: None,
+            grpc_app_health: None,
             api_token: None,
             data_dir: PathBuf::from(".rookery/host"),
             max_request_bytes: DEFAULT_MAX_REQUEST_SIZE_MB * 1024 * 1024,
@@ -297,15 +302,31 @@ pub struct HttpAppConfig {
     /// Sent to the app as `dapr-api-token` when set (`APP_API_TOKEN`).
     pub app_api_token: Option<String>,
     /// App health checks (`--enable-app-health-check`), as daprd's; `None`: off.
-    pub health: Option<AppHealthConfig>,
+    pub health: Option<HttpHealthConfig>,
 }
 
-/// daprd's app health checks: `GET path` every interval; after `threshold` failures in a row
-/// the app is unhealthy and its types are withdrawn until a probe succeeds again.
+/// The HTTP app's health checks: `GET path`, a 2xx answer is healthy.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AppHealthConfig {
+pub struct HttpHealthConfig {
     /// `--app-health-check-path` (daprd: `/healthz`).
     pub path: String,
+    pub probes: AppHealthConfig,
+}
+
+/// The gRPC app's health checks: `grpc.health.v1.Health/Check` of the overall service
+/// (`""`); `SERVING` is healthy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GrpcAppHealthConfig {
+    /// `host:port` of the app's health service (`--app-channel-address`, `--app-port`).
+    pub address: String,
+    pub probes: AppHealthConfig,
+}
+
+/// daprd's app health checks, whatever the protocol: a probe every interval; after
+/// `threshold` failures in a row the app is unhealthy and its types are not served until a
+/// probe succeeds again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppHealthConfig {
     /// `--app-health-probe-interval` (daprd: 5 s).
     pub interval_ms: u64,
     /// `--app-health-probe-timeout` (daprd: 500 ms).

@@ -77,8 +77,8 @@ pub struct HostMetrics {
     pub state_transactions_total: Family<StateLabels, Counter>,
     pub state_transaction_seconds: Histogram,
     pub state_claims_total: Family<StateLabels, Counter>,
-    /// `rookery_app_healthy`: 1 while the HTTP app's types are registered and it passes its
-    /// health checks, 0 otherwise.
+    /// `rookery_app_healthy`: 1 while the app (HTTP, or gRPC with `--app-port`) passes its
+    /// health checks and its types are served, 0 otherwise.
     pub app_healthy: Gauge,
     /// `rookery_app_health_probes_total{outcome}`.
     pub app_health_probes_total: Family<ProbeLabels, Counter>,
@@ -214,17 +214,17 @@ impl Default for HostMetrics {
         let app = root.sub_registry_with_prefix("app");
         app.register(
             "healthy",
-            "Whether the HTTP app is healthy: its types registered, its health checks passing",
+            "Whether the app is healthy: its health checks passing, its types served",
             metrics.app_healthy.clone(),
         );
         app.register(
             "health_probes",
-            "Health probes of the HTTP app, by outcome",
+            "Health probes of the app (HTTP or gRPC), by outcome",
             metrics.app_health_probes_total.clone(),
         );
         app.register(
             "health_changes",
-            "Changes of the HTTP app between healthy and unhealthy",
+            "Changes of the app between healthy and unhealthy",
             metrics.app_health_changes_total.clone(),
         );
         let resiliency = root.sub_registry_with_prefix("resiliency");

@@ -8,8 +8,9 @@ use anyhow::Context;
 use clap::Args;
 use rookery_core::net::TcpTransport;
 use rookery_runtime::config::{
-    ActorDefaults, AppHealthConfig, ConfigFile, HostConfig, HttpAppConfig,
-    DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_MAX_REQUEST_SIZE_MB, DEFAULT_STATE_COMPONENT,
+    ActorDefaults, AppHealthConfig, ConfigFile, GrpcAppHealthConfig, HostConfig, HttpAppConfig,
+    HttpHealthConfig, DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_MAX_REQUEST_SIZE_MB,
+    DEFAULT_STATE_COMPONENT,
 };
 use rookery_runtime::host::Host;
 use rookery_runtime::resiliency::{self, ResiliencyConfig};
@@ -105,12 +106,14 @@ pub struct HostArgs {
 /// How the host reaches the app and what it requires of clients: daprd's flags.
 #[derive(Args, Debug, Clone, Default)]
 pub struct AppArgs {
-    /// Port of the app that serves actor types over HTTP (`GET /dapr/config`, `PUT
-    /// /actors/...`), as daprd calls it. Without it, apps connect over the gRPC AppChannel.
+    /// Port of the app: with --app-protocol http, the app that serves actor types over HTTP
+    /// (`GET /dapr/config`, `PUT /actors/...`), as daprd calls it; with grpc, where its
+    /// `grpc.health.v1` service answers the health checks. Apps may always connect over the
+    /// gRPC AppChannel.
     #[arg(long, env = "ROOKERY_APP_PORT")]
     pub app_port: Option<u16>,
     /// How the host reaches the app: `http` (it calls --app-port) or `grpc` (Rookery's own
-    /// AppChannel: the app connects to the host; --app-port is not used).
+    /// AppChannel: the app connects to the host; --app-port is only probed for health).
     #[arg(long, env = "ROOKERY_APP_PROTOCOL", value_enum, default_value_t = AppProtocol::Http)]
     pub app_protocol: AppProtocol,
     /// Host of the app for --app-port.
@@ -122,11 +125,13 @@ pub struct AppArgs {
     /// Sent to the app as `dapr-api-token` on every request the host makes of it.
     #[arg(long, env = "APP_API_TOKEN", hide_env_values = true)]
     pub app_api_token: Option<String>,
-    /// Probe the HTTP app's health (as daprd): while it fails, its actor types are withdrawn
-    /// and its actors move to other hosts.
+    /// Probe the app's health at --app-port (as daprd): `GET --app-health-check-path` of an
+    /// HTTP app, `grpc.health.v1.Health/Check` of a gRPC app. While it fails, its actor types
+    /// (with grpc: those of every AppChannel connection) are not served and its actors move to
+    /// other hosts.
     #[arg(long, env = "ROOKERY_ENABLE_APP_HEALTH_CHECK")]
     pub enable_app_health_check: bool,
-    /// Path of the app's health endpoint (`GET`; a 2xx answer is healthy).
+    /// Path of the HTTP app's health endpoint (`GET`; a 2xx answer is healthy).
     #[arg(
         long,
         env = "ROOKERY_APP_HEALTH_CHECK_PATH",
@@ -159,18 +164,40 @@ impl AppArgs {
             (AppProtocol::Http, Some(port)) => Some(HttpAppConfig {
                 address: format!("{}:{port}", self.app_channel_address),
                 app_api_token: self.app_api_token.clone().filter(|t| !t.is_empty()),
-                health: self.enable_app_health_check.then(|| AppHealthConfig {
+                health: self.enable_app_health_check.then(|| HttpHealthConfig {
                     path: if self.app_health_check_path.starts_with('/') {
                         self.app_health_check_path.clone()
                     } else {
                         format!("/{}", self.app_health_check_path)
                     },
-                    interval_ms: self.app_health_probe_interval * 1000,
-                    timeout_ms: self.app_health_probe_timeout,
-                    threshold: self.app_health_threshold,
+                    probes: self.health_probes(),
                 }),
             }),
             _ => None,
+        }
+    }
+
+    /// The gRPC app's health checks these flags ask for, if any.
+    pub fn grpc_app_health(&self) -> Option<GrpcAppHealthConfig> {
+        match (
+            self.app_protocol,
+            self.app_port,
+            self.enable_app_health_check,
+        ) {
+            (AppProtocol::Grpc, Some(port), true) => Some(GrpcAppHealthConfig {
+                address: format!("{}:{port}", self.app_channel_address),
+                probes: self.health_probes(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// Interval, timeout and threshold, whatever the protocol.
+    fn health_probes(&self) -> AppHealthConfig {
+        AppHealthConfig {
+            interval_ms: self.app_health_probe_interval * 1000,
+            timeout_ms: self.app_health_probe_timeout,
+            threshold: self.app_health_threshold,
         }
     }
 }
@@ -222,6 +249,11 @@ impl HostArgs {
 
     /// The host configuration these flags describe.
     pub fn to_config(&self) -> anyhow::Result<HostConfig> {
+        if self.app.enable_app_health_check && self.app.app_port.is_none() {
+            anyhow::bail!(
+                "--enable-app-health-check needs --app-port: the app's HTTP port, or with --app-protocol grpc the port of its grpc.health.v1 service"
+            );
+        }
         let (state_component, state) = self.state_config()?;
         let actors = match &self.config {
             Some(path) => ConfigFile::load(path)?.actors,
@@ -255,6 +287,7 @@ impl HostArgs {
             http_listen: listen(self.http_port),
             metrics_listen: listen(self.metrics_port),
             http_app: self.app.http_app(),
+            grpc_app_health: self.app.grpc_app_health(),
             api_token: self.app.api_token.clone().filter(|t| !t.is_empty()),
             data_dir: self.data_dir.clone(),
             max_request_bytes: self.max_request_size * 1024 * 1024,
@@ -291,4 +324,92 @@ pub async fn run(args: HostArgs) -> anyhow::Result<ExitCode> {
         Duration::from_millis(config.actors.drain_timeout_ms + LEAVE_ROUND_ALLOWANCE_MS);
     host.leave(leave_timeout).await;
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Flags {
+        #[command(flatten)]
+        app: AppArgs,
+    }
+
+    fn app_args(args: &[&str]) -> AppArgs {
+        Flags::try_parse_from(std::iter::once("host").chain(args.iter().copied()))
+            .expect("valid flags")
+            .app
+    }
+
+    const PROBES: &[&str] = &[
+        "--enable-app-health-check",
+        "--app-health-probe-interval",
+        "2",
+        "--app-health-probe-timeout",
+        "300",
+        "--app-health-threshold",
+        "4",
+    ];
+
+    #[test]
+    fn a_grpc_app_port_with_health_checks_is_probed_over_grpc() {
+        let mut args = vec!["--app-protocol", "grpc", "--app-port", "7001"];
+        args.extend_from_slice(PROBES);
+        let app = app_args(&args);
+        assert_eq!(app.http_app(), None, "a gRPC app is never called over HTTP");
+        assert_eq!(
+            app.grpc_app_health(),
+            Some(GrpcAppHealthConfig {
+                address: "127.0.0.1:7001".into(),
+                probes: AppHealthConfig {
+                    interval_ms: 2_000,
+                    timeout_ms: 300,
+                    threshold: 4,
+                },
+            })
+        );
+        let without = app_args(&["--app-protocol", "grpc", "--app-port", "7001"]);
+        assert_eq!(without.grpc_app_health(), None, "off unless enabled");
+    }
+
+    #[derive(Parser)]
+    struct AllFlags {
+        #[command(flatten)]
+        host: HostArgs,
+    }
+
+    #[test]
+    fn health_checks_without_an_app_port_are_refused() {
+        for protocol in ["http", "grpc"] {
+            let flags = AllFlags::try_parse_from([
+                "host",
+                "--app-protocol",
+                protocol,
+                "--enable-app-health-check",
+            ])
+            .expect("valid flags");
+            let error = flags.host.to_config().expect_err("no --app-port");
+            assert!(error.to_string().contains("--app-port"), "{error}");
+        }
+    }
+
+    #[test]
+    fn an_http_app_gets_its_path_and_the_same_probe_settings() {
+        let mut args = vec!["--app-port", "3000", "--app-health-check-path", "ready"];
+        args.extend_from_slice(PROBES);
+        let app = app_args(&args);
+        assert_eq!(app.grpc_app_health(), None);
+        let health = app
+            .http_app()
+            .and_then(|a| a.health)
+            .expect("health checks");
+        assert_eq!(health.path, "/ready");
+        assert_eq!(
+            (health.probes.interval_ms, health.probes.threshold),
+            (2_000, 4)
+        );
+    }
 }

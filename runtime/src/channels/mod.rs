@@ -4,9 +4,11 @@
 //!   whichever channel serves it.
 //! - [`app_grpc`]: apps in any language, over the gRPC `AppChannel` stream.
 //! - [`app_http`]: apps that speak Dapr's HTTP app protocol (the Dapr SDKs').
+//! - [`app_health`]: the app health checks both kinds of app share; each brings its probe.
 //! - [`embedded`]: Rust actors in the host process.
 
 pub mod actor_api;
 pub mod app_grpc;
+pub mod app_health;
 pub mod app_http;
 pub mod embedded;

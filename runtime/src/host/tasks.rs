@@ -1,6 +1,8 @@
 //! The host's background tasks: the waker of handed-off actors, the reminder scheduler,
 //! re-registration with placement when the served types change, the lifecycle tasks that
-//! end stale and idle activations, and the HTTP app's registration (`--app-port`). All stop when the host's shutdown signal fires.
+//! end stale and idle activations, the HTTP app's registration (`--app-port`) and the gRPC
+//! app's health checks (`--app-protocol grpc --enable-app-health-check`). All stop when the
+//! host's shutdown signal fires.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -69,6 +71,15 @@ pub fn spawn(config: &HostConfig, parts: TaskParts, shutdown: &Shutdown) -> Vec<
             app.clone(),
             config.app_id.clone(),
             config.actors.clone(),
+            parts.types_registry.clone(),
+            parts.activations.clone(),
+            parts.metrics.clone(),
+            shutdown.clone(),
+        )));
+    }
+    if let Some(health) = &config.grpc_app_health {
+        tasks.push(tokio::spawn(crate::channels::app_grpc::health::run(
+            health.clone(),
             parts.types_registry,
             parts.activations.clone(),
             parts.metrics.clone(),

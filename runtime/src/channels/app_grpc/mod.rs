@@ -4,8 +4,11 @@
 //! - [`service`]: the gRPC service: registration, the app's requests for its actors.
 //! - [`connection`]: one app's stream: requests to the app and their replies, and the
 //!   channel the host drives the app's types through.
+//! - [`health`]: with `--app-port` and `--enable-app-health-check`, `grpc.health.v1` probes
+//!   of the app, which suspend the types of every connection while the app is unhealthy.
 
 pub mod connection;
+pub mod health;
 pub mod service;
 
 pub use service::{

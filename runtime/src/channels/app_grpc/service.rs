@@ -3,7 +3,8 @@
 //! (state, timers, reminders), which go to the actor-side API like an embedded actor's.
 //!
 //! When the app disconnects, its types are withdrawn (the host re-registers with placement
-//! without them) and its activations end without being told.
+//! without them) and its activations end without being told. While the app fails its health
+//! checks (`health`), the types of every connection are registered but not served.
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,7 +28,7 @@ use tonic::{Request, Response, Status, Streaming};
 use super::connection::AppConnection;
 use crate::actors::activation::StopReason;
 use crate::actors::activations::Activations;
-use crate::actors::types::{Provider, TypeError, TypeRegistry};
+use crate::actors::types::{AppGroup, Provider, TypeError, TypeRegistry};
 use crate::call::ActorKey;
 use crate::channels::actor_api::{ActorApi, TimerRequest};
 use crate::config::{ActorDefaults, TypeOptions};
@@ -332,6 +333,9 @@ impl AppChannel for AppChannelService {
         let app_id = registration.app_id.clone();
         let names = self.shared.register(&connection, registration)?;
         tracing::info!(app_id, types = ?names, "app connected");
+        if self.shared.types.is_suspended(AppGroup::Grpc) {
+            tracing::warn!(app_id, types = ?names, "the app fails its health checks: its types are served once it passes one");
+        }
         let registered = HostToApp {
             message: Some(host_to_app::Message::Registered(Registered {
                 host_id: self.shared.host_id.clone(),

@@ -2,7 +2,8 @@
 //! HTTP app protocol (`--app-port`, `--app-protocol http`), as apps written with the Dapr SDKs
 //! do. Once the app answers `GET /dapr/config` ([`config`]), its types are registered (the
 //! host re-registers with placement) and driven over HTTP ([`channel`], [`client`]). With
-//! `--enable-app-health-check`, [`health`] then withdraws them while the app is unhealthy.
+//! `--enable-app-health-check`, [`health`]'s probe then drives `channels::app_health`, which
+//! suspends them while the app is unhealthy.
 //!
 //! The host's HTTP API answers the app's own calls back (state, timers, reminders, other
 //! actors) while a turn is in progress: they never queue behind the actor's turn.
@@ -21,8 +22,9 @@ use rookery_core::shutdown::Shutdown;
 
 use crate::actors::activations::Activations;
 use crate::actors::channel::ActorChannel;
-use crate::actors::types::{Provider, TypeRegistry};
+use crate::actors::types::{AppGroup, Provider, TypeRegistry};
 use crate::channels::app_grpc::MAX_APP_MESSAGE_BYTES;
+use crate::channels::app_health::{self, HealthCheck};
 use crate::config::{ActorDefaults, HttpAppConfig};
 use crate::metrics::HostMetrics;
 
@@ -93,7 +95,7 @@ pub async fn connect(
         tracing::warn!(app = %client.address(), "{warning}");
     }
     let names: Vec<String> = app_types.iter().map(|(n, _)| n.clone()).collect();
-    let registrations: health::Registrations = app_types
+    let registrations: Vec<_> = app_types
         .into_iter()
         .map(|(name, options)| {
             let channel: Arc<dyn ActorChannel> = Arc::new(channel::HttpTypeChannel::new(
@@ -103,7 +105,7 @@ pub async fn connect(
             (name, channel, options)
         })
         .collect();
-    match types.register(Provider::HttpApp, registrations.clone()) {
+    match types.register(Provider::HttpApp, registrations) {
         Ok(()) => {
             tracing::info!(app = %client.address(), types = ?names, "HTTP app registered its actor types")
         }
@@ -114,15 +116,18 @@ pub async fn connect(
     }
     metrics.app_healthy.set(1);
     if let Some(config) = app.health {
-        let parts = health::HealthParts {
+        let probe = health::HttpProbe {
             client,
-            config,
+            path: config.path,
             app_id,
-            registrations,
+        };
+        let check = HealthCheck {
+            config: config.probes,
+            group: AppGroup::Http,
             types,
             activations,
             metrics,
         };
-        health::run(parts, shutdown).await;
+        app_health::run(probe, check, shutdown).await;
     }
 }

@@ -13,10 +13,18 @@ deactivation, moves to other hosts and restarts. An increment is answered only o
 acknowledged the write as durable. If the stream breaks (host restart) the app reconnects and
 registers again.
 
+With ``--health-port P`` the app also serves the standard ``grpc.health.v1.Health`` service
+(grpcio-health-checking) on ``127.0.0.1:P``, which a host started with ``--app-protocol grpc
+--app-port P --enable-app-health-check`` probes. The overall service (``""``) is ``SERVING``
+unless the file named by ``--unhealthy-file`` exists, then ``NOT_SERVING``: create the file
+to make the app fail its health checks, delete it to make it pass them again (the file is
+looked at every 0.1 s, and each change is logged).
+
 Usage (see README.md)::
 
     pip install -r requirements.txt
     python counter_app.py --host 127.0.0.1:50001
+    python counter_app.py --host 127.0.0.1:50001 --health-port 50051 --unhealthy-file /tmp/sick
 
 The gRPC stubs are generated from ``proto/`` with grpc_tools.protoc into ``--stubs-dir`` on
 first start when they are not there yet.
@@ -216,6 +224,47 @@ async def serve(host, app_id, pb, pb_grpc):
                 task.cancel()
 
 
+# How often --unhealthy-file is looked for.
+HEALTH_POLL_SECONDS = 0.1
+
+
+async def start_health(address, port, unhealthy_file):
+    """Serves grpc.health.v1 on address:port; the overall status follows whether
+    ``unhealthy_file`` exists. Returns the server and the task that keeps its status current
+    (both must stay referenced)."""
+    import grpc
+    from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+    responses = health_pb2.HealthCheckResponse
+    servicer = health.aio.HealthServicer()
+    server = grpc.aio.server()
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    if server.add_insecure_port(f"{address}:{port}") == 0:
+        sys.exit(f"counter_app: cannot listen on {address}:{port} for health checks")
+
+    def wanted():
+        sick = unhealthy_file is not None and os.path.exists(unhealthy_file)
+        return responses.NOT_SERVING if sick else responses.SERVING
+
+    async def announce(status):
+        await servicer.set("", status)
+        name = responses.ServingStatus.Name(status)
+        print(f"counter_app: health {name} on {address}:{port}", flush=True)
+
+    async def follow(current):
+        while True:
+            await asyncio.sleep(HEALTH_POLL_SECONDS)
+            status = wanted()
+            if status != current:
+                await announce(status)
+                current = status
+
+    status = wanted()
+    await announce(status)
+    await server.start()
+    return server, asyncio.create_task(follow(status))
+
+
 async def main():
     parser = argparse.ArgumentParser(description="Serves the Counter actor type to a Rookery host")
     parser.add_argument("--host", default="127.0.0.1:50001", help="the host's gRPC address")
@@ -225,9 +274,27 @@ async def main():
         default=os.path.join(HERE, "build"),
         help="where the generated gRPC modules are (generated there if missing)",
     )
+    parser.add_argument(
+        "--health-port",
+        type=int,
+        default=os.environ.get("COUNTER_APP_HEALTH_PORT"),
+        help="serve grpc.health.v1 on this port (the host's --app-port); default: not served",
+    )
+    parser.add_argument(
+        "--health-address", default="127.0.0.1", help="the address the health service binds"
+    )
+    parser.add_argument(
+        "--unhealthy-file",
+        default=os.environ.get("COUNTER_APP_UNHEALTHY_FILE"),
+        help="while this file exists, the health service answers NOT_SERVING",
+    )
     args = parser.parse_args()
     pb, pb_grpc = load_stubs(os.path.abspath(args.stubs_dir))
     import grpc
+
+    health = None  # the health server and its task, kept referenced until the app ends
+    if args.health_port is not None:
+        health = await start_health(args.health_address, args.health_port, args.unhealthy_file)
 
     while True:
         try:

@@ -17,8 +17,8 @@ use axum::http::StatusCode;
 use axum::routing::{delete, get, put};
 use axum::{Json, Router};
 use serde_json::json;
-use support::free_port;
-use support::host_process::{http_get, start_placement, wait_for_routing, HostProcess};
+use support::app_server::AppServer;
+use support::host_process::{start_placement, wait_for_routing, HostProcess};
 use support::http::request;
 use support::wait::{wait_until, DEADLINE};
 
@@ -41,9 +41,8 @@ struct AppState {
 
 /// An HTTP app serving the `Echo` type; every method answers with the app's name.
 struct EchoApp {
-    port: u16,
+    server: AppServer,
     state: Arc<AppState>,
-    server: tokio::task::JoinHandle<()>,
 }
 
 impl EchoApp {
@@ -86,17 +85,9 @@ impl EchoApp {
                 }),
             )
             .with_state(state.clone());
-        let port = free_port();
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-            .await
-            .expect("bind the app");
-        let server = tokio::spawn(async move {
-            axum::serve(listener, router).await.expect("serve the app");
-        });
         EchoApp {
-            port,
+            server: AppServer::start(router).await,
             state,
-            server,
         }
     }
 
@@ -109,17 +100,11 @@ impl EchoApp {
     }
 }
 
-impl Drop for EchoApp {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
-}
-
 fn start_host(placement: String, app: &EchoApp, id: &str) -> HostProcess {
     HostProcess::builder(placement)
         .host_id(id)
         .arg("--app-port")
-        .arg(app.port.to_string())
+        .arg(app.server.port.to_string())
         .arg("--enable-app-health-check")
         .arg("--app-health-probe-interval")
         .arg(PROBE_INTERVAL_S.to_string())
@@ -140,18 +125,6 @@ async fn who(host: &HostProcess, id: &str) -> Result<String, String> {
     Ok(response.text())
 }
 
-/// The value of the sample `name` (no labels) on `host`'s metrics port.
-async fn metric(host: &HostProcess, name: &str) -> Result<f64, String> {
-    let (code, text) = http_get(host.metrics_port, "/metrics").await?;
-    if code != 200 {
-        return Err(format!("/metrics: {code}"));
-    }
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
-        .and_then(|value| value.trim().parse().ok())
-        .ok_or_else(|| format!("no {name} in /metrics"))
-}
-
 async fn wait_metric(host: &HostProcess, name: &str, want: f64) {
     // Interval × threshold, plus generous slack for a loaded box.
     let within = Duration::from_secs(PROBE_INTERVAL_S * THRESHOLD) + DEADLINE;
@@ -160,7 +133,7 @@ async fn wait_metric(host: &HostProcess, name: &str, want: f64) {
         within,
         || async {
             host.assert_alive();
-            match metric(host, name).await? {
+            match host.metric(name).await? {
                 value if value == want => Ok(()),
                 value => Err(format!("{name} = {value}")),
             }
@@ -196,7 +169,7 @@ async fn an_unhealthy_apps_actors_move_to_healthy_hosts_and_come_back() {
     host_a.wait_ready().await;
     host_b.wait_ready().await;
     wait_for_routing(&cluster, &[&host_a, &host_b], &["Echo"]).await;
-    assert_eq!(metric(&host_a, "rookery_app_healthy").await, Ok(1.0));
+    assert_eq!(host_a.metric("rookery_app_healthy").await, Ok(1.0));
 
     // The actors app A serves.
     let mut on_a = Vec::new();
@@ -218,23 +191,21 @@ async fn an_unhealthy_apps_actors_move_to_healthy_hosts_and_come_back() {
             assert_eq!(who(&host_b, id).await.as_deref(), Ok("B"), "{phase}: {id}");
         }
         assert_eq!(app_a.calls(), calls, "{phase}: no calls reach app A");
-        assert_eq!(metric(&host_b, "rookery_app_healthy").await, Ok(1.0));
+        assert_eq!(host_b.metric("rookery_app_healthy").await, Ok(1.0));
 
         app_a.set_health(HEALTHY);
         wait_metric(&host_a, "rookery_app_healthy", 1.0).await;
         wait_answers(&host_a, &on_a, "A").await;
     }
     assert_eq!(
-        metric(&host_a, "rookery_app_health_changes_total").await,
+        host_a.metric("rookery_app_health_changes_total").await,
         Ok(4.0)
     );
     assert_eq!(
-        metric(&host_b, "rookery_app_health_changes_total").await,
+        host_b.metric("rookery_app_health_changes_total").await,
         Ok(0.0)
     );
-    let (_, text) = http_get(host_a.metrics_port, "/metrics")
-        .await
-        .expect("metrics");
+    let text = host_a.metrics_text().await.expect("metrics");
     for outcome in ["ok", "failed"] {
         let sample = format!("rookery_app_health_probes_total{{outcome=\"{outcome}\"}} ");
         assert!(text.contains(&sample), "{sample} in {text}");

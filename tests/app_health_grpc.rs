@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::json;
-use support::host_process::{http_get, start_placement, wait_for_routing, HostProcess};
+use support::host_process::{start_placement, wait_for_routing, HostProcess};
 use support::wait::{wait_until, DEADLINE};
 use support::{free_port, LoggedChild, TestDir};
 
@@ -73,18 +73,6 @@ fn start_app(
     )
 }
 
-/// The value of the sample `name` (no labels) on `host`'s metrics port.
-async fn metric(host: &HostProcess, name: &str) -> Result<f64, String> {
-    let (code, text) = http_get(host.metrics_port, "/metrics").await?;
-    if code != 200 {
-        return Err(format!("/metrics: {code}"));
-    }
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
-        .and_then(|value| value.trim().parse().ok())
-        .ok_or_else(|| format!("no {name} in /metrics"))
-}
-
 /// Waits until `name` is `want` on `host`: within interval × threshold, plus generous slack
 /// for a loaded box.
 async fn wait_metric(host: &HostProcess, app: &LoggedChild, name: &str, want: f64) {
@@ -95,7 +83,7 @@ async fn wait_metric(host: &HostProcess, app: &LoggedChild, name: &str, want: f6
         || async {
             host.assert_alive();
             app.assert_alive();
-            match metric(host, name).await? {
+            match host.metric(name).await? {
                 value if value == want => Ok(()),
                 value => Err(format!("{name} = {value}")),
             }
@@ -205,7 +193,7 @@ async fn an_unhealthy_grpc_apps_actors_move_to_the_healthy_host_and_come_back() 
     let app_b = start_app("b", &host_b, dir.path(), None);
     wait_app_health(&app_a, "SERVING").await;
     wait_for_routing(&cluster, &[&host_a, &host_b], &["Counter"]).await;
-    assert_eq!(metric(&host_a, "rookery_app_healthy").await, Ok(1.0));
+    assert_eq!(host_a.metric("rookery_app_healthy").await, Ok(1.0));
 
     // The actors host A's app serves: those active on A after one call each.
     let ids: Vec<String> = (0..ACTORS).map(|n| format!("g{n}")).collect();
@@ -244,7 +232,7 @@ async fn an_unhealthy_grpc_apps_actors_move_to_the_healthy_host_and_come_back() 
     )
     .await;
     assert_eq!(
-        metric(&host_b, "rookery_app_health_changes_total").await,
+        host_b.metric("rookery_app_health_changes_total").await,
         Ok(0.0),
         "B checks no app's health"
     );
@@ -262,12 +250,10 @@ async fn an_unhealthy_grpc_apps_actors_move_to_the_healthy_host_and_come_back() 
     wait_served_by(&host_a, &host_b, &on_a).await;
 
     assert_eq!(
-        metric(&host_a, "rookery_app_health_changes_total").await,
+        host_a.metric("rookery_app_health_changes_total").await,
         Ok(2.0)
     );
-    let (_, text) = http_get(host_a.metrics_port, "/metrics")
-        .await
-        .expect("metrics");
+    let text = host_a.metrics_text().await.expect("metrics");
     for outcome in ["ok", "failed"] {
         let sample = format!("rookery_app_health_probes_total{{outcome=\"{outcome}\"}} ");
         assert!(text.contains(&sample), "{sample} in {text}");

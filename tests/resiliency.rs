@@ -25,9 +25,10 @@ use axum::http::StatusCode;
 use axum::routing::{delete, get, put};
 use axum::{Json, Router};
 use serde_json::json;
+use support::app_server::AppServer;
 use support::fault_proxy::{Fault, FaultProxy};
 use support::free_port;
-use support::host_process::{http_get, start_placement, wait_for_routing, HostProcess};
+use support::host_process::{sample_value, start_placement, wait_for_routing, HostProcess};
 use support::http::{request, HttpResponse};
 use support::postgres::Postgres;
 use support::temp::TestDir;
@@ -51,9 +52,8 @@ struct AppState {
 /// An HTTP app serving the `Worker` type: `who` names the app, `work` takes WORK_MS,
 /// `slow` ten seconds, `flaky` fails while told to.
 struct WorkerApp {
-    port: u16,
+    server: AppServer,
     state: Arc<AppState>,
-    server: tokio::task::JoinHandle<()>,
 }
 
 async fn method(
@@ -105,17 +105,9 @@ impl WorkerApp {
             )
             .route("/healthz", get(|| async { StatusCode::OK }))
             .with_state(state.clone());
-        let port = free_port();
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-            .await
-            .expect("bind the app");
-        let server = tokio::spawn(async move {
-            axum::serve(listener, router).await.expect("serve the app");
-        });
         WorkerApp {
-            port,
+            server: AppServer::start(router).await,
             state,
-            server,
         }
     }
 
@@ -127,12 +119,6 @@ impl WorkerApp {
             .get(id)
             .copied()
             .unwrap_or(0)
-    }
-}
-
-impl Drop for WorkerApp {
-    fn drop(&mut self) {
-        self.server.abort();
     }
 }
 
@@ -160,7 +146,7 @@ fn host_builder(
         .host_id(id)
         .app_id("workers")
         .arg("--app-port")
-        .arg(app.port.to_string())
+        .arg(app.server.port.to_string())
         .arg("--resources-path")
         .arg(resources.display().to_string())
 }
@@ -175,16 +161,11 @@ async fn call(host: &HostProcess, id: &str, method: &str) -> (HttpResponse, Dura
     (response, started.elapsed())
 }
 
-/// The value of the sample `sample` (name and labels, as rendered) on `host`'s metrics.
+/// The value of `sample` on `host`'s metrics; 0 while a labelled counter has not been
+/// touched (it is rendered only once it has).
 async fn metric(host: &HostProcess, sample: &str) -> f64 {
-    let (code, text) = http_get(host.metrics_port, "/metrics")
-        .await
-        .expect("metrics");
-    assert_eq!(code, 200);
-    text.lines()
-        .find_map(|line| line.strip_prefix(sample)?.strip_prefix(' '))
-        .and_then(|value| value.trim().parse().ok())
-        .unwrap_or(0.0)
+    let text = host.metrics_text().await.expect("metrics");
+    sample_value(&text, sample).unwrap_or(0.0)
 }
 
 /// Ids of actors that `host` serves itself (its app answers `who`), out of the first `of`.
@@ -530,7 +511,7 @@ async fn the_app_target_bounds_turns_and_breaks_off_a_hung_app() {
     let cluster = start_placement(1).await;
     let app = WorkerApp::start("A").await;
     // The host reaches its app through the proxy only.
-    let proxy = FaultProxy::start(format!("127.0.0.1:{}", app.port).parse().unwrap());
+    let proxy = FaultProxy::start(format!("127.0.0.1:{}", app.server.port).parse().unwrap());
     let host = HostProcess::builder(cluster.addr_list())
         .host_id("host-a")
         .app_id("workers")

@@ -224,6 +224,21 @@ impl HostProcess {
     }
 
     /// `GET /healthz` on its HTTP port: the status code and body.
+    /// The host's Prometheus text (`/metrics` on its metrics port).
+    pub async fn metrics_text(&self) -> Result<String, String> {
+        match http_get(self.metrics_port, "/metrics").await? {
+            (200, text) => Ok(text),
+            (code, text) => Err(format!("/metrics: {code} {text}")),
+        }
+    }
+
+    /// The value of one sample of the host's metrics, named as rendered (name and labels:
+    /// `rookery_app_healthy`, `…_total{target="actor:Worker"}`).
+    pub async fn metric(&self, sample: &str) -> Result<f64, String> {
+        let text = self.metrics_text().await?;
+        sample_value(&text, sample).ok_or_else(|| format!("no {sample} in /metrics"))
+    }
+
     pub async fn healthz(&self) -> Result<(u16, String), String> {
         http_get(self.http_port, "/healthz").await
     }
@@ -362,6 +377,13 @@ pub fn is_application_error(status: &Status) -> bool {
         .get("rookery-error")
         .and_then(|v| v.to_str().ok())
         == Some("application")
+}
+
+/// The value of `sample` (name and labels, as rendered) in Prometheus text.
+pub fn sample_value(text: &str, sample: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(sample)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse().ok())
 }
 
 /// A minimal HTTP/1.1 GET on 127.0.0.1 (tests need no HTTP client crate for two endpoints):

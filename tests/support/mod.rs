@@ -2,10 +2,13 @@
 //!
 //! - [`app`]: [`app::TestApp`], an application serving actor types to a host over the
 //!   `AppChannel` stream, recording what it hears.
+//! - [`app_server`]: an HTTP app written in a test (axum), served on an OS-chosen port.
 //! - [`cluster`]: placement nodes as real child processes of the `rookery` binary, one temp dir
 //!   per cluster, OS-chosen ports, kill -9 on drop, logs dumped when a test fails.
 //! - [`python`]: whether the Python parts can run, and the skip-or-fail rule.
 //! - [`http`]: a raw HTTP/1.1 client for the host's HTTP API.
+//! - [`fault_proxy`]: a TCP proxy that injects faults (delays, resets, black holes, refused
+//!   connections) between real processes.
 //! - [`host`]: [`TestHost`], a scriptable client of the `ReportHost` stream protocol that records
 //!   every order it receives.
 //! - [`host_process`]: `rookery host` as real child processes, and the gRPC calls tests make on
@@ -28,6 +31,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod app;
+pub mod app_server;
 pub mod cluster;
 pub mod dapr_app;
 pub mod fault_proxy;

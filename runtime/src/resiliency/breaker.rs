@@ -257,6 +257,14 @@ impl Breaker {
         (self.state != before).then_some(self.state)
     }
 
+    /// Gives back an admission whose call said nothing of the target (it was redirected
+    /// elsewhere), so a half-open breaker can admit another call in its place.
+    pub fn release(&mut self, ticket: Ticket) {
+        if ticket.generation == self.generation {
+            self.counts.requests = self.counts.requests.saturating_sub(1);
+        }
+    }
+
     fn set_state(&mut self, state: State, settings: &Settings, now: Instant) {
         self.state = state;
         self.new_generation(settings, now);
@@ -417,6 +425,24 @@ mod tests {
         let probe = b.admit(&s, later).0.unwrap();
         assert_eq!(b.record(&s, probe, false, later), Some(State::Open));
         assert_eq!(b.admit(&s, later).0, Err(State::Open));
+    }
+
+    #[test]
+    fn a_released_admission_frees_its_half_open_slot() {
+        let s = Settings {
+            max_requests: 1,
+            ..settings("consecutiveFailures > 0")
+        };
+        let t0 = Instant::now();
+        let mut b = Breaker::new(&s, t0);
+        let ticket = b.admit(&s, t0).0.unwrap();
+        b.record(&s, ticket, false, t0);
+        let later = t0 + Duration::from_secs(10);
+        let redirected = b.admit(&s, later).0.unwrap();
+        assert_eq!(b.admit(&s, later).0, Err(State::HalfOpen));
+        b.release(redirected);
+        let probe = b.admit(&s, later).0.expect("the slot was given back");
+        assert_eq!(b.record(&s, probe, true, later), Some(State::Closed));
     }
 
     #[test]

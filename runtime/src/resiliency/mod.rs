@@ -170,6 +170,24 @@ impl Admission {
             self.policy.changed(change, &pass.key);
         }
     }
+
+    /// The call was redirected before it reached the target (the actor moved): nothing is
+    /// recorded, and the admissions are given back.
+    pub fn release(self) {
+        let Some(breakers) = &self.policy.breakers else {
+            return;
+        };
+        for pass in &self.passes {
+            let cache = if pass.by_id {
+                &breakers.by_id
+            } else {
+                &breakers.by_type
+            };
+            if let Some(breaker) = cache.lock().expect("breaker lock").existing(&pass.key) {
+                breaker.release(pass.ticket);
+            }
+        }
+    }
 }
 
 impl TargetPolicy {
@@ -284,7 +302,7 @@ impl TargetPolicy {
                         policy: self.clone(),
                         passes,
                     }
-                    .record::<(), E>(&Ok(()));
+                    .release();
                     self.metrics
                         .resiliency_breaker_rejections_total
                         .get_or_create(&self.labels)

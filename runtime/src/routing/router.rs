@@ -179,7 +179,10 @@ impl Router {
                     other => other,
                 }
             };
-            admission.record(&attempt);
+            match &attempt {
+                Err(CallError::Moved(_)) => admission.release(),
+                _ => admission.record(&attempt),
+            }
             let pause = match &attempt {
                 Err(CallError::Moved(_)) if Instant::now() + moved_backoff < deadline => {
                     let pause = moved_backoff;

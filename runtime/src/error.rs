@@ -217,14 +217,18 @@ impl CallError {
         match status.code() {
             Code::DeadlineExceeded => CallError::DeadlineExceeded(message),
             Code::ResourceExhausted => CallError::TooLarge(message),
-            Code::Unavailable if never_sent(status) => CallError::Unavailable(message),
-            Code::Unavailable
+            code @ (Code::Unavailable
             | Code::Cancelled
             | Code::Aborted
             | Code::Unknown
-            | Code::Internal => CallError::OwnerLost(format!(
-                "the owner host broke off the call, which may have run: {message}"
-            )),
+            | Code::Internal) => match (code, sent(status)) {
+                (_, Sent::No) | (Code::Unavailable, Sent::Unknown) => {
+                    CallError::Unavailable(message)
+                }
+                _ => CallError::OwnerLost(format!(
+                    "the owner host broke off the call, which may have run: {message}"
+                )),
+            },
             code => CallError::Internal(format!("forward failed: {code}: {message}")),
         }
     }
@@ -312,28 +316,6 @@ fn timed_out(status: &Status) -> bool {
     false
 }
 
-/// Whether a transport failure of a forward happened before any of the call left this host:
-/// the connection could not be made (`tonic::ConnectError`), or the owner refused the stream
-/// (HTTP/2 `REFUSED_STREAM`, which guarantees it was not processed). A failure on a
-/// connection that was up (a `hyper::Error` without either) may have delivered the call.
-fn never_sent(status: &Status) -> bool {
-    let mut source = std::error::Error::source(status);
-    let mut on_open_connection = false;
-    while let Some(error) = source {
-        if error.downcast_ref::<tonic::ConnectError>().is_some() {
-            return true;
-        }
-        if let Some(h2) = error.downcast_ref::<h2::Error>() {
-            return h2.reason() == Some(h2::Reason::REFUSED_STREAM);
-        }
-        if error.downcast_ref::<hyper::Error>().is_some() {
-            on_open_connection = true;
-        }
-        source = error.source();
-    }
-    !on_open_connection
-}
-
 /// `status` with `rookery-error: <value>`.
 fn marked(mut status: Status, value: &'static str) -> Status {
     status.metadata_mut().insert(
@@ -341,6 +323,44 @@ fn marked(mut status: Status, value: &'static str) -> Status {
         tonic::metadata::MetadataValue::from_static(value),
     );
     status
+}
+
+/// What a forward's failure tells of whether the call left this host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Sent {
+    /// Surely not: the connection could not be made (`tonic::ConnectError`), the connection
+    /// closed before the call was written (hyper's "canceled": the request came back
+    /// unprocessed), or the owner refused the stream (HTTP/2 `REFUSED_STREAM`, which
+    /// guarantees it was not processed).
+    No,
+    /// Perhaps: the failure came from a connection that was up.
+    Perhaps,
+    /// The status says nothing of the transport.
+    Unknown,
+}
+
+fn sent(status: &Status) -> Sent {
+    let mut source = std::error::Error::source(status);
+    let mut verdict = Sent::Unknown;
+    while let Some(error) = source {
+        if error.downcast_ref::<tonic::ConnectError>().is_some() {
+            return Sent::No;
+        }
+        if let Some(h2) = error.downcast_ref::<h2::Error>() {
+            return match h2.reason() {
+                Some(h2::Reason::REFUSED_STREAM) => Sent::No,
+                _ => Sent::Perhaps,
+            };
+        }
+        if let Some(hyper) = error.downcast_ref::<hyper::Error>() {
+            if hyper.is_canceled() {
+                return Sent::No;
+            }
+            verdict = Sent::Perhaps;
+        }
+        source = error.source();
+    }
+    verdict
 }
 
 #[cfg(test)]
@@ -407,6 +427,12 @@ mod tests {
         }
         let refused = CallError::from_forward_status(&Status::unavailable("connection refused"));
         assert!(matches!(refused, CallError::Unavailable(_)), "{refused:?}");
+        let unsent = Status::from_error(Box::new(tonic::ConnectError("refused".into())));
+        assert_eq!(unsent.code(), Code::Unavailable);
+        assert!(matches!(
+            CallError::from_forward_status(&unsent),
+            CallError::Unavailable(_)
+        ));
     }
 
     #[test]

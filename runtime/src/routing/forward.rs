@@ -124,7 +124,11 @@ impl Peers {
         request.set_timeout(remaining);
         match client.forward(request).await {
             Ok(response) => read_answer(response.into_inner()),
-            Err(status) => Err(CallError::from_forward_status(&status)),
+            Err(status) => {
+                let error = CallError::from_forward_status(&status);
+                tracing::debug!(owner = address, ?status, %error, "forward failed");
+                Err(error)
+            }
         }
     }
 

@@ -15,7 +15,7 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use serde_json::json;
@@ -30,10 +30,6 @@ const PROBE_TIMEOUT_MS: u64 = 300;
 /// Actors called to find some that live on host A.
 const ACTORS: usize = 40;
 
-fn repo_path(relative: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(relative)
-}
-
 /// The Python counter app connected to `host`, with its stubs and log in `dir`; serving
 /// `grpc.health.v1` on `health_port` when given, `NOT_SERVING` while `unhealthy_file` exists.
 fn start_app(
@@ -42,17 +38,11 @@ fn start_app(
     dir: &Path,
     health: Option<(u16, &Path)>,
 ) -> LoggedChild {
-    let mut args = vec![
-        repo_path("examples/python/counter_app.py")
-            .display()
-            .to_string(),
-        "--host".into(),
-        host.grpc_addr.clone(),
-        "--app-id".into(),
-        format!("counter-{name}"),
-        "--stubs-dir".into(),
-        dir.join(format!("stubs-{name}")).display().to_string(),
-    ];
+    let mut args = support::python::counter_app_args(
+        &host.grpc_addr,
+        &format!("counter-{name}"),
+        &dir.join(format!("stubs-{name}")),
+    );
     if let Some((port, unhealthy_file)) = health {
         args.extend([
             "--health-port".into(),

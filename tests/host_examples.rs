@@ -10,8 +10,6 @@
 
 mod support;
 
-use std::path::PathBuf;
-
 use std::time::Duration;
 
 use serde_json::json;
@@ -24,10 +22,6 @@ use support::{free_port, rookery_bin, run_rookery, LoggedChild, RunOutput, TestD
 #[allow(dead_code)]
 #[path = "../examples/counter.rs"]
 mod counter_example;
-
-fn repo_path(relative: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(relative)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_counter_app_registers_and_serves_calls() {
@@ -49,17 +43,11 @@ async fn python_counter_app_registers_and_serves_calls() {
     let app = LoggedChild::spawn(
         "python counter app",
         "python3",
-        vec![
-            repo_path("examples/python/counter_app.py")
-                .display()
-                .to_string(),
-            "--host".into(),
-            host.grpc_addr.clone(),
-            "--app-id".into(),
-            "counter-python".into(),
-            "--stubs-dir".into(),
-            dir.path().join("stubs").display().to_string(),
-        ],
+        support::python::counter_app_args(
+            &host.grpc_addr,
+            "counter-python",
+            &dir.path().join("stubs"),
+        ),
         vec![("PYTHONUNBUFFERED".into(), "1".into())],
         dir.path().join("app.log"),
     );

@@ -2,7 +2,26 @@
 //! the one rule for when it cannot: skip with the reason, unless `ROOKERY_TEST_REQUIRE_PYTHON`
 //! is set (CI installs the packages and sets it), then fail.
 
+use std::path::Path;
 use std::process::Command;
+
+/// The arguments of `python3` running the Python counter example
+/// (`examples/python/counter_app.py`) against the host at `host_grpc_addr`, with its generated
+/// stubs in `stubs_dir`.
+pub fn counter_app_args(host_grpc_addr: &str, app_id: &str, stubs_dir: &Path) -> Vec<String> {
+    vec![
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("examples/python/counter_app.py")
+            .display()
+            .to_string(),
+        "--host".into(),
+        host_grpc_addr.into(),
+        "--app-id".into(),
+        app_id.into(),
+        "--stubs-dir".into(),
+        stubs_dir.display().to_string(),
+    ]
+}
 
 /// Why `python3` cannot `import <modules>` (comma-separated), if it cannot.
 pub fn cannot_import(modules: &str) -> Option<String> {

@@ -34,3 +34,17 @@ pub trait ActorInstance: Send + 'static {
     /// The actor goes idle or moves: the app hears "deactivate".
     fn deactivate(self: Box<Self>) -> BoxFuture<'static, Result<(), CallError>>;
 }
+
+/// A channel that never activates anything, for tests of what holds channels.
+#[cfg(test)]
+pub struct Nobody;
+
+#[cfg(test)]
+impl ActorChannel for Nobody {
+    fn activate(
+        &self,
+        _key: Arc<ActorKey>,
+    ) -> BoxFuture<'static, Result<Box<dyn ActorInstance>, CallError>> {
+        Box::pin(async { Err(CallError::Internal("never activated here".into())) })
+    }
+}

@@ -252,24 +252,9 @@ impl TypeRegistry {
 
 #[cfg(test)]
 mod tests {
-    use futures::future::BoxFuture;
-
     use super::*;
-    use crate::actors::channel::ActorInstance;
-    use crate::call::ActorKey;
+    use crate::actors::channel::Nobody;
     use crate::config::ActorDefaults;
-    use crate::error::CallError;
-
-    struct Nobody;
-
-    impl ActorChannel for Nobody {
-        fn activate(
-            &self,
-            _key: Arc<ActorKey>,
-        ) -> BoxFuture<'static, Result<Box<dyn ActorInstance>, CallError>> {
-            Box::pin(async { Err(CallError::Internal("never activated here".into())) })
-        }
-    }
 
     fn one(name: &str, options: TypeOptions) -> Vec<(String, Arc<dyn ActorChannel>, TypeOptions)> {
         vec![(

@@ -186,17 +186,14 @@ pub async fn run(probe: impl Probe, check: HealthCheck, shutdown: Shutdown) {
 mod tests {
     use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
-    use futures::future::BoxFuture;
     use tokio::sync::watch;
 
     use super::*;
-    use crate::actors::channel::{ActorChannel, ActorInstance};
+    use crate::actors::channel::{ActorChannel, Nobody};
     use crate::actors::types::Provider;
-    use crate::call::ActorKey;
     use crate::cluster::lease::ServingGate;
     use crate::cluster::table::TableState;
     use crate::config::ActorDefaults;
-    use crate::error::CallError;
 
     #[test]
     fn unhealthy_after_threshold_failures_in_a_row_healthy_on_first_success() {
@@ -244,17 +241,6 @@ mod tests {
                 FAILING => Err("failing".into()),
                 _ => std::future::pending().await,
             }
-        }
-    }
-
-    struct Nobody;
-
-    impl ActorChannel for Nobody {
-        fn activate(
-            &self,
-            _key: Arc<ActorKey>,
-        ) -> BoxFuture<'static, Result<Box<dyn ActorInstance>, CallError>> {
-            Box::pin(async { Err(CallError::Internal("never activated here".into())) })
         }
     }
 

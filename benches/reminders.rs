@@ -280,6 +280,7 @@ fn memory_of_stored_reminders() -> Value {
         },
         next_due_ms: 1_000 + i as u64,
         fired_count: 0,
+        job: None,
     }));
     let after = rss_bytes();
     println!(

@@ -23,7 +23,7 @@ LAYERS = [
     {"cluster"},
     {"actors"},
     {"routing"},
-    {"reminders"},
+    {"reminders", "jobs"},
     {"channels"},
     {"api"},
     {"host"},

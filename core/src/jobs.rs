@@ -96,6 +96,9 @@ use crate::schedule::{self, ScheduleError, MAX_INSTANT_MS};
 pub const MAX_JOB_NAME_BYTES: usize = 1024;
 /// Largest job payload, in bytes: jobs are replicated to every placement node.
 pub const MAX_JOB_DATA_BYTES: usize = 1024 * 1024;
+/// The type URL of a protobuf `google.protobuf.Value`: a job's data given as JSON (over
+/// HTTP) is kept as one, and an HTTP app receives it as that JSON again, as with daprd.
+pub const JSON_VALUE_TYPE_URL: &str = "type.googleapis.com/google.protobuf.Value";
 /// The retry interval of the failure policy a job gets when it names none (Dapr's).
 pub const DEFAULT_RETRY_INTERVAL_MS: u64 = 1_000;
 /// The retries of the failure policy a job gets when it names none (Dapr's).
@@ -123,6 +126,10 @@ pub struct JobInput {
     pub repeats: Option<i64>,
     pub ttl: Option<String>,
     pub data: Vec<u8>,
+    /// What `data` holds: the type URL of the protobuf `Any` a gRPC client sent, or
+    /// [`JSON_VALUE_TYPE_URL`] for the JSON an HTTP client sent (kept encoded as a
+    /// `google.protobuf.Value`, as daprd keeps it); empty: raw bytes.
+    pub data_type_url: String,
     /// Whether the job may replace one of the same name (without it, a conflict).
     pub overwrite: bool,
     pub failure_policy: Option<FailurePolicyInput>,
@@ -660,6 +667,9 @@ pub struct JobSpec {
     /// Total firings, the first included; `None`: no limit.
     pub repeats: Option<u32>,
     pub data: Vec<u8>,
+    /// What `data` holds (see [`JobInput::data_type_url`]).
+    #[serde(default)]
+    pub data_type_url: String,
     /// Whether the registration may replace a job of the same name.
     pub overwrite: bool,
     pub failure_policy: FailurePolicy,
@@ -684,6 +694,7 @@ impl JobSpec {
             repeats,
             ttl,
             data,
+            data_type_url,
             overwrite,
             failure_policy,
         } = input;
@@ -743,6 +754,7 @@ impl JobSpec {
             ttl,
             repeats,
             data,
+            data_type_url,
             overwrite,
             failure_policy,
             created_at_ms: now_ms,

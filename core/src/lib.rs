@@ -11,11 +11,13 @@
 //! - [`reminders`]: reminder keys, stored reminders, their checks and wire conversions.
 //! - [`jobs`]: Dapr's Jobs API: job names, schedules (cron, `@every`) and specs, checked, and
 //!   when a job fires.
+//! - [`job_reminders`]: how a job is kept and fired as a reminder of its app's jobs type.
 //! - [`limits`]: bounds on names both sides check.
 //! - [`clock`]: the wall clock in Unix-epoch milliseconds.
 //! - [`shutdown`]: the one stop signal every task of a node watches.
 
 pub mod clock;
+pub mod job_reminders;
 pub mod jobs;
 pub mod limits;
 pub mod net;

@@ -10,6 +10,8 @@ use rookery_proto::internal::v1::{ReminderKey as WireKey, StoredReminder};
 use serde::{Deserialize, Serialize};
 use tonic::Status;
 
+use crate::job_reminders::{plan_from_wire, plan_to_wire};
+use crate::jobs::JobSpec;
 use crate::schedule::{Period, Schedule};
 
 /// Longest reminder name, in bytes.
@@ -43,6 +45,11 @@ pub struct Reminder {
     pub next_due_ms: u64,
     /// Firings so far.
     pub fired_count: u32,
+    /// Set when this reminder keeps a job of the Jobs API ([`crate::job_reminders`]): the
+    /// job's schedule, not `schedule.period`, decides each next firing. Its `data` is empty
+    /// (the payload is the reminder's).
+    #[serde(default)]
+    pub job: Option<JobSpec>,
 }
 
 /// Checks the names of a reminder key.
@@ -101,12 +108,36 @@ pub fn reminder_to_wire(reminder: &Reminder) -> StoredReminder {
         expires_at_ms: reminder.schedule.expires_at_ms.unwrap_or(0),
         next_due_ms: reminder.next_due_ms,
         fired_count: reminder.fired_count,
+        job: reminder.job.as_ref().map(plan_to_wire),
     }
 }
 
 /// A reminder as a host or client describes it; progress starts afresh.
 pub fn reminder_from_wire(wire: StoredReminder) -> Result<Reminder, Status> {
     let key = key_from_wire(wire.key)?;
+    if let Some(plan) = wire.job {
+        // A job: its spec decides its firings.
+        let job = plan_from_wire(&key.actor_id, plan, wire.data.len())?;
+        if !crate::job_reminders::is_jobs_type(&key.actor_type) {
+            return Err(Status::invalid_argument(format!(
+                "a job must be kept under a jobs type, not {:?}",
+                key.actor_type
+            )));
+        }
+        let first = job.first_fire_ms().unwrap_or(wire.due_at_ms);
+        return Ok(Reminder {
+            key,
+            data: wire.data,
+            schedule: Schedule {
+                due_at_ms: first,
+                period: None,
+                expires_at_ms: job.expires_at_ms,
+            },
+            next_due_ms: first,
+            fired_count: 0,
+            job: Some(job),
+        });
+    }
     if wire.data.len() > MAX_REMINDER_DATA_BYTES {
         return Err(Status::resource_exhausted(format!(
             "reminder data of {} bytes is over the limit of {MAX_REMINDER_DATA_BYTES}",
@@ -136,5 +167,6 @@ pub fn reminder_from_wire(wire: StoredReminder) -> Result<Reminder, Status> {
         },
         next_due_ms: wire.due_at_ms,
         fired_count: 0,
+        job: None,
     })
 }

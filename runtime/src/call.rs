@@ -49,10 +49,21 @@ pub enum CallKind {
     Reminder(ReminderTick),
     /// A timer tick: `data` is the timer's data.
     Timer(TimerTick),
+    /// A firing of a job of the Jobs API: the actor is the job (its id the job's name, its
+    /// type the app's jobs type), `data` the job's payload. Delivered to the app by the
+    /// jobs type's own channel (`channels::triggers`), never to an actor's.
+    Job(JobTrigger),
     /// Only activates the actor (its instance hears nothing but the activation): sent to an
     /// actor's new owner after a graceful hand-off left timers in the store, so that they
     /// resume there without waiting for the actor's next call.
     Wake,
+}
+
+/// One firing of a job.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobTrigger {
+    /// What the payload holds: a protobuf `Any`'s type URL; empty: raw bytes.
+    pub data_type_url: String,
 }
 
 /// One firing of an activation's timer.

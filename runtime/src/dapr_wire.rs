@@ -2,7 +2,8 @@
 //! channel (`channels::app_http`) speak: the header names, and actor data in Dapr's JSON forms
 //! — bytes as Go's `json.Marshal` writes a `[]byte` (a standard base64 string), and a firing's
 //! `data` value (the raw JSON as registered through Dapr's APIs, or those bytes as base64 when
-//! they are not JSON, as data registered through Rookery's own API may be).
+//! they are not JSON, as data registered through Rookery's own API may be) — and JSON as a
+//! protobuf `google.protobuf.Value`, the form daprd keeps a job's JSON `data` in.
 
 use bytes::Bytes;
 use serde_json::value::RawValue;
@@ -54,6 +55,70 @@ pub fn data_as_json(data: &[u8]) -> Option<Box<RawValue>> {
     RawValue::from_string(text).ok()
 }
 
+/// JSON as the bytes of a protobuf `google.protobuf.Value` (numbers become doubles, as in
+/// protobuf's JSON mapping).
+pub fn json_to_protobuf_value(json: &serde_json::Value) -> Vec<u8> {
+    use prost::Message;
+    protobuf_value_of(json).encode_to_vec()
+}
+
+/// The bytes of a protobuf `google.protobuf.Value` as JSON.
+pub fn protobuf_value_to_json(bytes: &[u8]) -> Result<serde_json::Value, String> {
+    use prost::Message;
+    let value = rookery_proto::google::protobuf::Value::decode(bytes)
+        .map_err(|e| format!("not a google.protobuf.Value: {e}"))?;
+    Ok(json_of(value))
+}
+
+fn protobuf_value_of(json: &serde_json::Value) -> rookery_proto::google::protobuf::Value {
+    use rookery_proto::google::protobuf::{value::Kind, ListValue, NullValue, Struct, Value};
+    let kind = match json {
+        serde_json::Value::Null => Kind::NullValue(NullValue::NullValue as i32),
+        serde_json::Value::Bool(b) => Kind::BoolValue(*b),
+        serde_json::Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or(f64::NAN)),
+        serde_json::Value::String(s) => Kind::StringValue(s.clone()),
+        serde_json::Value::Array(items) => Kind::ListValue(ListValue {
+            values: items.iter().map(protobuf_value_of).collect(),
+        }),
+        serde_json::Value::Object(fields) => Kind::StructValue(Struct {
+            fields: fields
+                .iter()
+                .map(|(k, v)| (k.clone(), protobuf_value_of(v)))
+                .collect(),
+        }),
+    };
+    Value { kind: Some(kind) }
+}
+
+fn json_of(value: rookery_proto::google::protobuf::Value) -> serde_json::Value {
+    use rookery_proto::google::protobuf::value::Kind;
+    match value.kind {
+        None | Some(Kind::NullValue(_)) => serde_json::Value::Null,
+        Some(Kind::BoolValue(b)) => serde_json::Value::Bool(b),
+        Some(Kind::NumberValue(n)) => {
+            // Whole numbers as integers, as Go's encoder writes them.
+            if n.fract() == 0.0 && n.abs() < 9.007_199_254_740_992e15 {
+                serde_json::Value::from(n as i64)
+            } else {
+                serde_json::Number::from_f64(n)
+                    .map(serde_json::Value::Number)
+                    .unwrap_or(serde_json::Value::Null)
+            }
+        }
+        Some(Kind::StringValue(s)) => serde_json::Value::String(s),
+        Some(Kind::ListValue(list)) => {
+            serde_json::Value::Array(list.values.into_iter().map(json_of).collect())
+        }
+        Some(Kind::StructValue(fields)) => serde_json::Value::Object(
+            fields
+                .fields
+                .into_iter()
+                .map(|(k, v)| (k, json_of(v)))
+                .collect(),
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,5 +152,16 @@ mod tests {
         assert_eq!(data_as_json(br#""AQ==""#).unwrap().get(), r#""AQ==""#);
         assert_eq!(data_as_json(b"\x01").unwrap().get(), r#""AQ==""#);
         assert!(data_as_json(b"").is_none());
+    }
+
+    #[test]
+    fn json_round_trips_through_a_protobuf_value() {
+        let json: serde_json::Value = serde_json::from_str(
+            r#"{"db":"prod","retries":3,"ratio":0.5,"tags":["a",null,true],"nested":{"x":{}}}"#,
+        )
+        .unwrap();
+        let bytes = json_to_protobuf_value(&json);
+        assert_eq!(protobuf_value_to_json(&bytes).unwrap(), json);
+        assert!(protobuf_value_to_json(b"\xff\xff").is_err());
     }
 }

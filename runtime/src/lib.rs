@@ -18,7 +18,8 @@
 //! 6. [`cluster`]: the placement session, the routing table, the lease gate, leader calls.
 //! 7. [`actors`]: served types, activations (one turn at a time), timers, lifecycle.
 //! 8. [`routing`]: the router, calls forwarded between hosts, the `HostInternal` service.
-//! 9. [`reminders`]: the reminder client and the scheduler that fires them.
+//! 9. [`reminders`]: the reminder client and the scheduler that fires them (jobs too);
+//!    [`jobs`]: the Jobs API's client of the jobs placement keeps as reminders.
 //! 10. [`channels`]: the actor-side API and the channels that serve actor code (gRPC apps,
 //!     embedded Rust).
 //! 11. [`api`]: the client-facing services (`Actors`, `Reminders`, `/healthz`, `/metrics`).
@@ -44,6 +45,7 @@ pub mod actors;
 
 pub mod routing;
 
+pub mod jobs;
 pub mod reminders;
 
 pub mod channels;

@@ -335,6 +335,7 @@ fn reminder(name: &str, due_ms: u64) -> rookery_core::reminders::Reminder {
         },
         next_due_ms: due_ms,
         fired_count: 0,
+        job: None,
     }
 }
 

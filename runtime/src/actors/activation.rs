@@ -253,7 +253,7 @@ impl Activation {
         match kind {
             CallKind::Wake => false,
             CallKind::Timer(_) => self.options.timers_keep_alive,
-            CallKind::Method | CallKind::Reminder(_) => true,
+            CallKind::Method | CallKind::Reminder(_) | CallKind::Job(_) => true,
         }
     }
 

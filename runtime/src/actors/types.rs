@@ -16,6 +16,7 @@ use std::sync::{Arc, RwLock};
 
 use tokio::sync::watch;
 
+use rookery_core::job_reminders::{is_jobs_type, JOBS_TYPE_PREFIX};
 use rookery_core::limits::{
     validate_actor_type, TypeNameError, MAX_ACTOR_TYPES_PER_HOST, MAX_ACTOR_TYPE_BYTES,
 };
@@ -76,6 +77,8 @@ pub enum TypeError {
     },
     #[error("more than {MAX_ACTOR_TYPES_PER_HOST} actor types on this host")]
     TooMany,
+    #[error("actor type {0:?} is reserved: names starting with {JOBS_TYPE_PREFIX:?} belong to the jobs of apps")]
+    Reserved(String),
 }
 
 impl From<TypeNameError> for TypeError {
@@ -130,6 +133,32 @@ impl TypeRegistry {
     /// Registers several types of one provider, all or none. While the provider's group is
     /// suspended they are registered but not served.
     pub fn register(
+        &self,
+        provider: Provider,
+        types: Vec<(String, Arc<dyn ActorChannel>, TypeOptions)>,
+    ) -> Result<(), TypeError> {
+        if let Some((name, _, _)) = types.iter().find(|(name, _, _)| is_jobs_type(name)) {
+            return Err(TypeError::Reserved(name.clone()));
+        }
+        self.insert(provider, types)
+    }
+
+    /// Registers the jobs type of an app (`rookery_core::job_reminders`) for the provider
+    /// that delivers its jobs; suspended and withdrawn with the provider's other types.
+    pub fn register_jobs_type(
+        &self,
+        provider: Provider,
+        name: String,
+        channel: Arc<dyn ActorChannel>,
+        options: TypeOptions,
+    ) -> Result<(), TypeError> {
+        if !is_jobs_type(&name) {
+            return Err(TypeError::Reserved(name));
+        }
+        self.insert(provider, vec![(name, channel, options)])
+    }
+
+    fn insert(
         &self,
         provider: Provider,
         types: Vec<(String, Arc<dyn ActorChannel>, TypeOptions)>,

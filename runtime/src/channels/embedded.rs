@@ -228,6 +228,11 @@ impl ActorInstance for EmbeddedInstance {
                     .on_timer(&ctx, &tick, call.data)
                     .await
                     .map(|()| Bytes::new()),
+                CallKind::Job(_) => {
+                    return Err(CallError::Internal(
+                        "a job firing reached an actor's channel".into(),
+                    ))
+                }
             }
             .map_err(|e| CallError::Application(e.0))
         }

@@ -27,12 +27,14 @@ use crate::api::probes::Probes;
 use crate::call::{ActorKey, Call};
 use crate::channels::actor_api::ActorApi;
 use crate::channels::embedded::{Actor, EmbeddedChannel};
+use crate::channels::triggers::TriggerSlot;
 use crate::cluster::leader_rpc::LeaderRpc;
 use crate::cluster::lease::ServingGate;
 use crate::cluster::placement_session::{PlacementSession, PlacementSessionConfig};
 use crate::cluster::table::TableState;
 use crate::config::{HostConfig, TypeOptions};
 use crate::error::CallError;
+use crate::jobs::JobsClient;
 use crate::metrics::HostMetrics;
 use crate::reminders::ReminderClient;
 use crate::resiliency::store::ResilientStore;
@@ -122,6 +124,8 @@ impl Host {
         }));
         let leader_rpc = Arc::new(LeaderRpc::new(config.placement.clone(), transport));
         let api = ActorApi::new(router.clone(), ReminderClient::new(leader_rpc.clone()));
+        let jobs = JobsClient::new(config.app_id.clone(), leader_rpc.clone());
+        let triggers = TriggerSlot::default();
 
         let mut all_tasks = tasks::spawn(
             &config,
@@ -135,6 +139,7 @@ impl Host {
                 types: types.subscribe(),
                 types_registry: types.clone(),
                 table: table.clone(),
+                triggers: triggers.clone(),
             },
             &shutdown_rx,
         );
@@ -161,6 +166,7 @@ impl Host {
                     table.clone(),
                     config.api_token.clone(),
                     probes.clone(),
+                    jobs,
                 ),
                 probes,
                 table,

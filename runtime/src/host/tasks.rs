@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 use crate::actors::activations::{Activations, HandOffs};
 use crate::actors::lifecycle::{collect_idle, end_stale_activations};
 use crate::actors::types::TypeRegistry;
+use crate::channels::triggers::TriggerSlot;
 use crate::cluster::leader_rpc::LeaderRpc;
 use crate::cluster::placement_session::PlacementSession;
 use crate::cluster::table::TableState;
@@ -35,6 +36,8 @@ pub struct TaskParts {
     pub types: watch::Receiver<Vec<String>>,
     pub types_registry: Arc<TypeRegistry>,
     pub table: watch::Receiver<TableState>,
+    /// Who receives the app's jobs and binding events.
+    pub triggers: TriggerSlot,
 }
 
 /// Starts every background task.
@@ -74,6 +77,7 @@ pub fn spawn(config: &HostConfig, parts: TaskParts, shutdown: &Shutdown) -> Vec<
             parts.types_registry.clone(),
             parts.activations.clone(),
             parts.metrics.clone(),
+            parts.triggers.clone(),
             shutdown.clone(),
         )));
     }

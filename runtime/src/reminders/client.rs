@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use rookery_core::clock::now_ms;
+use rookery_core::job_reminders::is_jobs_type;
 use rookery_core::reminders::reminder_from_wire;
 use rookery_core::schedule::parse_schedule;
 use rookery_proto::internal::v1::{
@@ -27,6 +28,12 @@ pub struct ReminderClient {
 
 fn key(reference: Option<ReminderRef>) -> Result<WireKey, Status> {
     let reference = reference.ok_or_else(|| Status::invalid_argument("reminder is missing"))?;
+    if is_jobs_type(&reference.actor_type) {
+        return Err(Status::invalid_argument(format!(
+            "actor type {:?} is reserved for the jobs of an app: use the Jobs API",
+            reference.actor_type
+        )));
+    }
     Ok(WireKey {
         actor_type: reference.actor_type,
         actor_id: reference.actor_id,
@@ -74,6 +81,7 @@ impl ReminderClient {
             expires_at_ms: schedule.expires_at_ms.unwrap_or(0),
             next_due_ms: schedule.due_at_ms,
             fired_count: 0,
+            job: None,
         };
         // Validated here too, so a bad name is refused without a round trip.
         reminder_from_wire(stored.clone())?;
@@ -104,6 +112,12 @@ impl ReminderClient {
 
     /// The reminders of a type, or of one actor when `actor_id` is set.
     pub async fn list(&self, request: ListActorRemindersRequest) -> Result<ReminderList, Status> {
+        if is_jobs_type(&request.actor_type) {
+            return Err(Status::invalid_argument(format!(
+                "actor type {:?} is reserved for the jobs of an app: use the Jobs API",
+                request.actor_type
+            )));
+        }
         let listed = self
             .rpc
             .call(

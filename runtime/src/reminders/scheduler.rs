@@ -9,6 +9,13 @@
 //! Delivery is at least once: a tick fired but not yet recorded when the host crashes fires
 //! again on the next owner. A firing that fails (the actor moved, its app errored) is not
 //! recorded, so the tick is fetched and fired again.
+//!
+//! Jobs of the Jobs API are reminders of their app's jobs type
+//! (`rookery_core::job_reminders`) and fire the same way, with two differences: the job's
+//! schedule computes each next firing, and a delivery the app failed follows the job's
+//! failure policy — retried here after its interval while retries remain, then given up
+//! (recorded as fired, so the job moves on to its next firing). A firing that did not reach
+//! the app (the job moved, no lease) is fetched again, as a reminder's.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -16,6 +23,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use rookery_core::clock::now_ms;
+use rookery_core::job_reminders::plan_from_wire;
+use rookery_core::jobs::JobSpec;
 use rookery_core::reminders::ReminderKey;
 use rookery_core::schedule::{Period, Schedule};
 use rookery_core::shutdown::Shutdown;
@@ -24,7 +33,7 @@ use rookery_proto::internal::v1::{
 };
 use tokio::sync::{mpsc, watch, Semaphore};
 
-use crate::call::{new_call_chain_id, ActorKey, Call, CallKind, ReminderTick};
+use crate::call::{new_call_chain_id, ActorKey, Call, CallKind, JobTrigger, ReminderTick};
 use crate::cluster::leader_rpc::LeaderRpc;
 use crate::cluster::table::TableState;
 use crate::error::CallError;
@@ -53,6 +62,35 @@ fn key_of(wire: &StoredReminder) -> Option<ReminderKey> {
         actor_id: key.actor_id.clone(),
         name: key.name.clone(),
     })
+}
+
+/// The firing after the one due at `due_ms`, which was firing number `fired_count`.
+fn due_after(wire: &StoredReminder, due_ms: u64, fired_count: u32) -> Option<u64> {
+    match job_of(wire) {
+        Some(job) => job.next_fire_after(due_ms, fired_count),
+        None => schedule_of(wire).next_after(due_ms, fired_count),
+    }
+}
+
+/// The job a stored reminder keeps, if any.
+fn job_of(wire: &StoredReminder) -> Option<JobSpec> {
+    let key = wire.key.as_ref()?;
+    let plan = wire.job.clone()?;
+    plan_from_wire(&key.actor_id, plan, wire.data.len()).ok()
+}
+
+/// Whether a failed job firing reached the app (and so counts against its failure policy),
+/// rather than being stopped on this side (moved, no lease, store down): those are fetched
+/// and fired again without counting.
+fn delivery_failed(error: &CallError) -> bool {
+    matches!(
+        error,
+        CallError::Application(_)
+            | CallError::AppDisconnected(_)
+            | CallError::DeadlineExceeded(_)
+            | CallError::CircuitOpen(_)
+            | CallError::TooLarge(_)
+    )
 }
 
 fn schedule_of(wire: &StoredReminder) -> Schedule {
@@ -102,6 +140,8 @@ impl ReminderScheduler {
         // may still return them, and they must not fire twice.
         let mut in_hand: HashMap<ReminderKey, u64> = HashMap::new();
         let mut unreported: Vec<WireFiring> = Vec::new();
+        // Failed attempts at the current firing of each job being retried: (due, failures).
+        let mut job_failures: HashMap<ReminderKey, (u64, u32)> = HashMap::new();
         let permits = Arc::new(Semaphore::new(MAX_CONCURRENT_FIRINGS));
         let (fired_tx, mut fired_rx) = mpsc::channel::<Fired>(MAX_CONCURRENT_FIRINGS);
         let mut fetch = tokio::time::interval(Duration::from_millis(FETCH_INTERVAL_MS));
@@ -142,9 +182,10 @@ impl ReminderScheduler {
                             break;
                         }
                         let Ok(permit) = permits.clone().try_acquire_owned() else { break };
+                        // `due` is when it was queued for: its due instant, or a retry's.
                         let ((due, key), reminder) = entry.remove_entry();
                         queued.remove(&key);
-                        in_hand.insert(key.clone(), due);
+                        in_hand.insert(key.clone(), reminder.next_due_ms);
                         let router = self.router.clone();
                         let fired_tx = fired_tx.clone();
                         let metrics = self.metrics.clone();
@@ -159,11 +200,45 @@ impl ReminderScheduler {
                 }
                 Some(fired) = fired_rx.recv() => {
                     let Some(key) = key_of(&fired.reminder) else { continue };
-                    match fired.result {
+                    let due = fired.reminder.next_due_ms;
+                    let result = match fired.result {
+                        Err(e) if fired.reminder.job.is_some() && delivery_failed(&e) => {
+                            let failures = match job_failures.get(&key) {
+                                Some((at, failures)) if *at == due => failures + 1,
+                                _ => 1,
+                            };
+                            let retry_in = job_of(&fired.reminder).and_then(|job| job.failure_policy.retry_delay_ms(failures));
+                            match retry_in {
+                                Some(delay_ms) => {
+                                    tracing::debug!(job = %key, error = %e, failures, delay_ms, "job delivery failed; retrying");
+                                    self.metrics.reminder_failures_total.inc();
+                                    job_failures.insert(key.clone(), (due, failures));
+                                    // Still in hand: a fetch must not queue the firing again.
+                                    let retry_at = now_ms().saturating_add(delay_ms);
+                                    if let Some(old) = queued.insert(key.clone(), retry_at) {
+                                        pending.remove(&(old, key.clone()));
+                                    }
+                                    pending.insert((retry_at, key), fired.reminder);
+                                    continue;
+                                }
+                                None => {
+                                    // Given up: it counts as a firing, and the job moves on.
+                                    tracing::warn!(job = %key, error = %e, failures, "job delivery failed; the failure policy gives this firing up");
+                                    self.metrics.reminder_failures_total.inc();
+                                    job_failures.remove(&key);
+                                    Ok(Bytes::new())
+                                }
+                            }
+                        }
+                        other => {
+                            job_failures.remove(&key);
+                            other
+                        }
+                    };
+                    match result {
                         Ok(_) => {
                             self.metrics.reminders_fired_total.inc();
-                            let due = fired.reminder.next_due_ms;
-                            let next = schedule_of(&fired.reminder).next_after(due, fired.reminder.fired_count.saturating_add(1));
+                            let next = due_after(&fired.reminder, due, fired.reminder.fired_count.saturating_add(1));
                             unreported.push(WireFiring {
                                 key: fired.reminder.key.clone(),
                                 fired_due_ms: due,
@@ -264,6 +339,19 @@ async fn fire(
     let expired = reminder.expires_at_ms > 0 && reminder.next_due_ms > reminder.expires_at_ms;
     if expired {
         return Ok(Bytes::new());
+    }
+    if let Some(plan) = &reminder.job {
+        let call = Call {
+            key: ActorKey::new(key.actor_type.clone(), key.actor_id.clone()),
+            method: format!("job/{}", key.actor_id),
+            data: Bytes::from(reminder.data.clone()),
+            metadata: Default::default(),
+            call_chain_id: new_call_chain_id(),
+            kind: CallKind::Job(JobTrigger {
+                data_type_url: plan.data_type_url.clone(),
+            }),
+        };
+        return router.fire_local(call).await;
     }
     let call = Call {
         key: ActorKey::new(key.actor_type.clone(), key.actor_id.clone()),

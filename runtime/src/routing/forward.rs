@@ -32,8 +32,8 @@ pub fn to_wire(
     let kind = match call.kind {
         CallKind::Method => ForwardKind::Method,
         CallKind::Wake => ForwardKind::Wake,
-        // Reminder and timer ticks run where they fire; they are never forwarded.
-        CallKind::Reminder(_) | CallKind::Timer(_) => {
+        // Reminder, timer and job firings run where they fire; they are never forwarded.
+        CallKind::Reminder(_) | CallKind::Timer(_) | CallKind::Job(_) => {
             return Err(CallError::Internal(format!(
                 "a {:?} turn of {} cannot be forwarded",
                 call.kind, call.key

@@ -5,6 +5,7 @@
 //! JSON value; its gRPC API sends bytes, which daprd stores as a base64 JSON string), and
 //! echoed back byte for byte, to the app on every firing and on GET.
 
+use crate::jobs::JobsClient;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -82,6 +83,7 @@ pub struct DaprActors {
     table: watch::Receiver<TableState>,
     api_token: Option<String>,
     probes: Probes,
+    jobs: JobsClient,
 }
 
 /// Dapr's name check (`ValidateName`): no `# ? / \`, NUL or control bytes, not `.` or `..`.
@@ -121,6 +123,7 @@ impl DaprActors {
         table: watch::Receiver<TableState>,
         api_token: Option<String>,
         probes: Probes,
+        jobs: JobsClient,
     ) -> DaprActors {
         DaprActors {
             app_id,
@@ -131,7 +134,13 @@ impl DaprActors {
             table,
             api_token,
             probes,
+            jobs,
         }
+    }
+
+    /// The jobs of this host's app (the Jobs API).
+    pub fn jobs(&self) -> &JobsClient {
+        &self.jobs
     }
 
     /// The largest payload the host accepts, in bytes.

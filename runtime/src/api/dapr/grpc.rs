@@ -297,6 +297,34 @@ impl pb::dapr_server::Dapr for DaprGrpcService {
         Ok(Response::new(Empty {}))
     }
 
+    async fn schedule_job_alpha1(
+        &self,
+        _request: Request<pb::ScheduleJobRequest>,
+    ) -> Result<Response<pb::ScheduleJobResponse>, Status> {
+        Err(Status::unimplemented("ScheduleJobAlpha1"))
+    }
+
+    async fn get_job_alpha1(
+        &self,
+        _request: Request<pb::GetJobRequest>,
+    ) -> Result<Response<pb::GetJobResponse>, Status> {
+        Err(Status::unimplemented("GetJobAlpha1"))
+    }
+
+    async fn delete_job_alpha1(
+        &self,
+        _request: Request<pb::DeleteJobRequest>,
+    ) -> Result<Response<pb::DeleteJobResponse>, Status> {
+        Err(Status::unimplemented("DeleteJobAlpha1"))
+    }
+
+    async fn list_jobs_alpha1(
+        &self,
+        _request: Request<pb::ListJobsRequestAlpha1>,
+    ) -> Result<Response<pb::ListJobsResponseAlpha1>, Status> {
+        Err(Status::unimplemented("ListJobsAlpha1"))
+    }
+
     async fn get_metadata(
         &self,
         request: Request<pb::GetMetadataRequest>,

@@ -101,7 +101,8 @@ fn turn_request(key: &ActorKey, call: &Call) -> (String, Bytes) {
                 Bytes::from(serde_json::Value::Object(body).to_string()),
             )
         }
-        CallKind::Method | CallKind::Wake => {
+        // Job firings go to the jobs type's channel, never here.
+        CallKind::Method | CallKind::Wake | CallKind::Job(_) => {
             let method: Vec<String> = call.method.split('/').map(encode_segment).collect();
             (
                 format!("{actor}/method/{}", method.join("/")),

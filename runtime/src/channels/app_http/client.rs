@@ -87,7 +87,7 @@ impl AppHttpClient {
         &self,
         method: Method,
         path: &str,
-        headers: &[(&'static str, String)],
+        headers: &[(&str, String)],
         body: Bytes,
     ) -> Result<AppResponse, AppHttpError> {
         let uri = format!("http://{}{path}", self.address);

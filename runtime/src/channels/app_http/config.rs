@@ -55,7 +55,7 @@ struct AppConfigJson {
 
 /// What the app hosts: its types with their options, and a warning for each setting that was
 /// not usable (kept at the host's default, as daprd does).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AppActorConfig {
     pub types: Vec<(String, TypeOptions)>,
     pub warnings: Vec<String>,

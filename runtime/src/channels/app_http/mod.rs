@@ -3,7 +3,8 @@
 //! do. Once the app answers `GET /dapr/config` ([`config`]), its types are registered (the
 //! host re-registers with placement) and driven over HTTP ([`channel`], [`client`]). With
 //! `--enable-app-health-check`, [`health`]'s probe then drives `channels::app_health`, which
-//! suspends them while the app is unhealthy.
+//! suspends them while the app is unhealthy. The app also receives its jobs and binding
+//! events ([`triggers`]).
 //!
 //! The host's HTTP API answers the app's own calls back (state, timers, reminders, other
 //! actors) while a turn is in progress: they never queue behind the actor's turn.
@@ -12,6 +13,7 @@ pub mod channel;
 pub mod client;
 pub mod config;
 pub mod health;
+pub mod triggers;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +27,7 @@ use crate::actors::channel::ActorChannel;
 use crate::actors::types::{AppGroup, Provider, TypeRegistry};
 use crate::channels::app_grpc::MAX_APP_MESSAGE_BYTES;
 use crate::channels::app_health::{self, HealthCheck};
+use crate::channels::triggers::{serve_triggers, TriggerSlot};
 use crate::config::{ActorDefaults, HttpAppConfig};
 use crate::metrics::HostMetrics;
 
@@ -43,6 +46,7 @@ pub async fn connect(
     types: Arc<TypeRegistry>,
     activations: Arc<Activations>,
     metrics: Arc<HostMetrics>,
+    trigger_slot: TriggerSlot,
     shutdown: Shutdown,
 ) {
     let client = client::AppHttpClient::new(&app, MAX_APP_MESSAGE_BYTES);
@@ -63,11 +67,11 @@ pub async fn connect(
         };
         attempts += 1;
         match answer {
-            Ok(Ok(response)) if response.status == StatusCode::OK => break response.body,
+            Ok(Ok(response)) if response.status == StatusCode::OK => break Some(response.body),
             Ok(Ok(response)) => {
                 // As daprd: an app that does not serve its configuration hosts no actors.
                 tracing::warn!(app = %client.address(), status = %response.status, "GET /dapr/config did not answer 200: the app hosts no actor types");
-                return;
+                break None;
             }
             Ok(Err(e)) if attempts == 1 => {
                 tracing::info!(error = %e, "waiting for the app to serve GET /dapr/config")
@@ -84,12 +88,13 @@ pub async fn connect(
     let config::AppActorConfig {
         types: app_types,
         warnings,
-    } = match config::read_app_config(&body, &defaults) {
-        Ok(read) => read,
-        Err(e) => {
+    } = match body.map(|body| config::read_app_config(&body, &defaults)) {
+        Some(Ok(read)) => read,
+        Some(Err(e)) => {
             tracing::error!(app = %client.address(), error = %e, "the app's actor configuration is unusable: it hosts no actor types");
-            return;
+            config::AppActorConfig::default()
         }
+        None => config::AppActorConfig::default(),
     };
     for warning in warnings {
         tracing::warn!(app = %client.address(), "{warning}");
@@ -113,6 +118,23 @@ pub async fn connect(
             tracing::error!(app = %client.address(), error = %e, "cannot register the HTTP app's actor types");
             return;
         }
+    }
+    // The app receives its jobs and binding events, with or without actor types (as daprd
+    // delivers them to any app).
+    let app_triggers = Arc::new(triggers::HttpTriggers {
+        client: client.clone(),
+    });
+    if app_id.is_empty() {
+        tracing::info!(app = %client.address(), "no --app-id: the app receives no jobs");
+    } else if let Err(e) = serve_triggers(
+        &types,
+        &trigger_slot,
+        Provider::HttpApp,
+        &app_id,
+        defaults.type_options(),
+        app_triggers,
+    ) {
+        tracing::error!(app = %client.address(), error = %e, "the HTTP app cannot receive its jobs");
     }
     metrics.app_healthy.set(1);
     if let Some(config) = app.health {

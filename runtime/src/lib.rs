@@ -56,5 +56,6 @@ pub mod host;
 
 pub use call::{ActorKey, Call, CallKind, ReminderTick, TimerTick};
 pub use channels::embedded::{Actor, ActorContext, ActorError};
+pub use channels::triggers::{AppTriggers, BindingEvent, JobPayload, TriggerError};
 pub use error::CallError;
 pub use host::Host;

@@ -79,6 +79,8 @@ pub enum TypeError {
     TooMany,
     #[error("actor type {0:?} is reserved: names starting with {JOBS_TYPE_PREFIX:?} belong to the jobs of apps")]
     Reserved(String),
+    #[error("jobs and bindings belong to an app: this host runs without --app-id")]
+    NoAppId,
 }
 
 impl From<TypeNameError> for TypeError {

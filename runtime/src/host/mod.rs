@@ -27,7 +27,7 @@ use crate::api::probes::Probes;
 use crate::call::{ActorKey, Call};
 use crate::channels::actor_api::ActorApi;
 use crate::channels::embedded::{Actor, EmbeddedChannel};
-use crate::channels::triggers::TriggerSlot;
+use crate::channels::triggers::{serve_triggers, AppTriggers, TriggerSlot};
 use crate::cluster::leader_rpc::LeaderRpc;
 use crate::cluster::lease::ServingGate;
 use crate::cluster::placement_session::{PlacementSession, PlacementSessionConfig};
@@ -71,6 +71,9 @@ pub struct Host {
     bound: servers::Bound,
     shutdown: ShutdownTrigger,
     tasks: Vec<JoinHandle<()>>,
+    triggers: TriggerSlot,
+    app_id: String,
+    type_defaults: TypeOptions,
 }
 
 impl Host {
@@ -170,6 +173,7 @@ impl Host {
                 ),
                 probes,
                 table,
+                triggers: triggers.clone(),
             },
             &shutdown_rx,
         )
@@ -186,6 +190,9 @@ impl Host {
             bound,
             shutdown,
             tasks: all_tasks,
+            triggers,
+            app_id: config.app_id.clone(),
+            type_defaults: config.actors.type_options(),
         })
     }
 
@@ -205,6 +212,23 @@ impl Host {
         self.types.register(
             Provider::Embedded,
             vec![(actor_type.to_owned(), channel, options)],
+        )
+    }
+
+    /// Makes embedded Rust code the receiver of this host's app's jobs (Jobs API) and input
+    /// binding events: they are delivered to `triggers` while the host runs. Fails without
+    /// an app id, or when an app of this host already receives them.
+    pub fn serve_triggers(&self, triggers: Arc<dyn AppTriggers>) -> Result<(), TypeError> {
+        if self.app_id.is_empty() {
+            return Err(TypeError::NoAppId);
+        }
+        serve_triggers(
+            &self.types,
+            &self.triggers,
+            Provider::Embedded,
+            &self.app_id,
+            self.type_defaults.clone(),
+            triggers,
         )
     }
 

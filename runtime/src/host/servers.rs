@@ -28,6 +28,7 @@ use crate::channels::actor_api::ActorApi;
 use crate::channels::app_grpc::{
     AppChannelService, APP_KEEPALIVE_INTERVAL_MS, APP_KEEPALIVE_TIMEOUT_MS, MAX_APP_MESSAGE_BYTES,
 };
+use crate::channels::triggers::TriggerSlot;
 use crate::cluster::table::TableState;
 use crate::config::HostConfig;
 use crate::grpc::map_too_large;
@@ -78,6 +79,8 @@ pub struct Services {
     pub dapr: DaprActors,
     pub probes: Probes,
     pub table: watch::Receiver<TableState>,
+    /// Who receives the app's jobs and binding events (a gRPC app may ask to).
+    pub triggers: TriggerSlot,
 }
 
 /// Starts every server; they stop when `shutdown` fires.
@@ -98,6 +101,8 @@ pub async fn serve(
     let reminders = RemindersServer::new(ReminderApi::new(services.api.reminders().clone()));
     let app_channel = AppChannelServer::new(AppChannelService::new(
         config.host_id.clone(),
+        config.app_id.clone(),
+        services.triggers.clone(),
         services.types.clone(),
         services.activations.clone(),
         config.actors.clone(),

@@ -1,7 +1,8 @@
 //! One app's stream, as the host's side of the gRPC app channel sees it: requests to the app
-//! (activate, invoke, fire a reminder or timer, deactivate), each correlated by request id
-//! with the app's reply; and the [`ActorChannel`] / [`ActorInstance`] the host drives the
-//! app's types through.
+//! (activate, invoke, fire a reminder or timer, deactivate, trigger a job or a binding), each
+//! correlated by request id with the app's reply; the [`ActorChannel`] / [`ActorInstance`]
+//! the host drives the app's types through, and the [`AppTriggers`] of a connection that
+//! receives the host's triggers.
 //!
 //! When the app disconnects, calls it had taken but not answered fail with UNAVAILABLE
 //! marked `app-disconnected` (not retried: they may have run).
@@ -15,13 +16,14 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 use rookery_proto::v1::{
     app_reply, host_to_app, ActivateActor, AppReply, DeactivateActor, FireReminder, FireTimer,
-    HostToApp, InvokeActor,
+    HostToApp, InvokeActor, TriggerBinding, TriggerJob,
 };
 use tokio::sync::{mpsc, oneshot};
 use tonic::Status;
 
 use crate::actors::channel::{ActorChannel, ActorInstance, ReentrantInvoker};
 use crate::call::{ActorKey, Call, CallKind};
+use crate::channels::triggers::{AppTriggers, BindingEvent, JobPayload, TriggerError};
 use crate::cluster::lease::ServingGate;
 use crate::error::CallError;
 
@@ -143,6 +145,63 @@ impl AppConnection {
                 "the app disconnected before answering".into(),
             )));
         }
+    }
+}
+
+/// The jobs and binding events of the host, to an app connection that asked for them.
+pub struct GrpcTriggers {
+    pub connection: Arc<AppConnection>,
+}
+
+fn trigger_outcome(result: Result<Bytes, CallError>) -> Result<(), TriggerError> {
+    match result {
+        Ok(_) => Ok(()),
+        Err(CallError::Application(message)) => Err(TriggerError::Refused(message)),
+        Err(other) => Err(TriggerError::NotDelivered(other.to_string())),
+    }
+}
+
+impl AppTriggers for GrpcTriggers {
+    fn job(&self, name: &str, payload: JobPayload) -> BoxFuture<'static, Result<(), TriggerError>> {
+        let connection = self.connection.clone();
+        let name = name.to_owned();
+        async move {
+            let result = connection
+                .request(|request_id| {
+                    host_to_app::Message::Job(TriggerJob {
+                        request_id,
+                        name,
+                        data: payload.data.to_vec(),
+                        data_type_url: payload.data_type_url,
+                    })
+                })
+                .await;
+            trigger_outcome(result)
+        }
+        .boxed()
+    }
+
+    fn binding(
+        &self,
+        name: &str,
+        event: BindingEvent,
+    ) -> BoxFuture<'static, Result<(), TriggerError>> {
+        let connection = self.connection.clone();
+        let name = name.to_owned();
+        async move {
+            let result = connection
+                .request(|request_id| {
+                    host_to_app::Message::Binding(TriggerBinding {
+                        request_id,
+                        name,
+                        data: event.data.to_vec(),
+                        metadata: event.metadata.into_iter().collect(),
+                    })
+                })
+                .await;
+            trigger_outcome(result)
+        }
+        .boxed()
     }
 }
 

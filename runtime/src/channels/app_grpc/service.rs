@@ -25,12 +25,13 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::connection::AppConnection;
+use super::connection::{AppConnection, GrpcTriggers};
 use crate::actors::activation::StopReason;
 use crate::actors::activations::Activations;
 use crate::actors::types::{AppGroup, Provider, TypeError, TypeRegistry};
 use crate::call::ActorKey;
 use crate::channels::actor_api::{ActorApi, TimerRequest};
+use crate::channels::triggers::{serve_triggers, TriggerSlot};
 use crate::config::{ActorDefaults, TypeOptions};
 use crate::error::CallError;
 use crate::state::StateOp;
@@ -48,6 +49,9 @@ pub const MAX_APP_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 /// What the service shares with every connection's reader task.
 struct Shared {
     host_id: String,
+    /// The host's app id, whose jobs a connection with `receive_triggers` receives.
+    app_id: String,
+    triggers: TriggerSlot,
     types: Arc<TypeRegistry>,
     activations: Arc<Activations>,
     defaults: ActorDefaults,
@@ -63,8 +67,11 @@ pub struct AppChannelService {
 }
 
 impl AppChannelService {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         host_id: String,
+        app_id: String,
+        triggers: TriggerSlot,
         types: Arc<TypeRegistry>,
         activations: Arc<Activations>,
         defaults: ActorDefaults,
@@ -74,6 +81,8 @@ impl AppChannelService {
         AppChannelService {
             shared: Arc::new(Shared {
                 host_id,
+                app_id,
+                triggers,
                 types,
                 activations,
                 defaults,
@@ -93,8 +102,10 @@ impl Shared {
         connection: &Arc<AppConnection>,
         registration: RegisterTypes,
     ) -> Result<Vec<String>, Status> {
-        if registration.types.is_empty() {
-            return Err(Status::invalid_argument("register at least one actor type"));
+        if registration.types.is_empty() && !registration.receive_triggers {
+            return Err(Status::invalid_argument(
+                "register at least one actor type, or receive_triggers",
+            ));
         }
         if registration.types.len() > MAX_ACTOR_TYPES_PER_HOST {
             return Err(Status::invalid_argument(format!(
@@ -121,12 +132,33 @@ impl Shared {
             })
             .collect();
         let names = types.iter().map(|(n, _, _)| n.clone()).collect();
-        self.types
-            .register(Provider::App(connection.id()), types)
-            .map_err(|e| match e {
-                TypeError::Taken(_) => Status::already_exists(e.to_string()),
-                other => Status::invalid_argument(other.to_string()),
-            })?;
+        let status_of = |e: TypeError| match e {
+            TypeError::Taken(_) => Status::already_exists(e.to_string()),
+            other => Status::invalid_argument(other.to_string()),
+        };
+        if !types.is_empty() {
+            self.types
+                .register(Provider::App(connection.id()), types)
+                .map_err(status_of)?;
+        }
+        if registration.receive_triggers {
+            if self.app_id.is_empty() {
+                return Err(Status::failed_precondition(
+                    "this host runs without --app-id: it has no jobs to deliver",
+                ));
+            }
+            serve_triggers(
+                &self.types,
+                &self.triggers,
+                Provider::App(connection.id()),
+                &self.app_id,
+                defaults,
+                Arc::new(GrpcTriggers {
+                    connection: connection.clone(),
+                }),
+            )
+            .map_err(status_of)?;
+        }
         Ok(names)
     }
 
@@ -195,6 +227,7 @@ impl Shared {
         }
         connection.close();
         let withdrawn = self.types.withdraw(Provider::App(connection.id()));
+        self.triggers.clear(Provider::App(connection.id()));
         tracing::info!(app_id, types = ?withdrawn, "app disconnected");
         self.activations.stop_where(StopReason::Withdrawn, |key| {
             withdrawn.contains(&key.actor_type)

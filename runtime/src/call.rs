@@ -64,6 +64,9 @@ pub enum CallKind {
 pub struct JobTrigger {
     /// What the payload holds: a protobuf `Any`'s type URL; empty: raw bytes.
     pub data_type_url: String,
+    /// The instant this firing was due, Unix-epoch ms: with the job's name, it identifies
+    /// the firing (a firing delivered again has the same one).
+    pub due_at_ms: u64,
 }
 
 /// One firing of an activation's timer.

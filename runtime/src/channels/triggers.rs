@@ -29,6 +29,9 @@ pub struct JobPayload {
     pub data: Bytes,
     /// A protobuf `Any`'s type URL; empty: raw bytes.
     pub data_type_url: String,
+    /// The instant this firing was due, Unix-epoch ms. Delivery is at least once: a firing
+    /// delivered again carries the same instant, so name and instant identify it.
+    pub due_at_ms: u64,
 }
 
 /// One event of an input binding.
@@ -143,6 +146,7 @@ impl ActorInstance for JobInstance {
             JobPayload {
                 data: call.data,
                 data_type_url: trigger.data_type_url,
+                due_at_ms: trigger.due_at_ms,
             },
         );
         async move {

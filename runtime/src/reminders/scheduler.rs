@@ -349,6 +349,7 @@ async fn fire(
             call_chain_id: new_call_chain_id(),
             kind: CallKind::Job(JobTrigger {
                 data_type_url: plan.data_type_url.clone(),
+                due_at_ms: reminder.next_due_ms,
             }),
         };
         return router.fire_local(call).await;

@@ -173,6 +173,7 @@ impl AppTriggers for GrpcTriggers {
                         name,
                         data: payload.data.to_vec(),
                         data_type_url: payload.data_type_url,
+                        due_at_ms: payload.due_at_ms,
                     })
                 })
                 .await;

@@ -1,6 +1,8 @@
 //! Jobs and binding events to an HTTP app, as daprd sends them: a job's firing is
 //! `POST /job/{name}` with its data (JSON data as that JSON, any other payload as its bytes),
-//! a binding's event `POST /{binding}` with the event's data and its metadata as headers. Any
+//! a binding's event `POST /{binding}` with the event's data and its metadata as headers. A
+//! job's firing also carries the instant it was due in [`JOB_DUE_HEADER`] (Unix-epoch ms):
+//! delivery is at least once, and name and instant identify a firing delivered again. Any
 //! 2xx answer takes it; any other answer, or none, fails it (a job's failure policy decides
 //! what follows).
 
@@ -13,6 +15,10 @@ use rookery_core::jobs::JSON_VALUE_TYPE_URL;
 use super::client::{encode_segment, AppHttpClient, AppHttpError, AppResponse};
 use crate::channels::triggers::{AppTriggers, BindingEvent, JobPayload, TriggerError};
 use crate::dapr_wire::protobuf_value_to_json;
+
+/// The header with the due instant of a job's firing, Unix-epoch ms (a Rookery addition:
+/// apps written for daprd ignore it).
+pub const JOB_DUE_HEADER: &str = "rookery-job-due-ms";
 
 /// The triggers of the HTTP app of `--app-port`.
 pub struct HttpTriggers {
@@ -46,7 +52,10 @@ impl AppTriggers for HttpTriggers {
         let path = format!("/job/{}", encode_segment(name));
         async move {
             let body = job_body(&payload)?;
-            let headers = [("content-type", "application/json".to_owned())];
+            let headers = [
+                ("content-type", "application/json".to_owned()),
+                (JOB_DUE_HEADER, payload.due_at_ms.to_string()),
+            ];
             outcome(client.send(Method::POST, &path, &headers, body).await)
         }
         .boxed()

@@ -201,6 +201,7 @@ async fn start_app(
         .send(AppToHost {
             message: Some(app_to_host::Message::Register(RegisterTypes {
                 app_id: "bench-app".into(),
+                receive_triggers: false,
                 types: vec![ActorTypeOptions {
                     actor_type: actor_type.into(),
                     ..Default::default()

@@ -190,6 +190,7 @@ async fn serve(host: &str, app_id: &str) -> anyhow::Result<()> {
     connection
         .send(app_to_host::Message::Register(RegisterTypes {
             app_id: app_id.to_owned(),
+            receive_triggers: false,
             types: vec![ActorTypeOptions {
                 actor_type: "Counter".to_owned(),
                 // Every option left unset takes the host's defaults (see `rookery host --config`).

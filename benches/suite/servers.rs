@@ -90,6 +90,7 @@ async fn app(transport: &SharedTransport, host: &str, actor_type: &str) {
         .send(AppToHost {
             message: Some(app_to_host::Message::Register(RegisterTypes {
                 app_id: format!("suite-{actor_type}"),
+                receive_triggers: false,
                 types: vec![ActorTypeOptions {
                     actor_type: actor_type.into(),
                     ..Default::default()

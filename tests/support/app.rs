@@ -337,6 +337,7 @@ async fn serve(shared: &Arc<Shared>) -> (String, bool) {
     let (out, out_rx) = mpsc::unbounded_channel::<AppToHost>();
     let registration = RegisterTypes {
         app_id: shared.app_id.clone(),
+        receive_triggers: false,
         types: shared.types.clone(),
     };
     out.send(AppToHost {

@@ -1,7 +1,8 @@
-//! Reminder benchmarks on real sockets, real Raft (3 placement nodes) and real sled files, in
-//! one process: registrations per second through a host's client API, firings per second and
-//! firing delay (p50/p99) of reminders all due at once, and the memory of stored reminders in
-//! a placement node's index.
+//! Reminder and job benchmarks on real sockets, real Raft (3 placement nodes) and real sled
+//! files, in one process: registrations per second through a host's client API (reminders
+//! through `Reminders.CreateReminder`, jobs through Dapr's `ScheduleJobAlpha1`), firings per
+//! second and firing delay (p50/p99) of reminders, then of jobs, all due at once, and the
+//! memory of stored reminders in a placement node's index.
 //!
 //! Run with `cargo bench --bench reminders`; results are recorded in benches/README.md.
 
@@ -14,16 +15,23 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::FutureExt;
 use rookery_core::net::TcpTransport;
 use rookery_core::reminders::{Reminder, ReminderKey};
 use rookery_core::schedule::Schedule;
 use rookery_placement::node::{PlacementConfig, PlacementNode};
 use rookery_placement::reminder_index::ReminderIndex;
+use rookery_proto::dapr::proto::runtime::v1::dapr_client::DaprClient;
+use rookery_proto::dapr::proto::runtime::v1::{Job, ScheduleJobRequest};
 use rookery_proto::v1::reminders_client::RemindersClient;
 use rookery_proto::v1::{CreateActorReminderRequest, ReminderRef};
 use rookery_runtime::config::{ActorDefaults, HostConfig};
 use rookery_runtime::host::Host;
-use rookery_runtime::{Actor, ActorContext, ActorError, ActorKey, ReminderTick};
+use rookery_runtime::{
+    Actor, ActorContext, ActorError, ActorKey, AppTriggers, BindingEvent, JobPayload, ReminderTick,
+    TriggerError,
+};
 use serde_json::{json, Value};
 
 /// Reminders registered for the registration rate (and then fired for the firing rate).
@@ -94,6 +102,35 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
+/// Records how late each job firing was delivered.
+struct JobReceiver {
+    delays_ms: Arc<Mutex<Vec<u64>>>,
+    fired: Arc<AtomicU64>,
+}
+
+impl AppTriggers for JobReceiver {
+    fn job(
+        &self,
+        _name: &str,
+        payload: JobPayload,
+    ) -> BoxFuture<'static, Result<(), TriggerError>> {
+        self.delays_ms
+            .lock()
+            .unwrap()
+            .push(now_ms().saturating_sub(payload.due_at_ms));
+        self.fired.fetch_add(1, Ordering::Relaxed);
+        async { Ok(()) }.boxed()
+    }
+
+    fn binding(
+        &self,
+        _name: &str,
+        _event: BindingEvent,
+    ) -> BoxFuture<'static, Result<(), TriggerError>> {
+        async { Ok(()) }.boxed()
+    }
+}
+
 async fn cluster_and_host(
     dir: &std::path::Path,
 ) -> (
@@ -161,11 +198,22 @@ async fn cluster_and_host(
         },
     )
     .expect("register");
-    // Ready: the host owns the type in its table.
+    host.serve_triggers(Arc::new(JobReceiver {
+        delays_ms: delays.clone(),
+        fired: fired.clone(),
+    }))
+    .expect("serve the app's jobs");
+    let jobs_type = rookery_core::job_reminders::jobs_actor_type("bench");
+    // Ready: the host owns the types in its table.
     let mut table = host.table();
     tokio::time::timeout(
         DEADLINE,
-        table.wait_for(|s| s.table.as_ref().is_some_and(|t| t.serves("Ticker")) && !s.locked),
+        table.wait_for(|s| {
+            s.table
+                .as_ref()
+                .is_some_and(|t| t.serves("Ticker") && t.serves(&jobs_type))
+                && !s.locked
+        }),
     )
     .await
     .expect("host ready")
@@ -173,7 +221,23 @@ async fn cluster_and_host(
     (nodes, host, delays, fired)
 }
 
-async fn registrations_and_firings() -> Value {
+/// What is registered and fired: reminders of `Ticker` actors, or jobs of the app.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Reminders,
+    Jobs,
+}
+
+impl Kind {
+    fn plural(self) -> &'static str {
+        match self {
+            Kind::Reminders => "reminders",
+            Kind::Jobs => "jobs",
+        }
+    }
+}
+
+async fn registrations_and_firings(kind: Kind) -> Value {
     let dir = tempfile::tempdir().expect("temp dir");
     let (nodes, host, delays, fired) = cluster_and_host(dir.path()).await;
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", host.grpc_addr()))
@@ -189,6 +253,7 @@ async fn registrations_and_firings() -> Value {
     let workers: Vec<_> = (0..CONCURRENCY)
         .map(|_| {
             let mut client = RemindersClient::new(channel.clone());
+            let mut dapr = DaprClient::new(channel.clone());
             let next = next.clone();
             let due = due.clone();
             tokio::spawn(async move {
@@ -196,6 +261,18 @@ async fn registrations_and_firings() -> Value {
                     let i = next.fetch_add(1, Ordering::Relaxed) as usize;
                     if i >= REMINDERS {
                         return;
+                    }
+                    if kind == Kind::Jobs {
+                        let request = ScheduleJobRequest {
+                            job: Some(Job {
+                                name: format!("job-{i}"),
+                                due_time: Some(due.clone()),
+                                ..Job::default()
+                            }),
+                            overwrite: true,
+                        };
+                        dapr.schedule_job_alpha1(request).await.expect("schedule");
+                        continue;
                     }
                     let request = CreateActorReminderRequest {
                         reminder: Some(ReminderRef {
@@ -219,7 +296,8 @@ async fn registrations_and_firings() -> Value {
     }
     let registration = started.elapsed();
     let per_second = REMINDERS as f64 / registration.as_secs_f64();
-    println!("| registrations, 3 placement nodes, concurrency {CONCURRENCY} | {REMINDERS} | {per_second:.0}/s | {:.1} s |", registration.as_secs_f64());
+    let what = kind.plural();
+    println!("| {what}: registrations, 3 placement nodes, concurrency {CONCURRENCY} | {REMINDERS} | {per_second:.0}/s | {:.1} s |", registration.as_secs_f64());
     // Wait for the due time, then for every firing.
     let fire_started = Instant::now();
     let deadline = Instant::now() + DEADLINE;
@@ -236,7 +314,7 @@ async fn registrations_and_firings() -> Value {
     // The first firing happens at the due time; the rate counts from the earliest to the last.
     let spread_ms = delays[delays.len() - 1].saturating_sub(delays[0]).max(1);
     println!(
-        "| firings of {REMINDERS} reminders due at once | {REMINDERS} | {:.0}/s | delay p50 {} ms, p99 {} ms, max {} ms |",
+        "| {what}: firings of {REMINDERS} due at once | {REMINDERS} | {:.0}/s | delay p50 {} ms, p99 {} ms, max {} ms |",
         REMINDERS as f64 * 1000.0 / spread_ms as f64,
         percentile(&delays, 0.5),
         percentile(&delays, 0.99),
@@ -307,7 +385,8 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let mut results = runtime.block_on(registrations_and_firings());
+    let mut results = runtime.block_on(registrations_and_firings(Kind::Reminders));
+    results["jobs"] = runtime.block_on(registrations_and_firings(Kind::Jobs));
     results["memory"] = memory;
     let path = results::write("reminders.json", results);
     println!("results written to {}", path.display());

@@ -257,6 +257,13 @@ async fn serve(host: &str, app_id: &str) -> anyhow::Result<()> {
             Some(host_to_app::Message::Timer(timer)) => {
                 connection.reply(timer.request_id, Ok(Vec::new())).await?;
             }
+            // Sent only to apps registered with receive_triggers; answered if one comes.
+            Some(host_to_app::Message::Job(job)) => {
+                connection.reply(job.request_id, Ok(Vec::new())).await?;
+            }
+            Some(host_to_app::Message::Binding(binding)) => {
+                connection.reply(binding.request_id, Ok(Vec::new())).await?;
+            }
             Some(host_to_app::Message::TimerRegistered(_))
             | Some(host_to_app::Message::ReminderResponse(_))
             | None => {}

@@ -399,3 +399,68 @@ async fn a_job_survives_kill9_of_the_placement_leader_and_of_its_host() {
     );
     assert!(duplicates <= 5, "{duplicates} duplicates: {by_due:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grpc_app_that_asks_for_triggers_receives_its_jobs() {
+    if support::python::skip_without(
+        "grpc, grpc_tools",
+        "examples/python/requirements.txt",
+        "a_grpc_app_that_asks_for_triggers_receives_its_jobs",
+    ) {
+        return;
+    }
+    let cluster = start_placement(1).await;
+    let host = HostProcess::builder(cluster.addr_list())
+        .host_id("host-a")
+        .app_id(APP_ID)
+        .start();
+    host.wait_ready().await;
+    let dir = support::temp::TestDir::new("jobs-grpc-app");
+    let app = support::process::LoggedChild::spawn(
+        "python counter app",
+        "python3",
+        support::python::counter_app_args(&host.grpc_addr, APP_ID, &dir.path().join("stubs")),
+        vec![
+            ("PYTHONUNBUFFERED".into(), "1".into()),
+            ("PYTHONDONTWRITEBYTECODE".into(), "1".into()),
+        ],
+        dir.path().join("app.log"),
+    );
+    wait_for_routing(&cluster, &[&host], &["Counter", JOBS_TYPE]).await;
+
+    schedule(
+        &host,
+        "nightly",
+        json!({"schedule": "@every 1s", "repeats": 2, "data": {"report": "sales"}}),
+    )
+    .await;
+    let lines = wait_until("two job firings in the app's log", DEADLINE, || async {
+        app.assert_alive();
+        let lines: Vec<String> = app
+            .log()
+            .lines()
+            .filter(|l| l.contains("counter_app: job nightly"))
+            .map(str::to_owned)
+            .collect();
+        if lines.len() >= 2 {
+            Ok(lines)
+        } else {
+            Err(format!("log: {}", app.log()))
+        }
+    })
+    .await;
+    for line in &lines {
+        assert!(line.contains(r#""report": "sales""#), "{line}");
+    }
+    wait_until(
+        "the job gone once its repeats are used",
+        DEADLINE,
+        || async {
+            match job_status(&host, "nightly").await {
+                404 => Ok(()),
+                other => Err(format!("GET answers {other}")),
+            }
+        },
+    )
+    .await;
+}

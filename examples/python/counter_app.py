@@ -159,6 +159,17 @@ async def run_turn(connection, request_id, work):
     connection.reply(request_id, data=data, error=error)
 
 
+def describe(job):
+    """A job's data for the log: JSON data (a google.protobuf.Value) as JSON, else its size."""
+    if job.data_type_url == "type.googleapis.com/google.protobuf.Value":
+        from google.protobuf import json_format, struct_pb2
+
+        value = struct_pb2.Value()
+        value.ParseFromString(job.data)
+        return json_format.MessageToJson(value, indent=None)
+    return f"{len(job.data)} bytes"
+
+
 async def add_one(connection, actor_id):
     await connection.store(actor_id, await connection.load(actor_id) + 1)
     return b"", None
@@ -179,6 +190,8 @@ async def serve(host, app_id, pb, pb_grpc):
                     app_id=app_id,
                     # Options left unset take the host's defaults (`rookery host --config`).
                     types=[pb.ActorTypeOptions(actor_type="Counter")],
+                    # Also receive the jobs of this app id and the host's binding events.
+                    receive_triggers=True,
                 )
             )
         )
@@ -203,6 +216,16 @@ async def serve(host, app_id, pb, pb_grpc):
                     # it there.
                     reply = pb.AppReply(request_id=turn.request_id, lease_expired=pb.LeaseExpired())
                     connection.send(pb.AppToHost(reply=reply))
+                    continue
+                if kind == "job":
+                    # A job of the app fired (Jobs API): logged, and taken.
+                    job = request.job
+                    print(f"counter_app: job {job.name} due {job.due_at_ms} data {describe(job)}", flush=True)
+                    connection.reply(job.request_id)
+                    continue
+                if kind == "binding":
+                    print(f"counter_app: binding {request.binding.name}", flush=True)
+                    connection.reply(request.binding.request_id)
                     continue
                 if kind in ("activate", "deactivate", "timer"):
                     # Nothing to load or save eagerly; Counter registers no timers.

@@ -468,6 +468,21 @@ async fn serve(shared: &Arc<Shared>) -> (String, bool) {
                     shared.record().timer_errors.push(answer.error);
                 }
             }
+            // This app does not register with receive_triggers: none is sent to it.
+            host_to_app::Message::Job(job) => {
+                shared
+                    .record()
+                    .violations
+                    .push(format!("job {} sent to an app that did not ask", job.name));
+                reply(&out, job.request_id, Ok(Vec::new()));
+            }
+            host_to_app::Message::Binding(binding) => {
+                shared.record().violations.push(format!(
+                    "binding {} sent to an app that did not ask",
+                    binding.name
+                ));
+                reply(&out, binding.request_id, Ok(Vec::new()));
+            }
             host_to_app::Message::Reminder(reminder) => {
                 if past(reminder.not_after_ms) {
                     shared.record().lease_refusals += 1;

@@ -141,13 +141,14 @@ impl Shared {
                 .register(Provider::App(connection.id()), types)
                 .map_err(status_of)?;
         }
-        if registration.receive_triggers {
-            if self.app_id.is_empty() {
-                return Err(Status::failed_precondition(
-                    "this host runs without --app-id: it has no jobs to deliver",
-                ));
-            }
-            serve_triggers(
+        // Receiving triggers is best effort: the app's types are served either way.
+        if registration.receive_triggers && self.app_id.is_empty() {
+            tracing::warn!(
+                app_id = registration.app_id,
+                "this host runs without --app-id: the app receives no jobs or binding events"
+            );
+        } else if registration.receive_triggers {
+            let served = serve_triggers(
                 &self.types,
                 &self.triggers,
                 Provider::App(connection.id()),
@@ -156,8 +157,10 @@ impl Shared {
                 Arc::new(GrpcTriggers {
                     connection: connection.clone(),
                 }),
-            )
-            .map_err(status_of)?;
+            );
+            if let Err(e) = served {
+                tracing::warn!(app_id = registration.app_id, error = %e, "the app receives no jobs or binding events");
+            }
         }
         Ok(names)
     }

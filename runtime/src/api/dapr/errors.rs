@@ -3,13 +3,60 @@
 //! are `{"errorCode": …, "message": …}`; gRPC errors a status with the code and message.
 //!
 //! One place maps Rookery's errors to them: [`DaprError::invoke`] for actor calls,
-//! [`DaprError::state_transaction`] and friends for the actor-side operations.
+//! [`DaprError::state_transaction`] and friends for the actor-side operations, and
+//! [`DaprError::job`] for the Jobs API.
+//!
+//! # Jobs API codes
+//!
+//! The codes are daprd's (`dapr/dapr` `pkg/messages/errorcodes`, "Scheduler/Jobs API"):
+//! `DAPR_SCHEDULER_SCHEDULE_JOB`, `DAPR_SCHEDULER_GET_JOB`, `DAPR_SCHEDULER_LIST_JOBS`,
+//! `DAPR_SCHEDULER_DELETE_JOB` for what each operation's failures, and
+//! `DAPR_SCHEDULER_JOB_NAME_EMPTY`, `DAPR_SCHEDULER_JOB_NAME`, `DAPR_SCHEDULER_EMPTY` and
+//! `DAPR_SCHEDULER_SCHEDULE_EMPTY` for the checks daprd makes itself, with daprd's message
+//! prefix (`failed to schedule job due to: …`). daprd answers every failure of the Scheduler
+//! with 500 / INTERNAL; Rookery tells them apart: a job refused by its checks is 400 /
+//! INVALID_ARGUMENT (the message names the field), a name taken without `overwrite` 409 /
+//! ALREADY_EXISTS, a job not found 404 / NOT_FOUND, a host without an app id 412 /
+//! FAILED_PRECONDITION, the placement service out of reach 503 / UNAVAILABLE.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use tonic::Code;
 
 use crate::error::CallError;
+use crate::jobs::JobsError;
+use rookery_core::jobs::JobError;
+
+/// A Jobs API operation, for the code and message of its errors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobOp {
+    Schedule,
+    Get,
+    List,
+    Delete,
+}
+
+impl JobOp {
+    /// daprd's code for the operation's failures.
+    pub fn code(self) -> &'static str {
+        match self {
+            JobOp::Schedule => "DAPR_SCHEDULER_SCHEDULE_JOB",
+            JobOp::Get => "DAPR_SCHEDULER_GET_JOB",
+            JobOp::List => "DAPR_SCHEDULER_LIST_JOBS",
+            JobOp::Delete => "DAPR_SCHEDULER_DELETE_JOB",
+        }
+    }
+
+    /// daprd's message prefix for the operation's failures.
+    fn what(self) -> &'static str {
+        match self {
+            JobOp::Schedule => "failed to schedule job",
+            JobOp::Get => "failed to get job",
+            JobOp::List => "failed to list jobs",
+            JobOp::Delete => "failed to delete job",
+        }
+    }
+}
 
 /// One error of the Dapr API.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -221,6 +268,95 @@ impl DaprError {
         }
     }
 
+    /// The error of a Jobs API operation.
+    pub fn job(op: JobOp, error: JobsError) -> DaprError {
+        let new =
+            |code: &'static str, http: StatusCode, grpc: Code, error: &dyn std::fmt::Display| {
+                DaprError::new(code, http, grpc, format!("{} due to: {error}", op.what()))
+            };
+        match &error {
+            JobsError::Invalid(JobError::NoSchedule) => new(
+                "DAPR_SCHEDULER_SCHEDULE_EMPTY",
+                StatusCode::BAD_REQUEST,
+                Code::InvalidArgument,
+                &error,
+            ),
+            JobsError::Invalid(JobError::Name { name, .. }) if name.is_empty() => {
+                DaprError::job_name_empty(op)
+            }
+            JobsError::Invalid(_) => new(
+                op.code(),
+                StatusCode::BAD_REQUEST,
+                Code::InvalidArgument,
+                &error,
+            ),
+            JobsError::AlreadyExists(_) => {
+                new(op.code(), StatusCode::CONFLICT, Code::AlreadyExists, &error)
+            }
+            JobsError::NotFound(_) => new(op.code(), StatusCode::NOT_FOUND, Code::NotFound, &error),
+            JobsError::NoApp(_) => new(
+                op.code(),
+                StatusCode::PRECONDITION_FAILED,
+                Code::FailedPrecondition,
+                &error,
+            ),
+            JobsError::Store(status) => {
+                let (http, grpc) = match status.code() {
+                    Code::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, Code::Unavailable),
+                    Code::DeadlineExceeded => (StatusCode::GATEWAY_TIMEOUT, Code::DeadlineExceeded),
+                    Code::ResourceExhausted => {
+                        (StatusCode::INTERNAL_SERVER_ERROR, Code::ResourceExhausted)
+                    }
+                    _ => (StatusCode::INTERNAL_SERVER_ERROR, Code::Internal),
+                };
+                new(op.code(), http, grpc, &error)
+            }
+        }
+    }
+
+    /// `DAPR_SCHEDULER_JOB_NAME_EMPTY`: a job request without a name.
+    pub fn job_name_empty(op: JobOp) -> DaprError {
+        DaprError::new(
+            "DAPR_SCHEDULER_JOB_NAME_EMPTY",
+            StatusCode::BAD_REQUEST,
+            Code::InvalidArgument,
+            format!("{} due to: the job name is empty", op.what()),
+        )
+    }
+
+    /// `DAPR_SCHEDULER_JOB_NAME_EMPTY` too, as daprd answers a job name with a `|` in it.
+    pub fn job_name_with_bar(name: &str) -> DaprError {
+        DaprError::new(
+            "DAPR_SCHEDULER_JOB_NAME_EMPTY",
+            StatusCode::BAD_REQUEST,
+            Code::InvalidArgument,
+            format!(
+                "{} due to: invalid job name {name:?}: '|' is not allowed in a job name",
+                JobOp::Schedule.what()
+            ),
+        )
+    }
+
+    /// `DAPR_SCHEDULER_JOB_NAME`: an HTTP request naming its job in the body too.
+    pub fn job_name_in_body() -> DaprError {
+        DaprError::new(
+            "DAPR_SCHEDULER_JOB_NAME",
+            StatusCode::BAD_REQUEST,
+            Code::InvalidArgument,
+            "Set the job name in the url only",
+        )
+    }
+
+    /// `DAPR_SCHEDULER_EMPTY`: a `ScheduleJobAlpha1` without a job.
+    pub fn job_empty() -> DaprError {
+        DaprError::new(
+            "DAPR_SCHEDULER_EMPTY",
+            StatusCode::BAD_REQUEST,
+            Code::InvalidArgument,
+            format!("{} due to: the request has no job", JobOp::Schedule.what()),
+        )
+    }
+
     /// The error as a gRPC status.
     pub fn to_status(&self) -> tonic::Status {
         tonic::Status::new(self.grpc, self.message.clone())
@@ -297,5 +433,79 @@ mod tests {
                 StatusCode::INTERNAL_SERVER_ERROR
             )
         );
+    }
+
+    #[test]
+    fn job_errors_keep_daprds_codes_with_telling_statuses() {
+        let invalid = DaprError::job(
+            JobOp::Schedule,
+            JobsError::Invalid(JobError::Repeats {
+                value: -1,
+                reason: "must be at least 1".into(),
+            }),
+        );
+        assert_eq!(
+            (invalid.code, invalid.http, invalid.grpc),
+            (
+                "DAPR_SCHEDULER_SCHEDULE_JOB",
+                StatusCode::BAD_REQUEST,
+                Code::InvalidArgument
+            )
+        );
+        assert!(
+            invalid
+                .message
+                .starts_with("failed to schedule job due to: invalid repeats -1"),
+            "{invalid:?}"
+        );
+        let none = DaprError::job(JobOp::Schedule, JobsError::Invalid(JobError::NoSchedule));
+        assert_eq!(none.code, "DAPR_SCHEDULER_SCHEDULE_EMPTY");
+        let cases = [
+            (
+                JobOp::Schedule,
+                JobsError::AlreadyExists("j".into()),
+                "DAPR_SCHEDULER_SCHEDULE_JOB",
+                StatusCode::CONFLICT,
+                Code::AlreadyExists,
+            ),
+            (
+                JobOp::Get,
+                JobsError::NotFound("j".into()),
+                "DAPR_SCHEDULER_GET_JOB",
+                StatusCode::NOT_FOUND,
+                Code::NotFound,
+            ),
+            (
+                JobOp::List,
+                JobsError::NoApp("no --app-id".into()),
+                "DAPR_SCHEDULER_LIST_JOBS",
+                StatusCode::PRECONDITION_FAILED,
+                Code::FailedPrecondition,
+            ),
+            (
+                JobOp::Delete,
+                JobsError::Store(tonic::Status::unavailable("no leader")),
+                "DAPR_SCHEDULER_DELETE_JOB",
+                StatusCode::SERVICE_UNAVAILABLE,
+                Code::Unavailable,
+            ),
+            (
+                JobOp::Get,
+                JobsError::Store(tonic::Status::internal("boom")),
+                "DAPR_SCHEDULER_GET_JOB",
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Code::Internal,
+            ),
+        ];
+        for (op, error, code, http, grpc) in cases {
+            let what = format!("{op:?} {error:?}");
+            let mapped = DaprError::job(op, error);
+            assert_eq!(
+                (mapped.code, mapped.http, mapped.grpc),
+                (code, http, grpc),
+                "{what}"
+            );
+            assert!(mapped.message.contains(" due to: "), "{mapped:?}");
+        }
     }
 }

@@ -1,16 +1,20 @@
-//! Dapr's gRPC actor RPCs (`dapr.proto.runtime.v1.Dapr`) on the host's gRPC port, the port
-//! Dapr SDKs and clients know as daprd's 50001.
+//! Dapr's gRPC actor and Jobs RPCs (`dapr.proto.runtime.v1.Dapr`) on the host's gRPC port,
+//! the port Dapr SDKs and clients know as daprd's 50001.
 //!
 //! [`DaprGrpcService`] turns each RPC into one operation of [`DaprActors`] (shared with the
 //! HTTP API) and each failure into daprd's status ([`DaprError`]'s gRPC code and message). What
 //! is particular to gRPC lives here:
-//! - the API token: with `--api-token` set, every actor RPC needs metadata `dapr-api-token`,
-//!   else UNAUTHENTICATED with daprd's messages;
+//! - the API token: with `--api-token` set, every RPC needs metadata `dapr-api-token`, else
+//!   UNAUTHENTICATED with daprd's messages;
 //! - reminder and timer `data`: bytes, stored and delivered as a base64 JSON string, as daprd
 //!   does (it `json.Marshal`s the bytes), so the app gets `"data":"<base64>"`;
 //! - state transactions: `operationType` `upsert`/`delete` (anything else UNIMPLEMENTED), the
 //!   upsert value is the `Any`'s raw `value`, `ttlInSeconds` metadata becomes the value's ttl;
-//! - `GetActorState` answers OK with empty `data` for a key without a value (no NOT_FOUND).
+//! - `GetActorState` answers OK with empty `data` for a key without a value (no NOT_FOUND);
+//! - jobs (`ScheduleJobAlpha1`, `GetJobAlpha1`, `DeleteJobAlpha1`, `ListJobsAlpha1`): a job's
+//!   `data` `Any` is stored as is ([`super::jobs`]); a bad job is INVALID_ARGUMENT with the
+//!   field in the message, a name taken without `overwrite` ALREADY_EXISTS, a missing job
+//!   NOT_FOUND on get and OK on delete (as daprd); jobs are listed by name.
 //!
 //! The other methods of Dapr's service are not declared in Rookery's `dapr.proto`, so tonic
 //! answers them UNIMPLEMENTED.
@@ -26,7 +30,8 @@ use tonic::{Code, Request, Response, Status};
 use super::actors::{
     DaprActors, Metadata, ReminderRegistration, API_TOKEN_HEADER, REENTRANCY_ID_HEADER,
 };
-use super::errors::DaprError;
+use super::errors::{DaprError, JobOp};
+use super::jobs;
 use crate::dapr_wire::bytes_as_json;
 use crate::state::StateOp;
 
@@ -299,30 +304,66 @@ impl pb::dapr_server::Dapr for DaprGrpcService {
 
     async fn schedule_job_alpha1(
         &self,
-        _request: Request<pb::ScheduleJobRequest>,
+        request: Request<pb::ScheduleJobRequest>,
     ) -> Result<Response<pb::ScheduleJobResponse>, Status> {
-        Err(Status::unimplemented("ScheduleJobAlpha1"))
+        self.authorize(&request)?;
+        let input = jobs::input_from_grpc(request.into_inner())?;
+        self.actors
+            .jobs()
+            .schedule(input, rookery_core::clock::now_ms())
+            .await
+            .map_err(|e| DaprError::job(JobOp::Schedule, e))?;
+        Ok(Response::new(pb::ScheduleJobResponse {}))
     }
 
     async fn get_job_alpha1(
         &self,
-        _request: Request<pb::GetJobRequest>,
+        request: Request<pb::GetJobRequest>,
     ) -> Result<Response<pb::GetJobResponse>, Status> {
-        Err(Status::unimplemented("GetJobAlpha1"))
+        self.authorize(&request)?;
+        let name = request.into_inner().name;
+        jobs::check_name(JobOp::Get, &name)?;
+        let spec = self
+            .actors
+            .jobs()
+            .get(&name)
+            .await
+            .map_err(|e| DaprError::job(JobOp::Get, e))?;
+        Ok(Response::new(pb::GetJobResponse {
+            job: Some(jobs::job_to_wire(&spec)),
+        }))
     }
 
     async fn delete_job_alpha1(
         &self,
-        _request: Request<pb::DeleteJobRequest>,
+        request: Request<pb::DeleteJobRequest>,
     ) -> Result<Response<pb::DeleteJobResponse>, Status> {
-        Err(Status::unimplemented("DeleteJobAlpha1"))
+        self.authorize(&request)?;
+        let name = request.into_inner().name;
+        jobs::check_name(JobOp::Delete, &name)?;
+        self.actors
+            .jobs()
+            .delete(&name)
+            .await
+            .map_err(|e| DaprError::job(JobOp::Delete, e))?;
+        Ok(Response::new(pb::DeleteJobResponse {}))
     }
 
     async fn list_jobs_alpha1(
         &self,
-        _request: Request<pb::ListJobsRequestAlpha1>,
+        request: Request<pb::ListJobsRequestAlpha1>,
     ) -> Result<Response<pb::ListJobsResponseAlpha1>, Status> {
-        Err(Status::unimplemented("ListJobsAlpha1"))
+        self.authorize(&request)?;
+        let mut specs = self
+            .actors
+            .jobs()
+            .list()
+            .await
+            .map_err(|e| DaprError::job(JobOp::List, e))?;
+        specs.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(Response::new(pb::ListJobsResponseAlpha1 {
+            jobs: specs.iter().map(jobs::job_to_wire).collect(),
+        }))
     }
 
     async fn get_metadata(

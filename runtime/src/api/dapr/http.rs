@@ -1,4 +1,5 @@
-//! Dapr's HTTP API (`/v1.0/...`) on the host's HTTP port, as daprd serves it for actors:
+//! Dapr's HTTP API (`/v1.0/...`, `/v1.0-alpha1/jobs/...`) on the host's HTTP port, as daprd
+//! serves it for actors and jobs:
 //!
 //! | verbs | path | answer |
 //! |---|---|---|
@@ -9,6 +10,10 @@
 //! | PUT, POST / DELETE | `/v1.0/actors/{type}/{id}/timers/{name}` | 204 / 204 |
 //! | GET | `/v1.0/healthz`, `/v1.0/healthz/outbound` | 204 when ready |
 //! | GET | `/v1.0/metadata` | 200 JSON |
+//! | POST / GET / DELETE | `/v1.0-alpha1/jobs/{name}` | 204 / 200 JSON / 204 (also when there was none) |
+//! | GET | `/v1.0-alpha1/jobs` | 200 `{"jobs": [...]}`, by name (Rookery's; daprd lists jobs over gRPC only) |
+//!
+//! A job's JSON, both ways, is described in [`super::jobs`]; its errors in [`super::errors`].
 //!
 //! Errors are daprd's `{"errorCode", "message"}` ([`DaprError`]). With an API token set,
 //! every route but the two health checks needs the `dapr-api-token` header (401 otherwise).
@@ -22,13 +27,14 @@ use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
+use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::actors::{DaprActors, ReminderRegistration, API_TOKEN_HEADER, REENTRANCY_ID_HEADER};
-use super::errors::DaprError;
+use super::errors::{DaprError, JobOp};
+use super::jobs;
 use crate::api::probes::Report;
 use crate::state::StateOp;
 
@@ -63,6 +69,11 @@ pub fn routes(actors: DaprActors) -> Router {
             axum::routing::put(create_timer)
                 .post(create_timer)
                 .delete(delete_timer),
+        )
+        .route("/v1.0-alpha1/jobs", get(list_jobs))
+        .route(
+            "/v1.0-alpha1/jobs/:name",
+            post(schedule_job).get(get_job).delete(delete_job),
         )
         .layer(axum::middleware::from_fn_with_state(
             actors.clone(),
@@ -415,6 +426,62 @@ async fn delete_timer(
     Path((actor_type, actor_id, name)): Path<(String, String, String)>,
 ) -> Result<StatusCode, DaprError> {
     actors.delete_timer(&actor_type, &actor_id, &name)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn schedule_job(
+    State(actors): State<DaprActors>,
+    Path(name): Path<String>,
+    data: Result<Bytes, BytesRejection>,
+) -> Result<StatusCode, DaprError> {
+    let input = jobs::input_from_http(&name, &body(data)?)?;
+    actors
+        .jobs()
+        .schedule(input, rookery_core::clock::now_ms())
+        .await
+        .map_err(|e| DaprError::job(JobOp::Schedule, e))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn get_job(
+    State(actors): State<DaprActors>,
+    Path(name): Path<String>,
+) -> Result<Json<serde_json::Value>, DaprError> {
+    let name = jobs::url_name(&name);
+    jobs::check_name(JobOp::Get, name)?;
+    let spec = actors
+        .jobs()
+        .get(name)
+        .await
+        .map_err(|e| DaprError::job(JobOp::Get, e))?;
+    Ok(Json(jobs::job_to_json(&jobs::job_to_wire(&spec))))
+}
+
+async fn list_jobs(State(actors): State<DaprActors>) -> Result<Json<serde_json::Value>, DaprError> {
+    let mut specs = actors
+        .jobs()
+        .list()
+        .await
+        .map_err(|e| DaprError::job(JobOp::List, e))?;
+    specs.sort_by(|a, b| a.name.cmp(&b.name));
+    let listed: Vec<serde_json::Value> = specs
+        .iter()
+        .map(|spec| jobs::job_to_json(&jobs::job_to_wire(spec)))
+        .collect();
+    Ok(Json(serde_json::json!({ "jobs": listed })))
+}
+
+async fn delete_job(
+    State(actors): State<DaprActors>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, DaprError> {
+    let name = jobs::url_name(&name);
+    jobs::check_name(JobOp::Delete, name)?;
+    actors
+        .jobs()
+        .delete(name)
+        .await
+        .map_err(|e| DaprError::job(JobOp::Delete, e))?;
     Ok(StatusCode::NO_CONTENT)
 }
 

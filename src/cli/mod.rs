@@ -5,6 +5,7 @@
 
 mod host;
 mod invoke;
+mod jobs;
 mod placement;
 mod reminders;
 mod state;
@@ -32,6 +33,8 @@ enum Command {
     Invoke(invoke::InvokeArgs),
     /// Manage durable reminders (create, get, list, delete).
     Reminders(reminders::RemindersArgs),
+    /// Manage the jobs of a host's app, Dapr's Jobs API (create, get, list, delete).
+    Jobs(jobs::JobsArgs),
     /// Read actor state (get).
     State(state::StateArgs),
     /// Run one node of the Raft-replicated placement service.
@@ -59,6 +62,7 @@ pub fn main() -> ExitCode {
             Command::Host(args) => host::run(args).await,
             Command::Invoke(args) => invoke::run(args).await,
             Command::Reminders(args) => reminders::run(args).await,
+            Command::Jobs(args) => jobs::run(args).await,
             Command::State(args) => state::run(args).await,
             Command::Placement(args) => placement::run(args).await,
             Command::Status(args) => status::run(args).await,

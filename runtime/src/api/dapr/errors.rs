@@ -10,7 +10,7 @@
 //!
 //! The codes are daprd's (`dapr/dapr` `pkg/messages/errorcodes`, "Scheduler/Jobs API"):
 //! `DAPR_SCHEDULER_SCHEDULE_JOB`, `DAPR_SCHEDULER_GET_JOB`, `DAPR_SCHEDULER_LIST_JOBS`,
-//! `DAPR_SCHEDULER_DELETE_JOB` for what each operation's failures, and
+//! `DAPR_SCHEDULER_DELETE_JOB` for the failures of each operation, and
 //! `DAPR_SCHEDULER_JOB_NAME_EMPTY`, `DAPR_SCHEDULER_JOB_NAME`, `DAPR_SCHEDULER_EMPTY` and
 //! `DAPR_SCHEDULER_SCHEDULE_EMPTY` for the checks daprd makes itself, with daprd's message
 //! prefix (`failed to schedule job due to: …`). daprd answers every failure of the Scheduler

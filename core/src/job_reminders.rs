@@ -54,13 +54,13 @@ pub fn job_reminder(app_id: &str, mut spec: JobSpec) -> Option<Reminder> {
         },
         next_due_ms: first,
         fired_count: 0,
-        job: Some(spec),
+        job: Some(Box::new(spec)),
     })
 }
 
 /// The job a reminder keeps, with its payload back in place.
 pub fn job_of(reminder: &Reminder) -> Option<JobSpec> {
-    let mut spec = reminder.job.clone()?;
+    let mut spec = *reminder.job.clone()?;
     spec.data = reminder.data.clone();
     Some(spec)
 }

@@ -49,7 +49,7 @@ pub struct Reminder {
     /// job's schedule, not `schedule.period`, decides each next firing. Its `data` is empty
     /// (the payload is the reminder's).
     #[serde(default)]
-    pub job: Option<JobSpec>,
+    pub job: Option<Box<JobSpec>>,
 }
 
 /// Checks the names of a reminder key.
@@ -108,7 +108,7 @@ pub fn reminder_to_wire(reminder: &Reminder) -> StoredReminder {
         expires_at_ms: reminder.schedule.expires_at_ms.unwrap_or(0),
         next_due_ms: reminder.next_due_ms,
         fired_count: reminder.fired_count,
-        job: reminder.job.as_ref().map(plan_to_wire),
+        job: reminder.job.as_deref().map(plan_to_wire),
     }
 }
 
@@ -135,7 +135,7 @@ pub fn reminder_from_wire(wire: StoredReminder) -> Result<Reminder, Status> {
             },
             next_due_ms: first,
             fired_count: 0,
-            job: Some(job),
+            job: Some(Box::new(job)),
         });
     }
     if wire.data.len() > MAX_REMINDER_DATA_BYTES {

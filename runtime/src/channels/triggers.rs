@@ -66,8 +66,11 @@ pub trait AppTriggers: Send + Sync + 'static {
 /// [`serve_triggers`] and has not been withdrawn.
 #[derive(Clone, Default)]
 pub struct TriggerSlot {
-    current: Arc<RwLock<Option<(Provider, Arc<dyn AppTriggers>)>>>,
+    current: Arc<RwLock<Option<Receiver>>>,
 }
+
+/// The provider receiving the triggers, and how.
+type Receiver = (Provider, Arc<dyn AppTriggers>);
 
 impl TriggerSlot {
     /// The app's triggers while the app is served here (healthy, connected); `types` tells.

@@ -115,6 +115,7 @@ pub fn validate_method(method: &str) -> Result<(), DaprError> {
 }
 
 impl DaprActors {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         app_id: String,
         router: Arc<Router>,

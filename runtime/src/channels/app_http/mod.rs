@@ -39,6 +39,7 @@ pub const CONFIG_TIMEOUT_MS: u64 = 5_000;
 
 /// Reads the app's `GET /dapr/config` until the app answers (or the host shuts down), then
 /// registers its actor types; with health checks on, then probes the app until shutdown.
+#[allow(clippy::too_many_arguments)]
 pub async fn connect(
     app: HttpAppConfig,
     app_id: String,

@@ -141,6 +141,17 @@ async fn job_status(host: &HostProcess, name: &str) -> u16 {
         .status
 }
 
+/// Waits until the job `name` is gone (its firings used up, or given up).
+async fn wait_job_gone(host: &HostProcess, name: &str) {
+    wait_until(format!("job {name} gone"), DEADLINE, || async {
+        match job_status(host, name).await {
+            404 => Ok(()),
+            other => Err(format!("GET answers {other}")),
+        }
+    })
+    .await;
+}
+
 /// Waits until the app has `count` deliveries of `name` (in all, duplicates included).
 async fn wait_deliveries(apps: &[&JobApp], name: &str, count: usize) -> Vec<Delivery> {
     wait_until(
@@ -174,17 +185,7 @@ async fn an_every_second_job_with_three_repeats_fires_three_times_and_is_gone() 
     )
     .await;
     let deliveries = wait_deliveries(&[&app], "thrice", 3).await;
-    wait_until(
-        "the job gone once its repeats are used",
-        DEADLINE,
-        || async {
-            match job_status(&host, "thrice").await {
-                404 => Ok(()),
-                other => Err(format!("GET answers {other}")),
-            }
-        },
-    )
-    .await;
+    wait_job_gone(&host, "thrice").await;
     // Nothing more comes: a fourth firing would be due a second after the third.
     tokio::time::sleep(Duration::from_millis(2_500)).await;
     let deliveries_after = app.deliveries("thrice");
@@ -276,13 +277,7 @@ async fn failed_deliveries_follow_the_failure_policy() {
         );
         assert_eq!(pair[1].due_ms, pair[0].due_ms, "one firing: {attempts:?}");
     }
-    wait_until("the one-shot job gone once delivered", DEADLINE, || async {
-        match job_status(&host, "retried").await {
-            404 => Ok(()),
-            other => Err(format!("GET answers {other}")),
-        }
-    })
-    .await;
+    wait_job_gone(&host, "retried").await;
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     assert_eq!(app.deliveries("retried").len(), 3);
 
@@ -295,13 +290,7 @@ async fn failed_deliveries_follow_the_failure_policy() {
     )
     .await;
     wait_deliveries(&[&app], "dropped", 1).await;
-    wait_until("the dropped job gone", DEADLINE, || async {
-        match job_status(&host, "dropped").await {
-            404 => Ok(()),
-            other => Err(format!("GET answers {other}")),
-        }
-    })
-    .await;
+    wait_job_gone(&host, "dropped").await;
     tokio::time::sleep(Duration::from_millis(2_000)).await;
     assert_eq!(app.deliveries("dropped").len(), 1, "retried despite drop");
 }
@@ -452,15 +441,5 @@ async fn a_grpc_app_that_asks_for_triggers_receives_its_jobs() {
     for line in &lines {
         assert!(line.contains(r#""report": "sales""#), "{line}");
     }
-    wait_until(
-        "the job gone once its repeats are used",
-        DEADLINE,
-        || async {
-            match job_status(&host, "nightly").await {
-                404 => Ok(()),
-                other => Err(format!("GET answers {other}")),
-            }
-        },
-    )
-    .await;
+    wait_job_gone(&host, "nightly").await;
 }

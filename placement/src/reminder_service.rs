@@ -28,6 +28,9 @@ type Rings = Arc<rookery_core::table::SharedRings>;
 
 /// Commands gathered into one Raft entry at most; a bound on one entry's size.
 pub const MAX_COMMANDS_PER_PROPOSAL: usize = 1_024;
+/// Payload bytes gathered into one Raft entry before it is closed (a job may carry 1 MiB):
+/// a bound on one entry's size when many large payloads arrive at once.
+pub const MAX_PAYLOAD_BYTES_PER_PROPOSAL: usize = 4 * 1024 * 1024;
 /// Proposals in flight at once; more requests wait in the queue and join the next ones.
 pub const MAX_PROPOSALS_IN_FLIGHT: usize = 4;
 /// Reminder writes waiting to be proposed.
@@ -56,10 +59,16 @@ impl Proposer {
                     .acquire_owned()
                     .await
                     .expect("semaphore open");
+                let mut payload_bytes = payload_of(&first.0);
                 let mut proposals = vec![first];
-                while proposals.len() < MAX_COMMANDS_PER_PROPOSAL {
+                while proposals.len() < MAX_COMMANDS_PER_PROPOSAL
+                    && payload_bytes < MAX_PAYLOAD_BYTES_PER_PROPOSAL
+                {
                     match pending.try_recv() {
-                        Ok(next) => proposals.push(next),
+                        Ok(next) => {
+                            payload_bytes += payload_of(&next.0);
+                            proposals.push(next);
+                        }
                         Err(_) => break,
                     }
                 }
@@ -99,6 +108,14 @@ impl Proposer {
         outcome
             .await
             .unwrap_or_else(|_| Err(Status::unavailable("the proposal was dropped")))
+    }
+}
+
+/// The payload bytes a command carries (a reminder's or job's data).
+fn payload_of(command: &Command) -> usize {
+    match command {
+        Command::CreateReminder { reminder, .. } => reminder.data.len(),
+        _ => 0,
     }
 }
 

@@ -1,8 +1,8 @@
 //! The embedded Rust API: a program starts placement and a host in-process, registers actor
 //! types implementing `Actor`, and uses them: method calls (and calls between actors through
 //! the turn's context), durable reminders through `Host::reminders`, timers registered from
-//! actor code, and actor state through the turn's context — over real sockets and real sled
-//! files.
+//! actor code, actor state through the turn's context, and the app's jobs through
+//! `Host::jobs`, delivered to embedded code — over real sockets and real sled files.
 
 mod support;
 
@@ -11,13 +11,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::future::BoxFuture;
+use rookery_core::jobs::JobInput;
 use rookery_core::net::TcpTransport;
 use rookery_placement::node::{PlacementConfig, PlacementNode};
 use rookery_proto::v1::{CreateActorReminderRequest, ReminderRef};
 use rookery_runtime::config::{ActorDefaults, HostConfig};
 use rookery_runtime::host::Host;
 use rookery_runtime::{
-    Actor, ActorContext, ActorError, ActorKey, Call, CallKind, ReminderTick, TimerTick,
+    Actor, ActorContext, ActorError, ActorKey, AppTriggers, BindingEvent, Call, CallKind,
+    JobPayload, ReminderTick, TimerTick, TriggerError,
 };
 use support::wait::{wait_until, DEADLINE};
 use support::{free_port, TestDir};
@@ -252,6 +255,67 @@ async fn an_embedded_host_serves_calls_reminders_and_timers() {
         refused.to_string().contains("must not be empty"),
         "{refused}"
     );
+
+    // Jobs of the app, delivered to embedded code.
+    let jobs = Arc::new(JobLog::default());
+    host.serve_triggers(jobs.clone())
+        .expect("receive the app's jobs");
+    host.jobs()
+        .schedule(
+            JobInput {
+                name: "tidy".into(),
+                schedule: Some("@every 300ms".into()),
+                repeats: Some(2),
+                data: b"dust".to_vec(),
+                ..JobInput::default()
+            },
+            now_ms(),
+        )
+        .await
+        .expect("schedule a job");
+    let fired = wait_until("two job firings", DEADLINE, || async {
+        let fired = jobs.fired.lock().unwrap().clone();
+        if fired.len() >= 2 {
+            Ok(fired)
+        } else {
+            Err(format!("{fired:?}"))
+        }
+    })
+    .await;
+    assert_eq!(fired[0].0, "tidy");
+    assert_eq!(fired[0].1, Bytes::from("dust"));
+    assert_eq!(fired[1].2, fired[0].2 + 300, "{fired:?}");
     host.shutdown().await;
     placement.shutdown().await;
+}
+
+/// The jobs embedded code received: (name, data, due instant).
+#[derive(Default)]
+struct JobLog {
+    fired: Mutex<Vec<(String, Bytes, u64)>>,
+}
+
+impl AppTriggers for JobLog {
+    fn job(&self, name: &str, payload: JobPayload) -> BoxFuture<'static, Result<(), TriggerError>> {
+        self.fired
+            .lock()
+            .unwrap()
+            .push((name.to_owned(), payload.data, payload.due_at_ms));
+        Box::pin(async { Ok(()) })
+    }
+
+    fn binding(
+        &self,
+        _name: &str,
+        _event: BindingEvent,
+    ) -> BoxFuture<'static, Result<(), TriggerError>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
 }

@@ -72,6 +72,7 @@ pub struct Host {
     shutdown: ShutdownTrigger,
     tasks: Vec<JoinHandle<()>>,
     triggers: TriggerSlot,
+    jobs: JobsClient,
     app_id: String,
     type_defaults: TypeOptions,
 }
@@ -169,7 +170,7 @@ impl Host {
                     table.clone(),
                     config.api_token.clone(),
                     probes.clone(),
-                    jobs,
+                    jobs.clone(),
                 ),
                 probes,
                 table,
@@ -191,6 +192,7 @@ impl Host {
             shutdown,
             tasks: all_tasks,
             triggers,
+            jobs,
             app_id: config.app_id.clone(),
             type_defaults: config.actors.type_options(),
         })
@@ -244,6 +246,12 @@ impl Host {
     /// Durable reminders, for Rust code embedding this host.
     pub fn reminders(&self) -> &ReminderClient {
         self.api.reminders()
+    }
+
+    /// The jobs of this host's app id (Dapr's Jobs API), delivered to whoever receives the
+    /// app's triggers ([`Host::serve_triggers`] for embedded code).
+    pub fn jobs(&self) -> &JobsClient {
+        &self.jobs
     }
 
     pub fn grpc_addr(&self) -> &str {

@@ -25,6 +25,7 @@ LAYERS = [
     {"routing"},
     {"reminders", "jobs"},
     {"channels"},
+    {"bindings"},
     {"api"},
     {"host"},
 ]

@@ -259,6 +259,9 @@ pub struct HostConfig {
     pub state_component: String,
     /// The Resiliency resources of `--resources-path` that apply to this app.
     pub resiliency: crate::resiliency::ResiliencyConfig,
+    /// The cron input bindings of `--resources-path` that apply to this app (`bindings.cron`
+    /// components, checked by `crate::bindings::component`).
+    pub bindings: Vec<CronBindingConfig>,
     /// Serve actors with the last table even without a placement lease (as Dapr does):
     /// available through any placement outage, at the risk of two activations of one actor
     /// when this host is cut off from placement while others take its actors.
@@ -289,9 +292,19 @@ impl Default for HostConfig {
             state: crate::state::StoreConfig::None,
             state_component: DEFAULT_STATE_COMPONENT.into(),
             resiliency: crate::resiliency::ResiliencyConfig::default(),
+            bindings: Vec::new(),
             serve_without_lease: false,
         }
     }
+}
+
+/// One cron input binding (a `bindings.cron` component): this host sends its app an event
+/// named `name` at every instant of `schedule` (UTC).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CronBindingConfig {
+    /// The component's `metadata.name`: an HTTP app receives `POST /{name}`.
+    pub name: String,
+    pub schedule: rookery_core::jobs::JobSchedule,
 }
 
 /// An app that serves actor types over HTTP, as Dapr apps do (`--app-protocol http`).

@@ -22,8 +22,9 @@
 //!    [`jobs`]: the Jobs API's client of the jobs placement keeps as reminders.
 //! 10. [`channels`]: the actor-side API and the channels that serve actor code (gRPC apps,
 //!     embedded Rust).
-//! 11. [`api`]: the client-facing services (`Actors`, `Reminders`, `/healthz`, `/metrics`).
-//! 12. [`host`]: wiring, servers, background tasks, leave and shutdown.
+//! 11. [`bindings`]: Dapr's cron input binding, fired by each host to its app.
+//! 12. [`api`]: the client-facing services (`Actors`, `Reminders`, `/healthz`, `/metrics`).
+//! 13. [`host`]: wiring, servers, background tasks, leave and shutdown.
 
 pub mod call;
 pub mod dapr_wire;
@@ -49,6 +50,8 @@ pub mod jobs;
 pub mod reminders;
 
 pub mod channels;
+
+pub mod bindings;
 
 pub mod api;
 

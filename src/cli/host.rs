@@ -7,9 +7,10 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use rookery_core::net::TcpTransport;
+use rookery_runtime::bindings;
 use rookery_runtime::config::{
-    ActorDefaults, AppHealthConfig, ConfigFile, GrpcAppHealthConfig, HostConfig, HttpAppConfig,
-    HttpHealthConfig, DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_MAX_REQUEST_SIZE_MB,
+    ActorDefaults, AppHealthConfig, ConfigFile, CronBindingConfig, GrpcAppHealthConfig, HostConfig,
+    HttpAppConfig, HttpHealthConfig, DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_MAX_REQUEST_SIZE_MB,
     DEFAULT_STATE_COMPONENT,
 };
 use rookery_runtime::host::Host;
@@ -82,7 +83,8 @@ pub struct HostArgs {
     /// Directory of Dapr resource files: a `state.postgresql` or `state.sled` component there
     /// chooses the actor state store (see `rookery_runtime::state::component`), and
     /// `Resiliency` resources set timeouts, retries and circuit breakers (see
-    /// `rookery_runtime::resiliency`).
+    /// `rookery_runtime::resiliency`), and `bindings.cron` components send the app events on
+    /// a schedule (see `rookery_runtime::bindings`).
     #[arg(long, env = "ROOKERY_RESOURCES_PATH")]
     pub resources_path: Option<PathBuf>,
     /// Actor state store, overriding --resources-path: `sled` (in --data-dir; one host),
@@ -247,6 +249,20 @@ impl HostArgs {
         Ok(config)
     }
 
+    /// The cron bindings (`bindings.cron` components) of --resources-path for this app.
+    fn bindings_config(&self) -> anyhow::Result<Vec<CronBindingConfig>> {
+        let Some(dir) = &self.resources_path else {
+            return Ok(Vec::new());
+        };
+        let documents = read_documents(dir).map_err(anyhow::Error::msg)?;
+        let bindings = bindings::component::resolve(&documents, &self.app_id)?;
+        if !bindings.is_empty() {
+            let names: Vec<&str> = bindings.iter().map(|b| b.name.as_str()).collect();
+            tracing::info!(bindings = ?names, "cron bindings loaded");
+        }
+        Ok(bindings)
+    }
+
     /// The host configuration these flags describe.
     pub fn to_config(&self) -> anyhow::Result<HostConfig> {
         if self.app.enable_app_health_check && self.app.app_port.is_none() {
@@ -296,6 +312,7 @@ impl HostArgs {
             state,
             state_component,
             resiliency: self.resiliency_config()?,
+            bindings: self.bindings_config()?,
             serve_without_lease: self.serve_without_lease,
         })
     }

@@ -1,8 +1,8 @@
 //! The host's background tasks: the waker of handed-off actors, the reminder scheduler,
 //! re-registration with placement when the served types change, the lifecycle tasks that
 //! end stale and idle activations, the HTTP app's registration (`--app-port`) and the gRPC
-//! app's health checks (`--app-protocol grpc --enable-app-health-check`). All stop when the
-//! host's shutdown signal fires.
+//! app's health checks (`--app-protocol grpc --enable-app-health-check`) and the cron
+//! bindings. All stop when the host's shutdown signal fires.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -81,6 +81,12 @@ pub fn spawn(config: &HostConfig, parts: TaskParts, shutdown: &Shutdown) -> Vec<
             shutdown.clone(),
         )));
     }
+    tasks.extend(crate::bindings::spawn(
+        config,
+        &parts.triggers,
+        &parts.types_registry,
+        shutdown,
+    ));
     if let Some(health) = &config.grpc_app_health {
         tasks.push(tokio::spawn(crate::channels::app_grpc::health::run(
             health.clone(),

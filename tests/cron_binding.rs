@@ -168,6 +168,11 @@ async fn cron_bindings_call_the_app_on_their_schedule() {
     assert!(everys
         .iter()
         .all(|e| e.body_len == 0 && e.read_time.is_some()));
+    let delivered = host
+        .metric(r#"rookery_binding_events_total{binding="tick",outcome="delivered"}"#)
+        .await
+        .expect("the binding's metric");
+    assert!(delivered >= 3.0, "{delivered} delivered");
     drop(app);
     host.assert_alive();
 }
@@ -185,10 +190,13 @@ async fn without_an_app_the_events_are_skipped() {
         .arg(dir.path().display().to_string())
         .start();
     host.wait_ready().await;
-    wait_until("two skipped events in the host's log", DEADLINE, || async {
+    wait_until("two skipped events counted", DEADLINE, || async {
         host.assert_alive();
-        let skipped = host.log().matches("cron binding event skipped").count();
-        if skipped >= 2 {
+        let skipped = host
+            .metric(r#"rookery_binding_events_total{binding="every",outcome="skipped"}"#)
+            .await
+            .unwrap_or(0.0);
+        if skipped >= 2.0 {
             Ok(())
         } else {
             Err(format!("{skipped} skipped"))

@@ -31,6 +31,13 @@ pub struct PolicyLabels {
     pub target: String,
 }
 
+/// Labels of input binding events: the binding, and `delivered`, `failed` or `skipped`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BindingLabels {
+    pub binding: String,
+    pub outcome: String,
+}
+
 /// Labels of circuit breaker state changes.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BreakerLabels {
@@ -97,6 +104,9 @@ pub struct HostMetrics {
     pub resiliency_breaker_transitions_total: Family<BreakerLabels, Counter>,
     /// `rookery_resiliency_breakers_open{target}`: breakers open now.
     pub resiliency_breakers_open: Family<PolicyLabels, Gauge>,
+    /// `rookery_binding_events_total{binding,outcome}`: input binding events delivered to
+    /// the app, failed (refused, not answered in time), or skipped (no app to take them).
+    pub binding_events_total: Family<BindingLabels, Counter>,
 }
 
 impl Default for HostMetrics {
@@ -130,6 +140,7 @@ impl Default for HostMetrics {
             app_health_changes_total: Counter::default(),
             resiliency_resources_loaded: Gauge::default(),
             resiliency_retries_total: Family::default(),
+            binding_events_total: Family::default(),
             resiliency_timeouts_total: Family::default(),
             resiliency_breaker_rejections_total: Family::default(),
             resiliency_breaker_transitions_total: Family::default(),
@@ -226,6 +237,11 @@ impl Default for HostMetrics {
             "health_changes",
             "Changes of the app between healthy and unhealthy",
             metrics.app_health_changes_total.clone(),
+        );
+        root.sub_registry_with_prefix("binding").register(
+            "events",
+            "Input binding events, by binding and outcome (delivered, failed, skipped)",
+            metrics.binding_events_total.clone(),
         );
         let resiliency = root.sub_registry_with_prefix("resiliency");
         resiliency.register(

@@ -10,6 +10,7 @@
 //! component fires its own events, as every daprd does. While no app receives triggers
 //! (none connected, or unhealthy), an instant's event is skipped and logged.
 
+use crate::metrics::{BindingLabels, HostMetrics};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -40,6 +41,7 @@ pub struct CronTask {
     pub types: Arc<TypeRegistry>,
     /// Bound of one delivery to the app.
     pub delivery_timeout: Duration,
+    pub metrics: Arc<HostMetrics>,
 }
 
 /// How a binding's events went, logged with each outcome.
@@ -73,7 +75,7 @@ impl CronTask {
                 _ = shutdown.fired() => break,
             }
             while let Some(done) = in_flight.try_join_next() {
-                count_outcome(&mut counts, done.unwrap_or(false));
+                self.count_outcome(&mut counts, done.unwrap_or(false));
             }
             self.fire(due, &mut in_flight, &mut counts);
             let fired_at = now_ms();
@@ -88,7 +90,7 @@ impl CronTask {
                 tokio::select! {
                     done = in_flight.join_next() => {
                         let ok = matches!(done, Some(Ok(true)));
-                        count_outcome(&mut counts, ok);
+                        self.count_outcome(&mut counts, ok);
                     }
                     () = tokio::time::sleep(wait) => {}
                     _ = shutdown.fired() => break,
@@ -103,7 +105,7 @@ impl CronTask {
             tokio::select! {
                 () = async {
                     while let Some(done) = in_flight.join_next().await {
-                        count_outcome(&mut counts, matches!(done, Ok(true)));
+                        self.count_outcome(&mut counts, matches!(done, Ok(true)));
                     }
                 } => {}
                 _ = shutdown.fired() => {}
@@ -117,11 +119,13 @@ impl CronTask {
         let name = &self.binding.name;
         let Some(triggers) = self.slot.get(&self.types, &self.app_id) else {
             counts.skipped += 1;
+            self.count_metric("skipped");
             tracing::debug!(binding = %name, instant = %format_rfc3339_ms(due), skipped = counts.skipped, "no app receives triggers (none connected, or unhealthy): cron binding event skipped");
             return;
         };
         if in_flight.len() >= MAX_IN_FLIGHT {
             counts.skipped += 1;
+            self.count_metric("skipped");
             tracing::warn!(binding = %name, instant = %format_rfc3339_ms(due), in_flight = in_flight.len(), skipped = counts.skipped, "the app has not answered the binding's earlier events: event skipped");
             return;
         }
@@ -147,11 +151,24 @@ impl CronTask {
     }
 }
 
-fn count_outcome(counts: &mut Counts, ok: bool) {
-    if ok {
-        counts.delivered += 1;
-    } else {
-        counts.failed += 1;
+impl CronTask {
+    fn count_outcome(&self, counts: &mut Counts, ok: bool) {
+        if ok {
+            counts.delivered += 1;
+        } else {
+            counts.failed += 1;
+        }
+        self.count_metric(if ok { "delivered" } else { "failed" });
+    }
+
+    fn count_metric(&self, outcome: &str) {
+        self.metrics
+            .binding_events_total
+            .get_or_create(&BindingLabels {
+                binding: self.binding.name.clone(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
     }
 }
 

@@ -11,6 +11,7 @@
 pub mod component;
 pub mod cron;
 
+use crate::metrics::HostMetrics;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,6 +27,7 @@ pub fn spawn(
     config: &HostConfig,
     slot: &TriggerSlot,
     types: &Arc<TypeRegistry>,
+    metrics: &Arc<HostMetrics>,
     shutdown: &Shutdown,
 ) -> Vec<JoinHandle<()>> {
     if !config.bindings.is_empty() && config.app_id.is_empty() {
@@ -44,6 +46,7 @@ pub fn spawn(
                 slot: slot.clone(),
                 types: types.clone(),
                 delivery_timeout: Duration::from_millis(config.actors.call_timeout_ms),
+                metrics: metrics.clone(),
             };
             tokio::spawn(task.run(shutdown.clone()))
         })

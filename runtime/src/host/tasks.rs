@@ -85,6 +85,7 @@ pub fn spawn(config: &HostConfig, parts: TaskParts, shutdown: &Shutdown) -> Vec<
         config,
         &parts.triggers,
         &parts.types_registry,
+        &parts.metrics,
         shutdown,
     ));
     if let Some(health) = &config.grpc_app_health {

@@ -1,7 +1,7 @@
 //! Dapr's Jobs API on `rookery host`, as a client sees it: scheduling, reading, listing and
 //! deleting the jobs of the host's app over HTTP (`/v1.0-alpha1/jobs/{name}`), over gRPC
-//! (`ScheduleJobAlpha1` and friends, with the generated tonic client) and through
-//! `rookery jobs`, with daprd's error codes for every refused request, and nothing stored by a
+//! (`ScheduleJobAlpha1` and friends, with the generated tonic client and with the official
+//! Dapr Python SDK's `DaprClient`) and through `rookery jobs`, with daprd's error codes for every refused request, and nothing stored by a
 //! refused one. The jobs here are due an hour or more away: firing them is
 //! `tests/jobs.rs`'s subject, not this file's.
 //!
@@ -706,4 +706,57 @@ async fn grpc_names_result(client: &mut DaprClient<Channel>) -> Result<Vec<Strin
         .await?
         .into_inner();
     Ok(listed.jobs.into_iter().map(|job| job.name).collect())
+}
+
+/// The official Dapr Python SDK's Jobs client (`tests/python/dapr_sdk_jobs.py`) against a
+/// host: one JSON line per step.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dapr_python_sdk_schedules_gets_and_deletes_jobs() {
+    if support::dapr_app::skip_without_python("the_dapr_python_sdk_schedules_gets_and_deletes_jobs")
+    {
+        return;
+    }
+    let (_cluster, host) = start(|b| b.app_id("sdk-app")).await;
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/dapr_sdk_jobs.py");
+    let run = tokio::process::Command::new("python3")
+        .arg(script)
+        .arg("--address")
+        .arg(&host.grpc_addr)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        // The SDK waits for the sidecar's /v1.0/healthz/outbound on its HTTP port first.
+        .env("DAPR_RUNTIME_HOST", "127.0.0.1")
+        .env("DAPR_HTTP_PORT", host.http_port.to_string())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(CLI_DEADLINE, run)
+        .await
+        .expect("the SDK script finishes")
+        .expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let steps: std::collections::BTreeMap<String, Value> = stdout
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).expect("a JSON line"))
+        .map(|step| (step["step"].as_str().unwrap_or_default().to_owned(), step))
+        .collect();
+    assert_eq!(steps["schedule"]["ok"], true, "{stdout}");
+    assert_eq!(
+        steps["schedule_again"]["code"], "ALREADY_EXISTS",
+        "{stdout}"
+    );
+    assert_eq!(steps["overwrite"]["ok"], true, "{stdout}");
+    let got = &steps["get"];
+    assert_eq!(got["ok"], true, "{stdout}");
+    assert_eq!(got["name"], "sdk-job");
+    assert_eq!(got["schedule"], "@every 1h");
+    assert_eq!(got["repeats"], 5);
+    assert_eq!(got["due_time"], "10m");
+    assert_eq!(got["data"], "vacuum the lobby");
+    assert_eq!(steps["delete"]["ok"], true, "{stdout}");
+    assert_eq!(steps["get_deleted"]["code"], "NOT_FOUND", "{stdout}");
 }

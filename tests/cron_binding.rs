@@ -4,6 +4,8 @@
 //!
 //! Real processes: one `rookery placement` and one `rookery host --app-port`; the app is an
 //! HTTP server in this test (axum) that records when each event arrives, by its own clock.
+//! A gRPC app (the Python example, registered with `receive_triggers`) receives the events as
+//! `TriggerBinding` messages.
 
 mod support;
 
@@ -228,4 +230,48 @@ async fn a_cron_binding_with_a_bad_schedule_stops_the_host() {
         "{}",
         output.stderr
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grpc_app_that_asks_for_triggers_receives_binding_events() {
+    if support::python::skip_without(
+        "grpc, grpc_tools",
+        "examples/python/requirements.txt",
+        "a_grpc_app_that_asks_for_triggers_receives_binding_events",
+    ) {
+        return;
+    }
+    let dir = resources(&[("every.yaml", cron_component("every", "@every 1s"))]);
+    let cluster = start_placement(1).await;
+    let host = HostProcess::builder(cluster.addr_list())
+        .app_id("A")
+        .arg("--resources-path")
+        .arg(dir.path().display().to_string())
+        .start();
+    host.wait_ready().await;
+    let app = support::process::LoggedChild::spawn(
+        "python counter app",
+        "python3",
+        support::python::counter_app_args(&host.grpc_addr, "A", &dir.path().join("stubs")),
+        vec![
+            ("PYTHONUNBUFFERED".into(), "1".into()),
+            ("PYTHONDONTWRITEBYTECODE".into(), "1".into()),
+        ],
+        dir.path().join("app.log"),
+    );
+    wait_until(
+        "three binding events in the app's log",
+        DEADLINE,
+        || async {
+            app.assert_alive();
+            host.assert_alive();
+            let events = app.log().matches("counter_app: binding every").count();
+            if events >= 3 {
+                Ok(())
+            } else {
+                Err(format!("{events} events; log: {}", app.log()))
+            }
+        },
+    )
+    .await;
 }

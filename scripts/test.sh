@@ -19,6 +19,14 @@ if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
   fi
 fi
 export ROOKERY_TEST_REQUIRE_POSTGRES=1
+# tests/certs.rs checks the certificates `rookery certs` writes with OpenSSL's command.
+if ! command -v openssl >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null
+  else
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null
+  fi
+fi
 # The runtime's layers: no import cycle, no layer using one below it.
 python3 scripts/check_layers.py
 cargo test --workspace --all-targets --locked

@@ -3,6 +3,7 @@
 //!
 //! Exit status: 0 on success, 1 on a runtime failure, 2 on bad usage (clap's convention).
 
+mod certs;
 mod host;
 mod invoke;
 mod jobs;
@@ -41,6 +42,8 @@ enum Command {
     Placement(placement::PlacementArgs),
     /// Show the placement cluster: leader, term, members, table version, hosts.
     Status(status::StatusArgs),
+    /// Make a development CA and node certificates for mutual TLS (init, issue).
+    Certs(certs::CertsArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -66,6 +69,7 @@ pub fn main() -> ExitCode {
             Command::State(args) => state::run(args).await,
             Command::Placement(args) => placement::run(args).await,
             Command::Status(args) => status::run(args).await,
+            Command::Certs(args) => certs::run(args).await,
         }
     });
     match result {

@@ -15,7 +15,7 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "runtime",
 
 # Lower layers first; a file may import its own layer and the ones before it.
 LAYERS = [
-    {"call", "dapr_wire", "error", "grpc", "resources"},
+    {"call", "dapr_wire", "error", "grpc", "resources", "secrets"},
     {"state"},
     {"metrics"},
     {"resiliency"},

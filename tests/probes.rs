@@ -111,3 +111,67 @@ async fn readiness_follows_the_state_store() {
     wait_status(host.http_port, "/readyz", 200).await;
     host.assert_alive();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_state_stores_connection_string_may_come_from_a_secret_store() {
+    let Some(postgres) = Postgres::start().await else {
+        return;
+    };
+    let dir = TestDir::new("rookery-probes-test-");
+    let resources: PathBuf = dir.path().join("components");
+    std::fs::create_dir_all(&resources).expect("resources dir");
+    let secrets = dir.path().join("secrets.json");
+    let secrets_json = serde_json::json!({"pg": {"connection": postgres.connection_string()}});
+    std::fs::write(&secrets, secrets_json.to_string()).expect("write secrets");
+    std::fs::write(
+        resources.join("secrets.yaml"),
+        format!(
+            "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {{name: localsecrets}}\nspec:\n  type: secretstores.local.file\n  version: v1\n  metadata:\n  - {{name: secretsFile, value: \"{}\"}}\n",
+            secrets.display()
+        ),
+    )
+    .expect("write the secret store");
+    std::fs::write(
+        resources.join("statestore.yaml"),
+        "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {name: statestore}\nspec:\n  type: state.postgresql\n  version: v1\n  metadata:\n  - name: connectionString\n    secretKeyRef: {name: \"pg:connection\", key: \"pg:connection\"}\nauth:\n  secretStore: localsecrets\n",
+    )
+    .expect("write the state store");
+    let cluster = start_placement(1).await;
+    let host = HostProcess::builder(cluster.addr_list())
+        .arg("--resources-path")
+        .arg(resources.display().to_string())
+        .start();
+    host.wait_ready().await;
+    let ready = wait_status(host.http_port, "/readyz", 200).await;
+    assert!(
+        ready.contains("ok state store: postgresql reachable"),
+        "{ready}"
+    );
+    // The secret is not logged.
+    let password = postgres.connection_string();
+    assert!(
+        !host.log().contains(&password),
+        "the connection string was logged"
+    );
+
+    // A secret the store lacks stops the host at start, naming it.
+    std::fs::write(&secrets, r#"{"pg": {}}"#).expect("rewrite secrets");
+    let resources_arg = resources.display().to_string();
+    let refused = support::run_rookery(
+        &[
+            "host",
+            "--placement",
+            &cluster.addr_list(),
+            "--resources-path",
+            &resources_arg,
+        ],
+        DEADLINE,
+    )
+    .await;
+    assert_ne!(refused.code, Some(0), "the host started without its secret");
+    assert!(
+        refused.stderr.contains("pg:connection") && refused.stderr.contains("localsecrets"),
+        "{}",
+        refused.stderr
+    );
+}

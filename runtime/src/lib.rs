@@ -10,7 +10,7 @@
 //! each other in a cycle (`scripts/check_layers.py` checks both; the test command runs it):
 //! 1. [`call`] (what a call is), [`error`] (its errors), [`grpc`] (deadlines, sizes),
 //!    [`dapr_wire`] (Dapr's header names and JSON forms of data), [`resources`] (the
-//!    documents of `--resources-path`).
+//!    documents of `--resources-path`), [`secrets`] (its local secret stores).
 //! 2. [`state`]: durable actor state behind the `StateStore` trait (sled, PostgreSQL).
 //! 3. [`metrics`].
 //! 4. [`resiliency`]: Dapr's Resiliency policies (timeouts, retries, circuit breakers).
@@ -31,6 +31,7 @@ pub mod dapr_wire;
 pub mod error;
 pub mod grpc;
 pub mod resources;
+pub mod secrets;
 
 pub mod state;
 

@@ -22,6 +22,9 @@
 //! are skipped.
 //! More than one state component is an error unless exactly one says `actorStateStore: "true"`.
 //! `state.sled` takes an optional `path` (default: `<data-dir>/state`).
+//!
+//! A metadata value may come from a secret instead (`crate::secrets`): `secretKeyRef: {name,
+//! key}` with the component's `auth: {secretStore: <store component>}`, as in Dapr.
 
 use std::path::{Path, PathBuf};
 
@@ -29,12 +32,29 @@ use serde::Deserialize;
 
 use super::postgres_store::{PostgresConfig, DEFAULT_TABLE_NAME};
 use super::{StateError, StoreConfig};
+use crate::secrets::SecretStores;
 
 #[derive(Debug, Deserialize)]
 struct Document {
     #[serde(default)]
     metadata: ObjectMeta,
     spec: Option<Spec>,
+    #[serde(default)]
+    auth: Auth,
+}
+
+/// Where the component's `secretKeyRef`s are looked up.
+#[derive(Debug, Default, Deserialize)]
+struct Auth {
+    #[serde(default, rename = "secretStore")]
+    secret_store: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SecretKeyRef {
+    name: String,
+    #[serde(default)]
+    key: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -56,25 +76,34 @@ struct MetadataItem {
     name: String,
     value: Option<serde_yaml::Value>,
     #[serde(rename = "secretKeyRef")]
-    secret_key_ref: Option<serde_yaml::Value>,
+    secret_key_ref: Option<SecretKeyRef>,
 }
 
 /// One state component found in a file.
-struct Found {
+struct Found<'a> {
     file: PathBuf,
     name: String,
     spec: Spec,
+    secret_store: Option<String>,
+    secrets: &'a SecretStores,
 }
 
-impl Found {
+impl Found<'_> {
     fn value(&self, item: &str) -> Result<Option<String>, StateError> {
         let Some(entry) = self.spec.metadata.iter().find(|m| m.name == item) else {
             return Ok(None);
         };
-        if entry.secret_key_ref.is_some() {
-            return Err(self.error(format!(
-                "metadata {item:?} uses secretKeyRef, which is not supported: give its value"
-            )));
+        if let Some(reference) = &entry.secret_key_ref {
+            let store = self.secret_store.as_deref().ok_or_else(|| {
+                self.error(format!(
+                    "metadata {item:?} uses secretKeyRef: name the secret store in auth.secretStore"
+                ))
+            })?;
+            return self
+                .secrets
+                .get(store, &reference.name, &reference.key)
+                .map(Some)
+                .map_err(|e| self.error(format!("metadata {item:?}: {e}")));
         }
         Ok(match &entry.value {
             Some(serde_yaml::Value::String(s)) => Some(s.clone()),
@@ -125,6 +154,7 @@ impl Found {
 /// The state store the components in `dir` describe, with its component's name; `None` if
 /// they describe none.
 pub fn load(dir: &Path, data_dir: &Path) -> Result<Option<(String, StoreConfig)>, StateError> {
+    let secrets = SecretStores::load(dir).map_err(StateError::Config)?;
     let mut found = Vec::new();
     for resource in crate::resources::read_documents(dir).map_err(StateError::Config)? {
         if resource.kind.as_deref() != Some("Component") {
@@ -139,6 +169,8 @@ pub fn load(dir: &Path, data_dir: &Path) -> Result<Option<(String, StoreConfig)>
                 file: resource.file.clone(),
                 name: document.metadata.name,
                 spec,
+                secret_store: document.auth.secret_store,
+                secrets: &secrets,
             });
         }
     }
@@ -246,5 +278,35 @@ spec:
         let error = load(two.path(), Path::new("/d")).unwrap_err().to_string();
         assert!(error.contains("exactly one"), "{error}");
         assert!(load(Path::new("/nonexistent-dir"), Path::new("/d")).is_err());
+    }
+
+    #[test]
+    fn a_connection_string_comes_from_a_secret() {
+        let secrets_dir = tempfile::tempdir().unwrap();
+        let secrets = secrets_dir.path().join("secrets.json");
+        std::fs::write(&secrets, r#"{"pg": {"conn": "host=db user=u password=p"}}"#).unwrap();
+        let store = format!(
+            "kind: Component\nmetadata: {{name: local}}\nspec:\n  type: secretstores.local.file\n  metadata:\n  - {{name: secretsFile, value: {}}}\n",
+            secrets.display()
+        );
+        let state = "kind: Component\nmetadata: {name: statestore}\nspec:\n  type: state.postgresql\n  metadata:\n  - name: connectionString\n    secretKeyRef: {name: \"pg:conn\", key: \"pg:conn\"}\nauth:\n  secretStore: local\n";
+        let dir = dir_with(&[("secrets.yaml", store.as_str()), ("state.yaml", state)]);
+        let (name, config) = load(dir.path(), Path::new("/d")).unwrap().unwrap();
+        assert_eq!(name, "statestore");
+        let StoreConfig::PostgreSql(pg) = config else {
+            panic!("not PostgreSQL: {config:?}")
+        };
+        assert_eq!(pg.connection_string, "host=db user=u password=p");
+        // A secret the store lacks is named, and its store, never a value.
+        let missing = state.replace("pg:conn", "pg:nope");
+        let dir = dir_with(&[
+            ("secrets.yaml", store.as_str()),
+            ("state.yaml", missing.as_str()),
+        ]);
+        let error = load(dir.path(), Path::new("/d")).unwrap_err().to_string();
+        assert!(
+            error.contains("pg:nope") && error.contains("local"),
+            "{error}"
+        );
     }
 }

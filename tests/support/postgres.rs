@@ -24,6 +24,8 @@ pub struct Postgres {
     port: u16,
     /// (uid, gid) the server runs as, when this process is root.
     run_as: Option<(u32, u32)>,
+    /// Whether TCP clients must use TLS (then this test's own queries use the Unix socket).
+    tls_only: bool,
     child: Option<Child>,
     // Last: the server is killed before its dir goes.
     dir: TestDir,
@@ -85,6 +87,16 @@ impl Postgres {
     /// A fresh server, started and accepting connections; `None` (the test should return)
     /// when PostgreSQL is not installed and not required.
     pub async fn start() -> Option<Postgres> {
+        Postgres::start_configured(None).await
+    }
+
+    /// A fresh server that accepts TCP clients only over TLS, with the certificate and key
+    /// of these PEM files; plaintext TCP clients are refused.
+    pub async fn start_tls_only(cert: &Path, key: &Path) -> Option<Postgres> {
+        Postgres::start_configured(Some((cert, key))).await
+    }
+
+    async fn start_configured(tls: Option<(&Path, &Path)>) -> Option<Postgres> {
         let Some(bin) = bin_dir() else {
             assert!(
                 std::env::var_os("ROOKERY_TEST_REQUIRE_POSTGRES").is_none(),
@@ -103,6 +115,7 @@ impl Postgres {
             bin,
             port: free_port(),
             run_as,
+            tls_only: tls.is_some(),
             child: None,
             dir,
         };
@@ -120,9 +133,58 @@ impl Postgres {
             "initdb failed: {}",
             String::from_utf8_lossy(&status.stderr)
         );
+        if let Some((cert, key)) = tls {
+            postgres.require_tls(cert, key);
+        }
         postgres.start_server();
         postgres.wait_accepting().await;
         Some(postgres)
+    }
+
+    /// Serves TLS with `cert` and `key`, and refuses plaintext TCP clients (the Unix socket
+    /// stays open to this test's own queries).
+    fn require_tls(&self, cert: &Path, key: &Path) {
+        use std::os::unix::fs::PermissionsExt;
+        let data = self.data_dir();
+        std::fs::copy(cert, data.join("server.crt")).expect("copy the certificate");
+        std::fs::copy(key, data.join("server.key")).expect("copy the key");
+        std::fs::set_permissions(
+            data.join("server.key"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .expect("chmod the key");
+        let mut conf = std::fs::OpenOptions::new()
+            .append(true)
+            .open(data.join("postgresql.conf"))
+            .expect("open postgresql.conf");
+        std::io::Write::write_all(
+            &mut conf,
+            b"\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n",
+        )
+        .expect("write postgresql.conf");
+        std::fs::write(
+            data.join("pg_hba.conf"),
+            "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\n",
+        )
+        .expect("write pg_hba.conf");
+        if let Some((uid, gid)) = self.run_as {
+            for file in ["server.crt", "server.key", "pg_hba.conf"] {
+                std::os::unix::fs::chown(data.join(file), Some(uid), Some(gid)).expect("chown");
+            }
+        }
+    }
+
+    /// Where this test's own queries connect: the Unix socket when TCP needs TLS.
+    fn own_connection_string(&self) -> String {
+        if self.tls_only {
+            format!(
+                "host={} port={} user={ROLE} dbname=postgres connect_timeout=2",
+                self.dir.path().display(),
+                self.port
+            )
+        } else {
+            self.connection_string()
+        }
     }
 
     fn data_dir(&self) -> PathBuf {
@@ -166,7 +228,7 @@ impl Postgres {
 
     /// Waits until the server answers a query.
     pub async fn wait_accepting(&self) {
-        let connection_string = self.connection_string();
+        let connection_string = self.own_connection_string();
         wait_until("PostgreSQL accepting connections", DEADLINE, || {
             let connection_string = connection_string.clone();
             async move {
@@ -239,7 +301,7 @@ impl Postgres {
     /// Runs one query and returns the first column of each row as text.
     pub async fn query(&self, sql: &str) -> Vec<String> {
         let (client, connection) =
-            tokio_postgres::connect(&self.connection_string(), tokio_postgres::NoTls)
+            tokio_postgres::connect(&self.own_connection_string(), tokio_postgres::NoTls)
                 .await
                 .expect("connect to PostgreSQL");
         tokio::spawn(connection);

@@ -19,6 +19,7 @@
 
 pub mod component;
 pub mod postgres_store;
+pub mod postgres_tls;
 pub mod sled_store;
 
 use std::sync::Arc;

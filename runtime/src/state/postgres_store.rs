@@ -13,6 +13,9 @@
 //! [`STORE_OPERATION_TIMEOUT_MS`]; while the server is down, operations fail with
 //! [`StateError::Unavailable`] and nothing is half-written (a transaction not committed is
 //! rolled back by the server).
+//!
+//! TLS follows the connection string's `sslmode` and `sslrootcert`, as libpq's
+//! (`super::postgres_tls`).
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -23,6 +26,9 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 use tokio::sync::OnceCell;
 use tokio_postgres::NoTls;
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use super::postgres_tls::{client_config, split_tls_settings, TlsSettings};
 
 use super::{expires_at_ms, now_ms, Claim, Epoch, StateError, StateOp, StateStore};
 use crate::call::ActorKey;
@@ -58,7 +64,13 @@ impl std::fmt::Debug for PostgresConfig {
 /// Reads a connection string: libpq's key/value form (with Dapr's `database` key as an
 /// alias of `dbname`) or a URL.
 pub fn parse_connection_string(text: &str) -> Result<tokio_postgres::Config, StateError> {
-    let text = text.trim();
+    parse_with_tls(text).map(|(config, _)| config)
+}
+
+/// [`parse_connection_string`], with the TLS settings (`sslmode`, `sslrootcert`) apart.
+pub fn parse_with_tls(text: &str) -> Result<(tokio_postgres::Config, TlsSettings), StateError> {
+    let (text, tls) = split_tls_settings(text.trim())?;
+    let text = text.as_str();
     let normalized = if text.starts_with("postgres://") || text.starts_with("postgresql://") {
         text.to_owned()
     } else {
@@ -75,7 +87,8 @@ pub fn parse_connection_string(text: &str) -> Result<tokio_postgres::Config, Sta
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(Duration::from_millis(CONNECT_TIMEOUT_MS));
     }
-    Ok(config)
+    config.ssl_mode(tls.mode.driver_mode());
+    Ok((config, tls))
 }
 
 fn validate_table_name(name: &str) -> Result<(), StateError> {
@@ -178,14 +191,16 @@ impl PostgresStore {
     /// Builds the pool; connects lazily, so a host starts while the server is down.
     pub fn new(config: PostgresConfig) -> Result<PostgresStore, StateError> {
         validate_table_name(&config.table_name)?;
-        let pg_config = parse_connection_string(&config.connection_string)?;
-        let manager = Manager::from_config(
-            pg_config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let (pg_config, tls) = parse_with_tls(&config.connection_string)?;
+        let manager_config = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match client_config(&tls)? {
+            None => Manager::from_config(pg_config, NoTls, manager_config),
+            Some(tls) => {
+                Manager::from_config(pg_config, MakeRustlsConnect::new(tls), manager_config)
+            }
+        };
         let timeout = Some(Duration::from_millis(STORE_OPERATION_TIMEOUT_MS));
         let pool = Pool::builder(manager)
             .max_size(MAX_POOL_CONNECTIONS)

@@ -323,22 +323,27 @@ async fn a_job_survives_kill9_of_the_placement_leader_and_of_its_host() {
     } else {
         (&host_b, &app_a)
     };
-    let survivor_before = survivor.deliveries("steady").len();
     victim.kill9();
+    let killed_at = now_ms();
+    // The survivor takes the job over: it catches up on the firings due meanwhile (late, in
+    // a burst) and then goes on with those due after the kill.
     wait_until(
-        "the surviving host delivering the job",
+        "the surviving host delivering firings due after the kill",
         DEADLINE,
         || async {
-            let now = survivor.deliveries("steady").len();
-            if now >= survivor_before + 3 {
+            let live = survivor
+                .deliveries("steady")
+                .iter()
+                .filter(|d| d.due_ms > killed_at)
+                .count();
+            if live >= 2 {
                 Ok(())
             } else {
-                Err(format!("{now} deliveries at the survivor"))
+                Err(format!("{live} firings due after the kill at the survivor"))
             }
         },
     )
     .await;
-    let stopped_at = now_ms();
     let path = "/v1.0-alpha1/jobs/steady";
     let alive = if std::ptr::eq(survivor, &app_a) {
         &host_a
@@ -374,10 +379,6 @@ async fn a_job_survives_kill9_of_the_placement_leader_and_of_its_host() {
         .collect();
     assert!(missing.is_empty(), "missing firings due at {missing:?}");
     assert_eq!((last - first) % 1_000, 0, "due instants off the schedule");
-    assert!(
-        last + 3_000 >= stopped_at,
-        "firings stopped long before the end: {last} vs {stopped_at}"
-    );
     // At least once: a firing delivered but not yet recorded when its host died (or while
     // the leader changed) is delivered again; a few, not a flood.
     let duplicates: usize = by_due.values().map(|n| n - 1).sum();

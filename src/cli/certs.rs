@@ -162,7 +162,9 @@ fn init(dir: &Path, valid_days: u32, force: bool) -> anyhow::Result<()> {
 fn check_dns_name(name: &str, what: &str) -> anyhow::Result<()> {
     let label_ok = |label: &str| {
         (1..=63).contains(&label.len())
-            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
             && !label.starts_with('-')
             && !label.ends_with('-')
     };

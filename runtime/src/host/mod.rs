@@ -36,6 +36,7 @@ use crate::config::{HostConfig, TypeOptions};
 use crate::error::CallError;
 use crate::jobs::JobsClient;
 use crate::metrics::HostMetrics;
+use crate::reminders::scheduler::ScheduleChanges;
 use crate::reminders::ReminderClient;
 use crate::resiliency::store::ResilientStore;
 use crate::resiliency::Resiliency;
@@ -127,8 +128,12 @@ impl Host {
             resiliency,
         }));
         let leader_rpc = Arc::new(LeaderRpc::new(config.placement.clone(), transport));
-        let api = ActorApi::new(router.clone(), ReminderClient::new(leader_rpc.clone()));
-        let jobs = JobsClient::new(config.app_id.clone(), leader_rpc.clone());
+        let (schedule_changes, schedule_changes_rx) = ScheduleChanges::channel();
+        let api = ActorApi::new(
+            router.clone(),
+            ReminderClient::new(leader_rpc.clone(), schedule_changes.clone()),
+        );
+        let jobs = JobsClient::new(config.app_id.clone(), leader_rpc.clone(), schedule_changes);
         let triggers = TriggerSlot::default();
 
         let mut all_tasks = tasks::spawn(
@@ -139,6 +144,7 @@ impl Host {
                 hand_offs,
                 placement: placement.clone(),
                 leader_rpc,
+                schedule_changes: schedule_changes_rx,
                 metrics: metrics.clone(),
                 types: types.subscribe(),
                 types_registry: types.clone(),

@@ -21,7 +21,7 @@ use crate::cluster::placement_session::PlacementSession;
 use crate::cluster::table::TableState;
 use crate::config::HostConfig;
 use crate::metrics::HostMetrics;
-use crate::reminders::scheduler::ReminderScheduler;
+use crate::reminders::scheduler::{ReminderScheduler, ScheduleChangesRx};
 use crate::routing::waker::wake_handed_off;
 use crate::routing::Router;
 
@@ -32,6 +32,8 @@ pub struct TaskParts {
     pub hand_offs: HandOffs,
     pub placement: Arc<PlacementSession>,
     pub leader_rpc: Arc<LeaderRpc>,
+    /// Deletions and replacements made through this host, for its scheduler.
+    pub schedule_changes: ScheduleChangesRx,
     pub metrics: Arc<HostMetrics>,
     pub types: watch::Receiver<Vec<String>>,
     pub types_registry: Arc<TypeRegistry>,
@@ -55,7 +57,11 @@ pub fn spawn(config: &HostConfig, parts: TaskParts, shutdown: &Shutdown) -> Vec<
                 parts.router,
                 parts.metrics.clone(),
             )
-            .run(parts.table.clone(), shutdown.clone()),
+            .run(
+                parts.table.clone(),
+                parts.schedule_changes,
+                shutdown.clone(),
+            ),
         ),
         tokio::spawn(reregister_on_type_change(
             parts.types,

@@ -11,6 +11,7 @@ use rookery_proto::internal::v1::{CreateReminderRequest, ListRemindersRequest};
 use tonic::{Code, Status};
 
 use crate::cluster::leader_rpc::LeaderRpc;
+use crate::reminders::scheduler::ScheduleChanges;
 
 /// Why a jobs request failed.
 #[derive(Debug, thiserror::Error)]
@@ -36,11 +37,18 @@ pub enum JobsError {
 pub struct JobsClient {
     app_id: String,
     rpc: Arc<LeaderRpc>,
+    changes: ScheduleChanges,
 }
 
 impl JobsClient {
-    pub fn new(app_id: String, rpc: Arc<LeaderRpc>) -> JobsClient {
-        JobsClient { app_id, rpc }
+    /// `changes` reaches this host's scheduler: a job deleted or replaced here stops firing
+    /// here before the client hears back.
+    pub fn new(app_id: String, rpc: Arc<LeaderRpc>, changes: ScheduleChanges) -> JobsClient {
+        JobsClient {
+            app_id,
+            rpc,
+            changes,
+        }
     }
 
     /// The app whose jobs these are.
@@ -87,6 +95,7 @@ impl JobsClient {
                 Code::AlreadyExists => JobsError::AlreadyExists(name),
                 _ => JobsError::Store(status),
             })?;
+        self.changes.changed(reminder.key.clone());
         Ok(spec)
     }
 
@@ -136,7 +145,8 @@ impl JobsClient {
     /// Deletes the job of that name; `false` when there was none.
     pub async fn delete(&self, name: &str) -> Result<bool, JobsError> {
         self.require_app()?;
-        let key = key_to_wire(&job_key(&self.app_id, name));
+        let changed = job_key(&self.app_id, name);
+        let key = key_to_wire(&changed);
         match self
             .rpc
             .call(key, |mut client, request| async move {
@@ -144,7 +154,10 @@ impl JobsClient {
             })
             .await
         {
-            Ok(response) => Ok(response.deleted),
+            Ok(response) => {
+                self.changes.changed(changed);
+                Ok(response.deleted)
+            }
             // A name no job can have (a bad key) names no job.
             Err(status) if status.code() == Code::InvalidArgument => Ok(false),
             Err(status) => Err(JobsError::Store(status)),

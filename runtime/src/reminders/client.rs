@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use rookery_core::clock::now_ms;
 use rookery_core::job_reminders::is_jobs_type;
-use rookery_core::reminders::reminder_from_wire;
+use rookery_core::reminders::{reminder_from_wire, ReminderKey};
 use rookery_core::schedule::parse_schedule;
 use rookery_proto::internal::v1::{
     CreateReminderRequest, ListRemindersRequest, ReminderKey as WireKey, StoredReminder,
@@ -19,11 +19,13 @@ use rookery_proto::v1::{
 use tonic::Status;
 
 use crate::cluster::leader_rpc::LeaderRpc;
+use crate::reminders::scheduler::ScheduleChanges;
 
 /// Reminders with the messages of the `Reminders` service: create, get, list, delete.
 #[derive(Clone)]
 pub struct ReminderClient {
     rpc: Arc<LeaderRpc>,
+    changes: ScheduleChanges,
 }
 
 fn key(reference: Option<ReminderRef>) -> Result<WireKey, Status> {
@@ -39,6 +41,14 @@ fn key(reference: Option<ReminderRef>) -> Result<WireKey, Status> {
         actor_id: reference.actor_id,
         name: reference.name,
     })
+}
+
+fn reminder_key(key: &WireKey) -> ReminderKey {
+    ReminderKey {
+        actor_type: key.actor_type.clone(),
+        actor_id: key.actor_id.clone(),
+        name: key.name.clone(),
+    }
 }
 
 fn info(stored: StoredReminder) -> ReminderInfo {
@@ -59,8 +69,10 @@ fn info(stored: StoredReminder) -> ReminderInfo {
 }
 
 impl ReminderClient {
-    pub fn new(rpc: Arc<LeaderRpc>) -> ReminderClient {
-        ReminderClient { rpc }
+    /// `changes` reaches this host's scheduler: what is deleted or replaced here stops firing
+    /// here before the client hears back.
+    pub fn new(rpc: Arc<LeaderRpc>, changes: ScheduleChanges) -> ReminderClient {
+        ReminderClient { rpc, changes }
     }
 
     /// Creates (or, unless `fail_if_exists`, replaces) a reminder; returns it as stored.
@@ -96,6 +108,9 @@ impl ReminderClient {
                 |mut client, request| async move { client.create_reminder(request).await },
             )
             .await?;
+        if let Some(key) = &stored.key {
+            self.changes.changed(reminder_key(key));
+        }
         Ok(info(created))
     }
 
@@ -139,12 +154,14 @@ impl ReminderClient {
         reference: ReminderRef,
     ) -> Result<DeleteActorReminderResponse, Status> {
         let key = key(Some(reference))?;
+        let changed = reminder_key(&key);
         let deleted = self
             .rpc
             .call(key, |mut client, request| async move {
                 client.delete_reminder(request).await
             })
             .await?;
+        self.changes.changed(changed);
         Ok(DeleteActorReminderResponse {
             deleted: deleted.deleted,
         })

@@ -17,7 +17,7 @@
 //! (recorded as fired, so the job moves on to its next firing). A firing that did not reach
 //! the app (the job moved, no lease) is fetched again, as a reminder's.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -104,6 +104,36 @@ fn schedule_of(wire: &StoredReminder) -> Schedule {
     }
 }
 
+/// Most changes waiting for the scheduler; beyond that a change is dropped, and the next fetch
+/// catches up with it (within `FETCH_INTERVAL_MS`).
+const MAX_PENDING_CHANGES: usize = 4_096;
+
+/// Tells this host's scheduler that a reminder was deleted or replaced through this host, so
+/// a firing it queued from an earlier fetch is dropped before anything else is fired (the
+/// next fetch queues the reminder again if it still falls due). A change made through
+/// another host reaches this one at its next fetch, which drops every queued firing placement
+/// no longer returns.
+#[derive(Clone)]
+pub struct ScheduleChanges {
+    tx: mpsc::Sender<ReminderKey>,
+}
+
+/// The scheduler's end of [`ScheduleChanges`].
+pub struct ScheduleChangesRx(mpsc::Receiver<ReminderKey>);
+
+impl ScheduleChanges {
+    pub fn channel() -> (ScheduleChanges, ScheduleChangesRx) {
+        let (tx, rx) = mpsc::channel(MAX_PENDING_CHANGES);
+        (ScheduleChanges { tx }, ScheduleChangesRx(rx))
+    }
+
+    /// Sent before the caller answers its client: the scheduler drops the queued firing
+    /// before it fires anything due later.
+    pub fn changed(&self, key: ReminderKey) {
+        let _ = self.tx.try_send(key);
+    }
+}
+
 struct Fired {
     reminder: StoredReminder,
     result: Result<Bytes, CallError>,
@@ -132,7 +162,13 @@ impl ReminderScheduler {
     }
 
     /// Runs until `shutdown`.
-    pub async fn run(self, mut table: watch::Receiver<TableState>, shutdown: Shutdown) {
+    pub async fn run(
+        self,
+        mut table: watch::Receiver<TableState>,
+        changes: ScheduleChangesRx,
+        shutdown: Shutdown,
+    ) {
+        let mut changes = changes.0;
         // Queued ticks by due instant; `queued` maps each key to its queued due instant.
         let mut pending: BTreeMap<(u64, ReminderKey), StoredReminder> = BTreeMap::new();
         let mut queued: HashMap<ReminderKey, u64> = HashMap::new();
@@ -164,11 +200,17 @@ impl ReminderScheduler {
                     None => std::future::pending::<()>().await,
                 }
             };
+            // Biased: a change sent before its client's answer is applied before anything due
+            // after that answer fires.
             tokio::select! {
+                biased;
+                Some(key) = changes.recv() => {
+                    forget(&key, &mut pending, &mut queued, &mut in_hand, &mut job_failures);
+                }
                 _ = fetch.tick() => {
                     let ready = table.borrow_and_update().table.is_some();
                     if ready {
-                        self.fetch(&mut pending, &mut queued, &in_hand).await;
+                        self.fetch(&mut pending, &mut queued, &mut in_hand, &mut job_failures).await;
                     }
                 }
                 _ = wake => {
@@ -293,11 +335,14 @@ impl ReminderScheduler {
         &self,
         pending: &mut BTreeMap<(u64, ReminderKey), StoredReminder>,
         queued: &mut HashMap<ReminderKey, u64>,
-        in_hand: &HashMap<ReminderKey, u64>,
+        in_hand: &mut HashMap<ReminderKey, u64>,
+        job_failures: &mut HashMap<ReminderKey, (u64, u32)>,
     ) {
+        let until_ms = now_ms() + HORIZON_MS;
+        let request_limit = FETCH_LIMIT as usize;
         let request = FetchDueRequest {
             host_id: self.host_id.clone(),
-            until_ms: now_ms() + HORIZON_MS,
+            until_ms,
             limit: FETCH_LIMIT,
         };
         let fetched = self
@@ -313,6 +358,24 @@ impl ReminderScheduler {
                 return;
             }
         };
+        // Placement answers earliest first with everything of this host due by `until_ms`,
+        // or the first `limit`: a queued firing due within what it covered and missing from
+        // the answer was deleted, replaced by a later one, or moved to another host.
+        let covered_until_ms = match reminders.last() {
+            Some(last) if reminders.len() >= request_limit => last.next_due_ms.saturating_sub(1),
+            _ => until_ms,
+        };
+        let answered: HashSet<ReminderKey> = reminders.iter().filter_map(key_of).collect();
+        let stale: Vec<ReminderKey> = pending
+            .iter()
+            .filter(|((_, key), stored)| {
+                stored.next_due_ms <= covered_until_ms && !answered.contains(key)
+            })
+            .map(|((_, key), _)| key.clone())
+            .collect();
+        for key in &stale {
+            forget(key, pending, queued, in_hand, job_failures);
+        }
         for reminder in reminders {
             let Some(key) = key_of(&reminder) else {
                 continue;
@@ -327,6 +390,23 @@ impl ReminderScheduler {
             pending.insert((due, key), reminder);
         }
         self.metrics.reminders_queued.set(pending.len() as i64);
+    }
+}
+
+/// Drops the queued firing of `key`, if any. A firing being retried (a job's) is given up with
+/// it; one being fired now finishes, and its report is harmless.
+fn forget(
+    key: &ReminderKey,
+    pending: &mut BTreeMap<(u64, ReminderKey), StoredReminder>,
+    queued: &mut HashMap<ReminderKey, u64>,
+    in_hand: &mut HashMap<ReminderKey, u64>,
+    job_failures: &mut HashMap<ReminderKey, (u64, u32)>,
+) {
+    if let Some(due) = queued.remove(key) {
+        pending.remove(&(due, key.clone()));
+        if job_failures.remove(key).is_some() {
+            in_hand.remove(key);
+        }
     }
 }
 

@@ -8,7 +8,7 @@
 mod support;
 
 use serde_json::json;
-use support::app::{actor_type, TestApp};
+use support::app::{actor_type, TestApp, TestAppBuilder};
 use support::cluster::Cluster;
 use support::host_process::{start_placement, wait_for_routing, HostProcess, HostProcessBuilder};
 use support::http::{request, HttpResponse};
@@ -17,10 +17,17 @@ use support::wait::{wait_until, DEADLINE};
 async fn start(
     configure: impl FnOnce(HostProcessBuilder) -> HostProcessBuilder,
 ) -> (Cluster, HostProcess, TestApp) {
+    start_with_app(configure, |app| app).await
+}
+
+async fn start_with_app(
+    configure: impl FnOnce(HostProcessBuilder) -> HostProcessBuilder,
+    configure_app: impl FnOnce(TestAppBuilder) -> TestAppBuilder,
+) -> (Cluster, HostProcess, TestApp) {
     let cluster = start_placement(1).await;
     let host = configure(HostProcess::builder(cluster.addr_list())).start();
     host.wait_ready().await;
-    let app = TestApp::builder(&host.grpc_addr)
+    let app = configure_app(TestApp::builder(&host.grpc_addr))
         .serve(actor_type("Counter"))
         .start();
     assert_eq!(app.wait_registered().await, host.id);
@@ -289,7 +296,12 @@ async fn the_actor_routes_answer_as_daprd_does() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_an_api_token_only_health_needs_none() {
-    let (_cluster, host, _app) = start(|h| h.arg("--api-token").arg("s3cret")).await;
+    let (_cluster, host, _app) = start_with_app(
+        |h| h.arg("--api-token").arg("s3cret"),
+        // The app's stream to the host's AppChannel needs the token too.
+        |app| app.api_token("s3cret"),
+    )
+    .await;
     let without = call(&host, "GET", "/v1.0/metadata", b"").await;
     assert_eq!(
         (without.status, without.text().trim()),

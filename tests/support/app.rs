@@ -146,9 +146,16 @@ pub struct TestAppBuilder {
     types: Vec<ActorTypeOptions>,
     turn_work: Duration,
     ledger: Option<(Arc<Ledger>, String)>,
+    api_token: Option<String>,
 }
 
 impl TestAppBuilder {
+    /// Sends the host's API token (`dapr-api-token` metadata) on its stream and nested calls.
+    pub fn api_token(mut self, token: impl Into<String>) -> Self {
+        self.api_token = Some(token.into());
+        self
+    }
+
     /// Writes every turn to `ledger` under the name `name` (see [`Ledger`]).
     pub fn ledger(mut self, ledger: Arc<Ledger>, name: impl Into<String>) -> Self {
         self.ledger = Some((ledger, name.into()));
@@ -187,6 +194,7 @@ impl TestAppBuilder {
             types: self.types,
             turn_work: self.turn_work,
             ledger: self.ledger,
+            api_token: self.api_token,
             nested: ActorsClient::new(nested),
             record: Mutex::new(AppRecord::default()),
             state_waiters: Mutex::new(Default::default()),
@@ -209,6 +217,7 @@ struct Shared {
     types: Vec<ActorTypeOptions>,
     turn_work: Duration,
     ledger: Option<(Arc<Ledger>, String)>,
+    api_token: Option<String>,
     /// The host's client API, for nested calls.
     nested: ActorsClient<Channel>,
     record: Mutex<AppRecord>,
@@ -219,6 +228,15 @@ struct Shared {
 }
 
 impl Shared {
+    /// Adds the API token to `request`, when the app has one.
+    fn authorize<T>(&self, request: &mut tonic::Request<T>) {
+        if let Some(token) = &self.api_token {
+            request
+                .metadata_mut()
+                .insert("dapr-api-token", token.parse().expect("an ASCII API token"));
+        }
+    }
+
     fn record(&self) -> MutexGuard<'_, AppRecord> {
         // A panicking test thread must not make every later access panic too.
         self.record.lock().unwrap_or_else(|e| e.into_inner())
@@ -234,6 +252,7 @@ impl TestApp {
             types: Vec::new(),
             turn_work: Duration::ZERO,
             ledger: None,
+            api_token: None,
         }
     }
 
@@ -344,7 +363,9 @@ async fn serve(shared: &Arc<Shared>) -> (String, bool) {
         message: Some(app_to_host::Message::Register(registration)),
     })
     .expect("receiver alive");
-    let mut inbound = match client.connect(UnboundedReceiverStream::new(out_rx)).await {
+    let mut connect = tonic::Request::new(UnboundedReceiverStream::new(out_rx));
+    shared.authorize(&mut connect);
+    let mut inbound = match client.connect(connect).await {
         Ok(response) => response.into_inner(),
         Err(status) => return (format!("Connect refused: {status}"), false),
     };
@@ -744,6 +765,7 @@ async fn nested_call(shared: &Shared, invoke: &InvokeActor) -> Result<Vec<u8>, S
         metadata: [(CALL_CHAIN_KEY.to_owned(), invoke.call_chain_id.clone())].into(),
     });
     nested.set_timeout(NESTED_CALL_DEADLINE);
+    shared.authorize(&mut nested);
     match shared.nested.clone().invoke(nested).await {
         Ok(response) => Ok(response.into_inner().data),
         Err(status) => {

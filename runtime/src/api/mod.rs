@@ -5,9 +5,11 @@
 //! - [`reminders`]: the `Reminders` gRPC service.
 //! - [`probes`]: liveness, startup and readiness.
 //! - [`ops_http`]: `/healthz`, `/livez`, `/startupz`, `/readyz` and Prometheus `/metrics`.
+//! - [`token`]: the API token every client API requires when one is set.
 
 pub mod actors;
 pub mod dapr;
 pub mod ops_http;
 pub mod probes;
 pub mod reminders;
+pub mod token;

@@ -92,13 +92,19 @@ pub async fn serve(
 ) -> Result<(Bound, Vec<JoinHandle<()>>), HostError> {
     let mut tasks = Vec::new();
     let decode_limit = config.max_request_bytes + REQUEST_ENVELOPE_BYTES;
+    // Rookery's client APIs require the API token as Dapr's do; HostInternal, reflection
+    // and health do not.
+    let token = services.dapr.api_token().clone();
     let actors = ActorsServer::new(ActorsService::new(
         services.router.clone(),
         services.api.clone(),
         services.metrics.clone(),
     ))
     .max_decoding_message_size(decode_limit);
-    let reminders = RemindersServer::new(ReminderApi::new(services.api.reminders().clone()));
+    let actors = token.guard(actors);
+    let reminders = token.guard(RemindersServer::new(ReminderApi::new(
+        services.api.reminders().clone(),
+    )));
     let app_channel = AppChannelServer::new(AppChannelService::new(
         config.host_id.clone(),
         config.app_id.clone(),
@@ -110,6 +116,7 @@ pub async fn serve(
         shutdown.clone(),
     ))
     .max_decoding_message_size(MAX_APP_MESSAGE_BYTES);
+    let app_channel = token.guard(app_channel);
     let dapr = DaprServer::new(DaprGrpcService::new(services.dapr.clone()))
         .max_decoding_message_size(decode_limit);
     let internal = HostInternalServer::new(HostInternalService::new(services.router.clone()))

@@ -11,13 +11,13 @@ use std::sync::Arc;
 use bytes::Bytes;
 use rookery_core::schedule::{format_duration_ms, format_rfc3339_ms};
 use rookery_proto::v1::{CreateActorReminderRequest, ReminderRef};
-use subtle::ConstantTimeEq;
 use tokio::sync::watch;
 
 use super::errors::DaprError;
 use crate::actors::activations::Activations;
 use crate::actors::types::TypeRegistry;
 use crate::api::probes::{Probes, Report};
+use crate::api::token::ApiToken;
 use crate::call::{ActorKey, Call, CallKind};
 use crate::channels::actor_api::{ActorApi, TimerRequest};
 use crate::cluster::table::TableState;
@@ -81,7 +81,7 @@ pub struct DaprActors {
     types: Arc<TypeRegistry>,
     activations: Arc<Activations>,
     table: watch::Receiver<TableState>,
-    api_token: Option<String>,
+    api_token: ApiToken,
     probes: Probes,
     jobs: JobsClient,
 }
@@ -133,7 +133,7 @@ impl DaprActors {
             api,
             types,
             table,
-            api_token,
+            api_token: ApiToken::new(api_token),
             probes,
             jobs,
         }
@@ -152,10 +152,12 @@ impl DaprActors {
     /// Whether a request carrying `token` may use the API (always when no token is set).
     /// Compared in constant time.
     pub fn token_accepted(&self, token: Option<&[u8]>) -> bool {
-        match &self.api_token {
-            None => true,
-            Some(expected) => token.is_some_and(|t| bool::from(t.ct_eq(expected.as_bytes()))),
-        }
+        self.api_token.accepts(token)
+    }
+
+    /// The API token clients of this host must present.
+    pub fn api_token(&self) -> &ApiToken {
+        &self.api_token
     }
 
     /// The host's readiness (Dapr's `/v1.0/healthz`).

@@ -8,6 +8,7 @@ mod host;
 mod invoke;
 mod jobs;
 mod placement;
+mod probe;
 mod reminders;
 mod state;
 mod status;
@@ -44,6 +45,8 @@ enum Command {
     Status(status::StatusArgs),
     /// Make a development CA and node certificates for mutual TLS (init, issue).
     Certs(certs::CertsArgs),
+    /// GET an HTTP URL; exit 0 on a 2xx answer, 1 otherwise (health checks without a shell).
+    Probe(probe::ProbeArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -70,6 +73,7 @@ pub fn main() -> ExitCode {
             Command::Placement(args) => placement::run(args).await,
             Command::Status(args) => status::run(args).await,
             Command::Certs(args) => certs::run(args).await,
+            Command::Probe(args) => probe::run(args).await,
         }
     });
     match result {

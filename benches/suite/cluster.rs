@@ -145,7 +145,10 @@ pub fn release_dir() -> PathBuf {
 
 pub struct Host {
     pub id: String,
+    /// Its public gRPC port.
     pub addr: String,
+    /// Its internal (host-to-host) port.
+    pub internal_addr: String,
     pub proc: Proc,
     pub apps: Vec<Proc>,
 }
@@ -192,6 +195,8 @@ impl Cluster {
             let port = free_port();
             let id = format!("host-{n}");
             let addr = format!("127.0.0.1:{port}");
+            let internal_port = free_port();
+            let internal_addr = format!("127.0.0.1:{internal_port}");
             let proc = spawn(
                 logs,
                 &id,
@@ -208,6 +213,8 @@ impl Cluster {
                     "127.0.0.1".into(),
                     "--grpc-port".into(),
                     port.to_string(),
+                    "--internal-port".into(),
+                    internal_port.to_string(),
                     "--http-port".into(),
                     "0".into(),
                     "--metrics-port".into(),
@@ -219,6 +226,7 @@ impl Cluster {
             hosts.push(Host {
                 id,
                 addr,
+                internal_addr,
                 proc,
                 apps: Vec::new(),
             });
@@ -327,7 +335,7 @@ impl Cluster {
         let mut owners = Vec::new();
         for (i, host) in self.hosts.iter().enumerate() {
             // A host with many activations lists them in one large message.
-            let mut client = HostInternalClient::new(net::channel(transport, &host.addr).unwrap())
+            let mut client = HostInternalClient::new(net::channel(transport, &host.internal_addr).unwrap())
                 .max_decoding_message_size(usize::MAX);
             let listed = client
                 .list_activations(ListActivationsRequest {

@@ -6,6 +6,7 @@
 //! - [`ring`]: the consistent-hash ring of actor ids to hosts.
 //! - [`table`]: the disseminated table, its version, and its wire form.
 //! - [`net`]: the listener/connector seam every socket goes through (the simulator swaps it).
+//! - [`tls`]: mutual TLS over that seam, for every internal connection, with reloading.
 //! - [`ops_http`]: the operational HTTP listener (`/healthz`, `/metrics`) of nodes and hosts.
 //! - [`schedule`]: Dapr's due time, period and ttl formats, and when a schedule fires next.
 //! - [`reminders`]: reminder keys, stored reminders, their checks and wire conversions.
@@ -27,3 +28,4 @@ pub mod ring;
 pub mod schedule;
 pub mod shutdown;
 pub mod table;
+pub mod tls;

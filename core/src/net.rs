@@ -21,12 +21,30 @@ use tonic::transport::{Channel, Endpoint};
 pub trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
 
-/// One established byte stream, of whatever transport.
-pub struct Connection(Pin<Box<dyn Io>>);
+/// One established byte stream, of whatever transport, and the peer's address when known.
+pub struct Connection {
+    io: Pin<Box<dyn Io>>,
+    peer: Option<String>,
+}
 
 impl Connection {
     pub fn new(io: impl Io) -> Connection {
-        Connection(Box::pin(io))
+        Connection {
+            io: Box::pin(io),
+            peer: None,
+        }
+    }
+
+    pub fn with_peer(io: impl Io, peer: Option<String>) -> Connection {
+        Connection {
+            io: Box::pin(io),
+            peer,
+        }
+    }
+
+    /// The other end's address (`host:port`), for logs.
+    pub fn peer(&self) -> Option<&str> {
+        self.peer.as_deref()
     }
 }
 
@@ -36,7 +54,7 @@ impl AsyncRead for Connection {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        self.0.as_mut().poll_read(cx, buf)
+        self.io.as_mut().poll_read(cx, buf)
     }
 }
 
@@ -46,15 +64,15 @@ impl AsyncWrite for Connection {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.0.as_mut().poll_write(cx, buf)
+        self.io.as_mut().poll_write(cx, buf)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.0.as_mut().poll_flush(cx)
+        self.io.as_mut().poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.0.as_mut().poll_shutdown(cx)
+        self.io.as_mut().poll_shutdown(cx)
     }
 
     fn poll_write_vectored(
@@ -62,11 +80,11 @@ impl AsyncWrite for Connection {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.0.as_mut().poll_write_vectored(cx, bufs)
+        self.io.as_mut().poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.0.is_write_vectored()
+        self.io.is_write_vectored()
     }
 }
 
@@ -128,10 +146,10 @@ impl Transport for TcpTransport {
             let listener = tokio::net::TcpListener::bind(&addr).await?;
             let local = listener.local_addr()?.to_string();
             let incoming = futures::stream::unfold(listener, |listener| async move {
-                let accepted = listener.accept().await.and_then(|(stream, _)| {
+                let accepted = listener.accept().await.and_then(|(stream, peer)| {
                     // Small request/response messages: never wait for Nagle.
                     stream.set_nodelay(true)?;
-                    Ok(Connection::new(stream))
+                    Ok(Connection::with_peer(stream, Some(peer.to_string())))
                 });
                 Some((accepted, listener))
             })
@@ -144,7 +162,7 @@ impl Transport for TcpTransport {
         Box::pin(async move {
             let stream = tokio::net::TcpStream::connect(&addr).await?;
             stream.set_nodelay(true)?;
-            Ok(Connection::new(stream))
+            Ok(Connection::with_peer(stream, Some(addr)))
         })
     }
 }

@@ -13,11 +13,14 @@ use rookery_runtime::config::{
     HttpAppConfig, HttpHealthConfig, DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_MAX_REQUEST_SIZE_MB,
     DEFAULT_STATE_COMPONENT,
 };
-use rookery_runtime::host::Host;
+use rookery_runtime::host::{Host, HostTransports};
 use rookery_runtime::resiliency::{self, ResiliencyConfig};
 use rookery_runtime::resources::read_documents;
 use rookery_runtime::state::postgres_store::{PostgresConfig, DEFAULT_TABLE_NAME};
 use rookery_runtime::state::{component, StoreConfig};
+
+/// The internal port's default, as daprd's internal gRPC port.
+pub const DEFAULT_INTERNAL_PORT: u16 = 50002;
 
 /// Time a graceful leave allows placement for its removal round, beyond draining actors.
 const LEAVE_ROUND_ALLOWANCE_MS: u64 = 15_000;
@@ -31,7 +34,7 @@ pub struct HostArgs {
     #[arg(long, env = "ROOKERY_APP_ID", default_value = "")]
     pub app_id: String,
     /// Port of the gRPC API: client calls (Actors, Dapr's actor RPCs), apps (AppChannel),
-    /// reflection, and host-to-host calls unless --internal-port is given.
+    /// reflection.
     #[arg(
         long,
         alias = "dapr-grpc-port",
@@ -39,9 +42,15 @@ pub struct HostArgs {
         default_value_t = 50001
     )]
     pub grpc_port: u16,
-    /// A separate port for host-to-host calls.
-    #[arg(long, env = "ROOKERY_INTERNAL_PORT")]
-    pub internal_port: Option<u16>,
+    /// Port of host-to-host calls (`HostInternal`), never the public port; 0 lets the system
+    /// pick one (advertised as bound). With --tls-* it speaks mutual TLS only.
+    #[arg(
+        long,
+        alias = "dapr-internal-grpc-port",
+        env = "ROOKERY_INTERNAL_PORT",
+        default_value_t = DEFAULT_INTERNAL_PORT
+    )]
+    pub internal_port: u16,
     /// IP the listeners bind to.
     #[arg(long, env = "ROOKERY_BIND_ADDRESS", default_value = "0.0.0.0")]
     pub bind_address: std::net::IpAddr,
@@ -65,6 +74,8 @@ pub struct HostArgs {
     pub metrics_port: u16,
     #[command(flatten)]
     pub app: AppArgs,
+    #[command(flatten)]
+    pub tls: super::tls::TlsArgs,
     /// Directory of the host's local data.
     #[arg(long, env = "ROOKERY_DATA_DIR", default_value = ".rookery/host")]
     pub data_dir: PathBuf,
@@ -280,13 +291,13 @@ impl HostArgs {
             .advertise_address
             .clone()
             .unwrap_or_else(|| format!("127.0.0.1:{}", self.grpc_port));
-        let internal_advertise_address = self.internal_port.map(|port| {
+        let internal_advertise_address = {
             let host = advertise_address
                 .rsplit_once(':')
                 .map(|(h, _)| h)
                 .unwrap_or("127.0.0.1");
-            format!("{host}:{port}")
-        });
+            Some(format!("{host}:{}", self.internal_port))
+        };
         Ok(HostConfig {
             host_id: self
                 .host_id
@@ -295,9 +306,7 @@ impl HostArgs {
             app_id: self.app_id.clone(),
             placement: self.placement.clone(),
             grpc_listen: format!("{}:{}", self.bind_address, self.grpc_port),
-            internal_listen: self
-                .internal_port
-                .map(|port| format!("{}:{}", self.bind_address, port)),
+            internal_listen: Some(format!("{}:{}", self.bind_address, self.internal_port)),
             advertise_address,
             internal_advertise_address,
             http_listen: listen(self.http_port),
@@ -320,13 +329,23 @@ impl HostArgs {
 
 pub async fn run(args: HostArgs) -> anyhow::Result<ExitCode> {
     let config = args.to_config()?;
-    let host = Host::start(config.clone(), TcpTransport::shared())
+    let transports = HostTransports {
+        public: TcpTransport::shared(),
+        internal: args.tls.transport()?,
+    };
+    let host = Host::start_with(config.clone(), transports)
         .await
         .context("cannot start the host")?;
     eprintln!(
-        "rookery host {}: gRPC on {}{}{}, placement {}",
+        "rookery host {}: gRPC on {}, internal on {}{}{}{}, placement {}",
         config.host_id,
         host.grpc_addr(),
+        host.internal_addr().unwrap_or("-"),
+        if args.tls.files().is_some() {
+            " (mutual TLS)"
+        } else {
+            ""
+        },
         host.http_addr()
             .map(|a| format!(", http on {a}"))
             .unwrap_or_default(),

@@ -6,7 +6,6 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use rookery_core::net::TcpTransport;
 use rookery_core::ring::DEFAULT_VNODES_PER_HOST;
 use rookery_placement::node::{self, PlacementConfig, PlacementNode};
 use rookery_placement::raft_types::NodeId;
@@ -55,6 +54,8 @@ pub struct PlacementArgs {
     /// Raft election timeout lower bound.
     #[arg(long, env = "ROOKERY_ELECTION_TIMEOUT_MIN_MS", default_value_t = node::DEFAULT_ELECTION_TIMEOUT_MIN_MS)]
     election_timeout_min_ms: u64,
+    #[command(flatten)]
+    tls: super::tls::TlsArgs,
     /// Raft election timeout upper bound.
     #[arg(long, env = "ROOKERY_ELECTION_TIMEOUT_MAX_MS", default_value_t = node::DEFAULT_ELECTION_TIMEOUT_MAX_MS)]
     election_timeout_max_ms: u64,
@@ -146,7 +147,8 @@ pub async fn run(args: PlacementArgs) -> anyhow::Result<ExitCode> {
         store_flush: Default::default(),
         skip_lock_phase: false,
     };
-    let node = PlacementNode::start(config, TcpTransport::shared())
+    let transport = args.tls.transport()?;
+    let node = PlacementNode::start(config, transport)
         .await
         .context("cannot start the placement node")?;
     eprintln!(

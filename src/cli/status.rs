@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
-use rookery_core::net::{self, TcpTransport};
+use rookery_core::net::{self, SharedTransport};
 use rookery_proto::internal::v1::placement_client::PlacementClient;
 use rookery_proto::internal::v1::{GetStatusRequest, PlacementStatus};
 use serde_json::{json, Value};
@@ -22,10 +22,13 @@ pub struct StatusArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
+    /// The placement nodes' mutual TLS, when they use it.
+    #[command(flatten)]
+    tls: super::tls::TlsArgs,
 }
 
-async fn ask(address: &str) -> Result<PlacementStatus, String> {
-    let channel = net::channel(&TcpTransport::shared(), address).map_err(|e| e.to_string())?;
+async fn ask(transport: &SharedTransport, address: &str) -> Result<PlacementStatus, String> {
+    let channel = net::channel(transport, address).map_err(|e| e.to_string())?;
     let mut request = tonic::Request::new(GetStatusRequest {});
     request.set_timeout(Duration::from_millis(STATUS_TIMEOUT_MS));
     let reply = tokio::time::timeout(
@@ -40,6 +43,7 @@ async fn ask(address: &str) -> Result<PlacementStatus, String> {
 }
 
 pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
+    let transport = args.tls.transport()?;
     let mut answers: BTreeMap<String, Result<PlacementStatus, String>> = BTreeMap::new();
     let mut to_ask: Vec<String> = args.placement.clone();
     // Ask the given addresses, then any member address learned from their answers that is a
@@ -50,7 +54,7 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
             .into_iter()
             .filter(|a| !answers.contains_key(a))
             .collect();
-        let results = futures::future::join_all(batch.iter().map(|a| ask(a))).await;
+        let results = futures::future::join_all(batch.iter().map(|a| ask(&transport, a))).await;
         for (address, result) in batch.into_iter().zip(results) {
             if let Ok(status) = &result {
                 for member in &status.members {

@@ -29,6 +29,9 @@ pub struct UpArgs {
     /// Port of the host's Prometheus /metrics; 0 disables it.
     #[arg(long, default_value_t = 9090)]
     metrics_port: u16,
+    /// Port of the host's internal (host-to-host) gRPC; 0 lets the system pick.
+    #[arg(long, alias = "dapr-internal-grpc-port", default_value_t = super::host::DEFAULT_INTERNAL_PORT)]
+    internal_port: u16,
     #[command(flatten)]
     app: AppArgs,
     /// IP the listeners bind to.
@@ -66,7 +69,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         placement: vec![format!("{advertise_ip}:{}", args.placement_port)],
         app_id: "rookery-up".into(),
         grpc_port: args.grpc_port,
-        internal_port: None,
+        internal_port: args.internal_port,
         bind_address: args.bind_address,
         advertise_address: Some(format!("{advertise_ip}:{}", args.grpc_port)),
         host_id: None,
@@ -81,6 +84,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         state_store: None,
         state_connection_string: None,
         serve_without_lease: false,
+        tls: Default::default(),
     };
     let host_config = host_args.to_config()?;
     let host = Host::start(host_config.clone(), TcpTransport::shared())

@@ -13,7 +13,7 @@ use std::process::ExitStatus;
 use std::time::Duration;
 
 use super::process::LoggedChild;
-use super::status::{status_of, Status, StatusError};
+use super::status::{status_with, Status, StatusError};
 use super::temp::TestDir;
 use super::wait::{wait_until, DEADLINE};
 use super::{free_port, rookery_bin};
@@ -37,6 +37,8 @@ pub struct ClusterBuilder {
     /// to run a single node).
     peers_for_single_node: bool,
     extra_args: Vec<String>,
+    /// Given to every `rookery status` against the cluster too (e.g. its TLS files).
+    status_args: Vec<String>,
 }
 
 impl Default for ClusterBuilder {
@@ -48,6 +50,7 @@ impl Default for ClusterBuilder {
             debounce_ms: None,
             peers_for_single_node: false,
             extra_args: Vec::new(),
+            status_args: Vec::new(),
         }
     }
 }
@@ -82,6 +85,12 @@ impl ClusterBuilder {
     /// An extra argument passed to every node, after the ones the builder generates.
     pub fn arg(mut self, arg: impl Into<String>) -> Self {
         self.extra_args.push(arg.into());
+        self
+    }
+
+    /// An argument for every `rookery status` against the cluster (e.g. a client's TLS files).
+    pub fn status_arg(mut self, arg: impl Into<String>) -> Self {
+        self.status_args.push(arg.into());
         self
     }
 
@@ -343,7 +352,7 @@ impl Cluster {
     /// `rookery status --json` against every node of the cluster (dead ones included, as an
     /// operator's list would be).
     pub async fn status(&self) -> Result<Status, StatusError> {
-        status_of(&self.addr_list()).await
+        status_with(&self.addr_list(), &self.settings.status_args).await
     }
 
     /// Polls `rookery status` until `condition` accepts it; returns that status. A node exiting

@@ -15,8 +15,10 @@ use std::process::ExitStatus;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use rookery_core::net::TcpTransport;
 use rookery_core::ring::HashRing;
 use rookery_core::table::{HostInfo, PlacementTable, TableVersion};
+use rookery_core::tls::{TlsFiles, TlsTransport};
 use rookery_proto::internal::v1::host_internal_client::HostInternalClient;
 use rookery_proto::internal::v1::{ListActivationsRequest, ListActivationsResponse};
 use rookery_proto::v1::actors_client::ActorsClient;
@@ -50,9 +52,25 @@ pub struct HostProcessBuilder {
     max_request_size_mb: Option<u64>,
     grpc_port: Option<u16>,
     extra_args: Vec<String>,
+    internal_tls: Option<TlsFiles>,
 }
 
 impl HostProcessBuilder {
+    /// Runs the host with mutual TLS between nodes (`--tls-*` of `node`), and gives the
+    /// test's own calls to its internal port the certificate `client`.
+    pub fn tls(mut self, node: &TlsFiles, client: TlsFiles) -> Self {
+        for (flag, path) in [
+            ("--tls-cert", &node.cert),
+            ("--tls-key", &node.key),
+            ("--tls-ca", &node.ca),
+        ] {
+            self.extra_args
+                .extend([flag.to_owned(), path.display().to_string()]);
+        }
+        self.internal_tls = Some(client);
+        self
+    }
+
     pub fn app_id(mut self, app_id: impl Into<String>) -> Self {
         self.app_id = app_id.into();
         self
@@ -96,6 +114,7 @@ impl HostProcessBuilder {
         let http_port = free_port();
         let metrics_port = free_port();
         let grpc_addr = format!("127.0.0.1:{grpc_port}");
+        let internal_addr = format!("127.0.0.1:{}", free_port());
         let id = self.host_id.clone().unwrap_or_else(|| grpc_addr.clone());
         let mut args = vec![
             "host".to_owned(),
@@ -109,6 +128,8 @@ impl HostProcessBuilder {
             http_port.to_string(),
             "--metrics-port".to_owned(),
             metrics_port.to_string(),
+            "--internal-port".to_owned(),
+            internal_addr.rsplit_once(':').expect("port").1.to_owned(),
             // Loopback only: the ports were checked free on 127.0.0.1, and tests expose nothing.
             "--bind-address".to_owned(),
             "127.0.0.1".to_owned(),
@@ -139,6 +160,8 @@ impl HostProcessBuilder {
         HostProcess {
             id,
             grpc_addr,
+            internal_addr,
+            internal_tls: self.internal_tls,
             http_port,
             metrics_port,
             process,
@@ -152,8 +175,12 @@ impl HostProcessBuilder {
 pub struct HostProcess {
     /// The host id it registers with (its advertised address unless `--host-id` was given).
     pub id: String,
-    /// `127.0.0.1:port` of its gRPC API: Actors, AppChannel, HostInternal.
+    /// `127.0.0.1:port` of its gRPC API: Actors, AppChannel, Dapr's actor RPCs.
     pub grpc_addr: String,
+    /// `127.0.0.1:port` of its internal gRPC (`HostInternal`, host-to-host).
+    pub internal_addr: String,
+    /// The client certificate the test's calls to the internal port present, under mTLS.
+    internal_tls: Option<TlsFiles>,
     pub http_port: u16,
     /// Where its Prometheus `/metrics` listens.
     pub metrics_port: u16,
@@ -175,6 +202,7 @@ impl HostProcess {
             max_request_size_mb: None,
             grpc_port: None,
             extra_args: Vec::new(),
+            internal_tls: None,
         }
     }
 
@@ -310,7 +338,14 @@ impl HostProcess {
             actor_type: actor_type.to_owned(),
         });
         request.set_timeout(Duration::from_secs(10));
-        HostInternalClient::new(self.channel())
+        let transport = match &self.internal_tls {
+            Some(files) => TlsTransport::shared(TcpTransport::shared(), files.clone())
+                .map_err(|e| Status::internal(e.to_string()))?,
+            None => TcpTransport::shared(),
+        };
+        let internal = rookery_core::net::channel(&transport, &self.internal_addr)
+            .map_err(|e| Status::internal(e.to_string()))?;
+        HostInternalClient::new(internal)
             .list_activations(request)
             .await
             .map(tonic::Response::into_inner)

@@ -114,7 +114,14 @@ impl fmt::Display for StatusError {
 /// Runs `rookery status --placement <addrs> --json`. `addrs` is the comma-separated list the
 /// CLI takes.
 pub async fn status_of(addrs: &str) -> Result<Status, StatusError> {
-    let out = run_rookery(&["status", "--placement", addrs, "--json"], STATUS_TIMEOUT).await;
+    status_with(addrs, &[]).await
+}
+
+/// [`status_of`] with more arguments (e.g. TLS files).
+pub async fn status_with(addrs: &str, extra: &[String]) -> Result<Status, StatusError> {
+    let mut args = vec!["status", "--placement", addrs, "--json"];
+    args.extend(extra.iter().map(String::as_str));
+    let out = run_rookery(&args, STATUS_TIMEOUT).await;
     let error = |parse_error: Option<String>| StatusError {
         code: out.code,
         stdout: out.stdout.clone(),

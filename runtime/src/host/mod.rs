@@ -61,6 +61,15 @@ pub enum HostError {
     State(#[source] crate::state::StateError),
 }
 
+/// The transports a host's connections go through.
+#[derive(Clone)]
+pub struct HostTransports {
+    /// The public gRPC port (clients, apps, SDKs).
+    pub public: SharedTransport,
+    /// The internal port, and every connection to placement and to other hosts.
+    pub internal: SharedTransport,
+}
+
 /// A running host.
 pub struct Host {
     router: Arc<Router>,
@@ -79,13 +88,33 @@ pub struct Host {
 }
 
 impl Host {
+    /// Starts a host whose every connection, public or internal, goes through `transport`.
     pub async fn start(config: HostConfig, transport: SharedTransport) -> Result<Host, HostError> {
+        Host::start_with(
+            config,
+            HostTransports {
+                public: transport.clone(),
+                internal: transport,
+            },
+        )
+        .await
+    }
+
+    /// Starts a host with its public port on one transport and everything between nodes
+    /// (its internal port, placement, other hosts) on another: with mutual TLS, the public
+    /// port stays plaintext for apps and SDKs while no node talks to another in the clear.
+    pub async fn start_with(
+        mut config: HostConfig,
+        transports: HostTransports,
+    ) -> Result<Host, HostError> {
         if config.placement.is_empty() {
             return Err(HostError::Config(
                 "at least one placement address is required".into(),
             ));
         }
-        let listeners = servers::Listeners::bind(&config, &transport).await?;
+        let listeners = servers::Listeners::bind(&config, &transports).await?;
+        listeners.advertise_bound_internal_port(&mut config);
+        let transport = transports.internal;
         let (shutdown, shutdown_rx) = shutdown_signal();
         let metrics = Arc::new(HostMetrics::default());
         let resiliency = Arc::new(Resiliency::new(

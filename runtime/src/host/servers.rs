@@ -1,13 +1,14 @@
 //! The host's listeners and what is served on them: the public gRPC port (`Actors`,
 //! `Reminders`, `AppChannel`, Dapr's actor RPCs, reflection of the public protocol), the
-//! internal one (`HostInternal`; on the public port unless `--internal-port` is given), the
+//! internal one (`HostInternal`, host-to-host; on its own port — `rookery host` always gives
+//! one — and on the public port only for hosts configured without, as embedded tests do), the
 //! HTTP API (Dapr's `/v1.0/...`, `/healthz`) and Prometheus `/metrics`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rookery_core::net::{listen, Incoming, SharedTransport};
+use rookery_core::net::{listen, Incoming};
 use rookery_core::shutdown::Shutdown;
 use rookery_proto::internal::v1::host_internal_server::HostInternalServer;
 use rookery_proto::v1::actors_server::ActorsServer;
@@ -16,7 +17,7 @@ use rookery_proto::v1::reminders_server::RemindersServer;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::HostError;
+use super::{HostError, HostTransports};
 use crate::actors::activations::Activations;
 use crate::actors::types::TypeRegistry;
 use crate::api::actors::ActorsService;
@@ -48,14 +49,29 @@ pub struct Listeners {
 impl Listeners {
     pub async fn bind(
         config: &HostConfig,
-        transport: &SharedTransport,
+        transports: &HostTransports,
     ) -> Result<Listeners, HostError> {
-        let grpc = listen(transport, &config.grpc_listen).await?;
+        let grpc = listen(&transports.public, &config.grpc_listen).await?;
         let internal = match &config.internal_listen {
-            Some(addr) => Some(listen(transport, addr).await?),
+            Some(addr) => Some(listen(&transports.internal, addr).await?),
             None => None,
         };
         Ok(Listeners { grpc, internal })
+    }
+
+    /// An internal port left to the system (`:0` advertised) is advertised as bound.
+    pub fn advertise_bound_internal_port(&self, config: &mut HostConfig) {
+        let (Some((bound, _)), Some(advertised)) =
+            (&self.internal, &config.internal_advertise_address)
+        else {
+            return;
+        };
+        let (Some((host, "0")), Some((_, port))) =
+            (advertised.rsplit_once(':'), bound.rsplit_once(':'))
+        else {
+            return;
+        };
+        config.internal_advertise_address = Some(format!("{host}:{port}"));
     }
 }
 

@@ -335,8 +335,9 @@ impl Cluster {
         let mut owners = Vec::new();
         for (i, host) in self.hosts.iter().enumerate() {
             // A host with many activations lists them in one large message.
-            let mut client = HostInternalClient::new(net::channel(transport, &host.internal_addr).unwrap())
-                .max_decoding_message_size(usize::MAX);
+            let mut client =
+                HostInternalClient::new(net::channel(transport, &host.internal_addr).unwrap())
+                    .max_decoding_message_size(usize::MAX);
             let listed = client
                 .list_activations(ListActivationsRequest {
                     actor_type: actor_type.into(),

@@ -12,6 +12,7 @@ mod probe;
 mod reminders;
 mod state;
 mod status;
+mod tls;
 mod up;
 
 use std::process::ExitCode;

@@ -12,6 +12,8 @@
 //! - `(b) app`: client → host → an app over the `AppChannel` stream → its reply;
 //! - `(c) non-owner`: client → a host that does not own the actor → `HostInternal.Forward` to
 //!   the owner → an embedded actor there;
+//! - `(g) non-owner, mTLS`: (c) on a second cluster whose nodes all speak mutual TLS to each
+//!   other (`rookery_core::tls`, certificates from `rookery certs`): host C → host D over TLS;
 //! - `(d) dapr-http`: an HTTP/1.1 client (hyper-util's pooled client, keep-alive, about one
 //!   connection per slot) → the host's Dapr HTTP API `POST /v1.0/actors/{type}/{id}/method/echo`
 //!   → the HTTP app channel `PUT /actors/{type}/{id}/method/echo` → an HTTP app in the bench
@@ -47,6 +49,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use rookery_core::net::{self, SharedTransport, TcpTransport, Transport};
+use rookery_core::tls::{TlsFiles, TlsTransport};
 use rookery_placement::node::{PlacementConfig, PlacementNode};
 use rookery_proto::v1::actors_client::ActorsClient;
 use rookery_proto::v1::actors_server::{Actors, ActorsServer};
@@ -56,7 +59,7 @@ use rookery_proto::v1::{
     InvokeResponse, RegisterTypes,
 };
 use rookery_runtime::config::{ActorDefaults, HostConfig, HttpAppConfig, TypeOptions};
-use rookery_runtime::host::Host;
+use rookery_runtime::host::{Host, HostTransports};
 use rookery_runtime::{Actor, ActorContext, ActorError};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
@@ -283,11 +286,37 @@ fn free_port() -> u16 {
 }
 
 /// `http_app`: the address of an HTTP app; the host then also serves the Dapr HTTP API.
+/// A node certificate for the mTLS cluster and its CA, made by `rookery certs` as an
+/// operator makes them.
+fn make_certs(dir: &std::path::Path) -> TlsFiles {
+    let dir_arg = dir.display().to_string();
+    let certs = |args: &[&str]| {
+        let status = std::process::Command::new(env!("CARGO_BIN_EXE_rookery"))
+            .arg("certs")
+            .args(args)
+            .args(["--dir", &dir_arg])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("rookery certs runs");
+        assert!(status.success(), "rookery certs {args:?}");
+    };
+    certs(&["init"]);
+    certs(&["issue", "node", "--ip", "127.0.0.1"]);
+    TlsFiles {
+        cert: dir.join("node.pem"),
+        key: dir.join("node-key.pem"),
+        ca: dir.join("ca.pem"),
+    }
+}
+
+/// `internal`: the transport of the host's internal port and of its connections to
+/// placement and to other hosts (TCP, or mutual TLS); the public port is always TCP.
 async fn start_host(
     name: &str,
     placement: &str,
     dir: &std::path::Path,
     http_app: Option<&str>,
+    internal: SharedTransport,
 ) -> Host {
     // The advertised address must be known before binding, so the OS picks the port first.
     let addr = format!("127.0.0.1:{}", free_port());
@@ -296,9 +325,11 @@ async fn start_host(
         app_id: "bench".into(),
         placement: vec![placement.into()],
         grpc_listen: addr.clone(),
-        internal_listen: None,
+        // Host-to-host calls on a port of their own, as `rookery host` runs them; the port
+        // the system picks is advertised once bound.
+        internal_listen: Some("127.0.0.1:0".into()),
         advertise_address: addr,
-        internal_advertise_address: None,
+        internal_advertise_address: Some("127.0.0.1:0".into()),
         http_listen: http_app.map(|_| "127.0.0.1:0".into()),
         metrics_listen: None,
         http_app: http_app.map(|address| HttpAppConfig {
@@ -318,7 +349,11 @@ async fn start_host(
         serve_without_lease: false,
         ..HostConfig::default()
     };
-    Host::start(config, TcpTransport::shared())
+    let transports = HostTransports {
+        public: TcpTransport::shared(),
+        internal,
+    };
+    Host::start_with(config, transports)
         .await
         .expect("host starts")
 }
@@ -747,8 +782,68 @@ async fn run(filters: Vec<String>) -> Value {
         .expect("placement starts");
     // Host A also serves the Dapr HTTP API and drives the HTTP app's type.
     let (http_app_addr, http_app_task) = start_http_app().await;
-    let host_a = start_host("host-a", &placement_addr, dir.path(), Some(&http_app_addr)).await;
-    let host_b = start_host("host-b", &placement_addr, dir.path(), None).await;
+    let tcp = TcpTransport::shared();
+    let host_a = start_host(
+        "host-a",
+        &placement_addr,
+        dir.path(),
+        Some(&http_app_addr),
+        tcp.clone(),
+    )
+    .await;
+    let host_b = start_host("host-b", &placement_addr, dir.path(), None, tcp.clone()).await;
+
+    // The same two-host path with mutual TLS between every node: a placement node of its own
+    // and hosts C (called) and D (owner), so (g) differs from (c) in TLS alone.
+    let certs_dir = dir.path().join("certs");
+    std::fs::create_dir_all(&certs_dir).expect("certs dir");
+    let mtls =
+        TlsTransport::shared(TcpTransport::shared(), make_certs(&certs_dir)).expect("TLS material");
+    let tls_placement_addr = format!("127.0.0.1:{}", free_port());
+    let mut tls_placement_config = PlacementConfig::single_node(
+        tls_placement_addr.clone(),
+        tls_placement_addr.clone(),
+        dir.path().join("placement-tls"),
+    );
+    tls_placement_config.debounce_ms = 0;
+    let tls_placement = PlacementNode::start(tls_placement_config, mtls.clone())
+        .await
+        .expect("mTLS placement starts");
+    let host_c = start_host(
+        "host-c",
+        &tls_placement_addr,
+        dir.path(),
+        None,
+        mtls.clone(),
+    )
+    .await;
+    let host_d = start_host(
+        "host-d",
+        &tls_placement_addr,
+        dir.path(),
+        None,
+        mtls.clone(),
+    )
+    .await;
+    for host in [&host_c, &host_d] {
+        host.register_actor(
+            SHARED_TYPE,
+            options(ActorDefaults::default().idle_timeout_ms),
+            |_| EchoActor,
+        )
+        .expect("register on the mTLS hosts");
+    }
+    wait_served(&[&host_c, &host_d], SHARED_TYPE, 2).await;
+    let tls_table = host_c.table().borrow().table.clone().expect("a table");
+    let owned_by_d: Vec<String> = (0..)
+        .map(|n| format!("g-{n}"))
+        .filter(|id| {
+            tls_table
+                .owner(SHARED_TYPE, id)
+                .is_some_and(|o| o.id == "host-d")
+        })
+        .take(CONCURRENCY)
+        .collect();
     let dapr_http_addr = host_a
         .http_addr()
         .expect("host A serves the Dapr HTTP API")
@@ -822,6 +917,15 @@ async fn run(filters: Vec<String>) -> Value {
             callers: grpc_callers(to_a.clone(), SHARED_TYPE, owned_by_b),
         },
         Scenario {
+            name: "(g) non-owner, mTLS",
+            path: "client → host C → mutual TLS → host D → embedded actor",
+            callers: grpc_callers(
+                client(&transport, host_c.grpc_addr()),
+                SHARED_TYPE,
+                owned_by_d,
+            ),
+        },
+        Scenario {
             name: "(d) dapr-http",
             path: "HTTP client → host Dapr HTTP API → HTTP app channel → HTTP app → back",
             callers: http_callers(
@@ -863,6 +967,12 @@ async fn run(filters: Vec<String>) -> Value {
         assert!(
             host_b.activations().len() >= CONCURRENCY,
             "host B served the calls"
+        );
+    }
+    if wanted("(g)") {
+        assert!(
+            host_d.activations().len() >= CONCURRENCY,
+            "host D served the calls"
         );
     }
     echo_task.abort();
@@ -914,7 +1024,10 @@ async fn run(filters: Vec<String>) -> Value {
         drop(app);
         host_a.shutdown().await;
         host_b.shutdown().await;
+        host_c.shutdown().await;
+        host_d.shutdown().await;
         placement.shutdown().await;
+        tls_placement.shutdown().await;
     })
     .await;
     // After the hosts: host A deactivates the HTTP app's actors with `DELETE`s on shutdown.
@@ -925,6 +1038,8 @@ async fn run(filters: Vec<String>) -> Value {
         "a_over_echo": ratio(find("(a) embedded"), find("echo")),
         "b_over_two_hop": ratio(find("(b) app"), find("two-hop")),
         "c_over_two_hop": ratio(find("(c) non-owner"), find("two-hop")),
+        "g_over_c": ratio(find("(g) non-owner, mTLS"), find("(c) non-owner")),
+        "g_over_c_by_cpu": cpu_ratio(find("(g) non-owner, mTLS"), find("(c) non-owner")),
         "a_over_echo_by_cpu": cpu_ratio(find("(a) embedded"), find("echo")),
         "b_over_two_hop_by_cpu": cpu_ratio(find("(b) app"), find("two-hop")),
         "c_over_two_hop_by_cpu": cpu_ratio(find("(c) non-owner"), find("two-hop")),
@@ -1004,6 +1119,7 @@ fn print_markdown(results: &Value) {
         ("(a) / echo", "a_over_echo", Some(0.6)),
         ("(b) / two-hop", "b_over_two_hop", Some(0.8)),
         ("(c) / two-hop", "c_over_two_hop", None),
+        ("(g) mTLS / (c) plaintext", "g_over_c", None),
         ("(d) dapr-http / (b) app", "d_over_b", None),
         ("(d) dapr-http / (f) http app alone", "d_over_f", None),
         ("(e) dapr-http → grpc app / (b) app", "e_over_b", None),

@@ -336,7 +336,7 @@ pub async fn run(args: HostArgs) -> anyhow::Result<ExitCode> {
     let host = Host::start_with(config.clone(), transports)
         .await
         .context("cannot start the host")?;
-    eprintln!(
+    super::logging::banner(format_args!(
         "rookery host {}: gRPC on {}, internal on {}{}{}{}, placement {}",
         config.host_id,
         host.grpc_addr(),
@@ -353,7 +353,7 @@ pub async fn run(args: HostArgs) -> anyhow::Result<ExitCode> {
             .map(|a| format!(", metrics on {a}"))
             .unwrap_or_default(),
         config.placement.join(",")
-    );
+    ));
     super::placement::shutdown_signal().await;
     tracing::info!("leaving the cluster");
     let leave_timeout =

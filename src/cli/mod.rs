@@ -1,5 +1,6 @@
 //! Command-line front: parses flags (clap, each also readable from a `ROOKERY_*` variable),
-//! sets up logging, and hands over to the library's `run` functions.
+//! sets up logging (`logging`: `--log-format`, `--log-level`), and hands over to the library's
+//! `run` functions.
 //!
 //! Exit status: 0 on success, 1 on a runtime failure, 2 on bad usage (clap's convention).
 
@@ -7,6 +8,7 @@ mod certs;
 mod host;
 mod invoke;
 mod jobs;
+mod logging;
 mod placement;
 mod probe;
 mod reminders;
@@ -24,6 +26,8 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    log: logging::LogArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -52,7 +56,7 @@ enum Command {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    logging::init(&cli.log);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -84,19 +88,6 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// Logs to stderr; `RUST_LOG` overrides the default level (info).
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(
-            "info,openraft=warn,sled=warn,h2=warn,tower=warn,hyper=warn",
-        )
-    });
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
 }
 
 /// Parses a `host:port` address (a host name or an IP; port required).

@@ -151,13 +151,13 @@ pub async fn run(args: PlacementArgs) -> anyhow::Result<ExitCode> {
     let node = PlacementNode::start(config, transport)
         .await
         .context("cannot start the placement node")?;
-    eprintln!(
+    super::logging::banner(format_args!(
         "rookery placement: gRPC on {}{}",
         node.listen_addr(),
         node.http_addr()
             .map(|a| format!(", http on {a}"))
             .unwrap_or_default()
-    );
+    ));
     shutdown_signal().await;
     tracing::info!("shutting down");
     node.shutdown().await;

@@ -31,6 +31,10 @@
 //! different counters run concurrently here (each request in a task of its own), which is why
 //! state answers are matched to their requests by `correlation_id`. If the stream to the host
 //! breaks (host restart), the app reconnects and registers again.
+//!
+//! A host started with `--api-token` (or `DAPR_API_TOKEN`) accepts the stream only with its
+//! token as `dapr-api-token` metadata: this app sends the `DAPR_API_TOKEN` of its environment
+//! when it is set.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -65,10 +69,21 @@ async fn main() {
     run(&args.host, &args.app_id).await;
 }
 
+/// The metadata key of the host's API token.
+const API_TOKEN_HEADER: &str = "dapr-api-token";
+
 /// Serves `Counter` until the process is stopped, reconnecting whenever the stream ends.
+/// Sends the host's API token from `DAPR_API_TOKEN` when it is set.
 pub async fn run(host: &str, app_id: &str) {
+    let token = std::env::var("DAPR_API_TOKEN").ok();
+    run_with_token(host, app_id, token.as_deref()).await;
+}
+
+/// [`run`], sending `token` (when given and not empty) as `dapr-api-token` metadata.
+pub async fn run_with_token(host: &str, app_id: &str, token: Option<&str>) {
+    let token = token.filter(|t| !t.is_empty());
     loop {
-        match serve(host, app_id).await {
+        match serve(host, app_id, token).await {
             Ok(()) => eprintln!("counter: the host closed the stream; reconnecting"),
             Err(e) => eprintln!("counter: {e:#}; reconnecting"),
         }
@@ -174,7 +189,7 @@ impl Connection {
 const COUNT_KEY: &str = "count";
 
 /// One connection: register `Counter`, then answer requests until the stream ends.
-async fn serve(host: &str, app_id: &str) -> anyhow::Result<()> {
+async fn serve(host: &str, app_id: &str, token: Option<&str>) -> anyhow::Result<()> {
     // Via `Channel` rather than `AppChannelClient::connect`: that name is the RPC here.
     let channel = Channel::from_shared(format!("http://{host}"))?
         .connect()
@@ -198,10 +213,13 @@ async fn serve(host: &str, app_id: &str) -> anyhow::Result<()> {
             }],
         }))
         .await?;
-    let mut requests = client
-        .connect(ReceiverStream::new(outbox_rx))
-        .await?
-        .into_inner();
+    let mut connect = tonic::Request::new(ReceiverStream::new(outbox_rx));
+    if let Some(token) = token {
+        connect
+            .metadata_mut()
+            .insert(API_TOKEN_HEADER, token.parse()?);
+    }
+    let mut requests = client.connect(connect).await?.into_inner();
 
     while let Some(request) = requests.message().await? {
         let connection = connection.clone();

@@ -26,6 +26,10 @@ Usage (see README.md)::
     python counter_app.py --host 127.0.0.1:50001
     python counter_app.py --host 127.0.0.1:50001 --health-port 50051 --unhealthy-file /tmp/sick
 
+A host started with ``--api-token`` (or ``DAPR_API_TOKEN``) accepts the stream only with its
+token as ``dapr-api-token`` metadata: the app sends the ``DAPR_API_TOKEN`` of its environment
+when it is set.
+
 The gRPC stubs are generated from ``proto/`` with grpc_tools.protoc into ``--stubs-dir`` on
 first start when they are not there yet.
 """
@@ -181,7 +185,8 @@ async def serve(host, app_id, pb, pb_grpc):
 
     async with grpc.aio.insecure_channel(host) as channel:
         stub = pb_grpc.AppChannelStub(channel)
-        call = stub.Connect()
+        token = os.environ.get("DAPR_API_TOKEN")
+        call = stub.Connect(metadata=(("dapr-api-token", token),) if token else None)
         connection = Connection(call, pb)
         # The first message on the stream must be the registration.
         connection.send(

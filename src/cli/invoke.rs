@@ -26,6 +26,8 @@ pub struct InvokeArgs {
     /// Give up after this long.
     #[arg(long, default_value_t = 60_000)]
     timeout_ms: u64,
+    #[command(flatten)]
+    token: super::token::ApiTokenArg,
 }
 
 pub async fn run(args: InvokeArgs) -> anyhow::Result<ExitCode> {
@@ -43,16 +45,25 @@ pub async fn run(args: InvokeArgs) -> anyhow::Result<ExitCode> {
         }
         Some(inline) => inline.as_bytes().to_vec(),
     };
+    let token = match args.token.to_send() {
+        Ok(token) => token,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return Ok(ExitCode::from(2));
+        }
+    };
     let channel = net::channel(&TcpTransport::shared(), &args.host)?;
     let mut client = ActorsClient::new(channel).max_decoding_message_size(usize::MAX);
-    let mut request = tonic::Request::new(InvokeRequest {
-        actor_type: actor_type.to_owned(),
-        actor_id: actor_id.to_owned(),
-        method: args.method,
-        data,
-        metadata: Default::default(),
-    });
-    request.set_timeout(Duration::from_millis(args.timeout_ms));
+    let request = token.request(
+        InvokeRequest {
+            actor_type: actor_type.to_owned(),
+            actor_id: actor_id.to_owned(),
+            method: args.method,
+            data,
+            metadata: Default::default(),
+        },
+        Duration::from_millis(args.timeout_ms),
+    );
     match client.invoke(request).await {
         Ok(response) => {
             let mut stdout = std::io::stdout();

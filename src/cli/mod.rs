@@ -15,6 +15,7 @@ mod reminders;
 mod state;
 mod status;
 mod tls;
+mod token;
 mod up;
 
 use std::process::ExitCode;

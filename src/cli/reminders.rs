@@ -13,6 +13,8 @@ use rookery_proto::v1::{
 use serde_json::json;
 use tonic::transport::Channel;
 
+use super::token::SendToken;
+
 /// Deadline of one reminder request.
 const REQUEST_TIMEOUT_MS: u64 = 30_000;
 
@@ -23,6 +25,8 @@ pub struct RemindersArgs {
     /// Host to send the request to (its gRPC port).
     #[arg(long, global = true, env = "ROOKERY_HOST", default_value = "127.0.0.1:50001", value_parser = super::parse_host_port)]
     host: String,
+    #[command(flatten)]
+    token: super::token::ApiTokenArg,
 }
 
 #[derive(Subcommand, Debug)]
@@ -90,13 +94,19 @@ fn usage(actor: &str) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(2))
 }
 
-fn request<T>(message: T) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request.set_timeout(Duration::from_millis(REQUEST_TIMEOUT_MS));
-    request
+/// A request bounded by [`REQUEST_TIMEOUT_MS`], with the API token when there is one.
+fn request<T>(message: T, token: &SendToken) -> tonic::Request<T> {
+    token.request(message, Duration::from_millis(REQUEST_TIMEOUT_MS))
 }
 
 pub async fn run(args: RemindersArgs) -> anyhow::Result<ExitCode> {
+    let token = match args.token.to_send() {
+        Ok(token) => token,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return Ok(ExitCode::from(2));
+        }
+    };
     let channel: Channel = net::channel(&TcpTransport::shared(), &args.host)?;
     let mut client = RemindersClient::new(channel);
     match args.command {
@@ -124,7 +134,7 @@ pub async fn run(args: RemindersArgs) -> anyhow::Result<ExitCode> {
                 data: data.into_bytes(),
                 fail_if_exists,
             };
-            match client.create_reminder(request(create)).await {
+            match client.create_reminder(request(create, &token)).await {
                 Ok(created) => println!("{}", as_json(&created.into_inner())),
                 Err(status) => return fail(status),
             }
@@ -134,11 +144,14 @@ pub async fn run(args: RemindersArgs) -> anyhow::Result<ExitCode> {
                 return usage(&actor);
             };
             match client
-                .get_reminder(request(ReminderRef {
-                    actor_type,
-                    actor_id,
-                    name,
-                }))
+                .get_reminder(request(
+                    ReminderRef {
+                        actor_type,
+                        actor_id,
+                        name,
+                    },
+                    &token,
+                ))
                 .await
             {
                 Ok(found) => println!("{}", as_json(&found.into_inner())),
@@ -148,10 +161,13 @@ pub async fn run(args: RemindersArgs) -> anyhow::Result<ExitCode> {
         RemindersCommand::List { actor } => {
             let (actor_type, actor_id) = split_actor(&actor).unwrap_or((actor, String::new()));
             match client
-                .list_reminders(request(ListActorRemindersRequest {
-                    actor_type,
-                    actor_id,
-                }))
+                .list_reminders(request(
+                    ListActorRemindersRequest {
+                        actor_type,
+                        actor_id,
+                    },
+                    &token,
+                ))
                 .await
             {
                 Ok(list) => {
@@ -167,11 +183,14 @@ pub async fn run(args: RemindersArgs) -> anyhow::Result<ExitCode> {
                 return usage(&actor);
             };
             match client
-                .delete_reminder(request(ReminderRef {
-                    actor_type,
-                    actor_id,
-                    name,
-                }))
+                .delete_reminder(request(
+                    ReminderRef {
+                        actor_type,
+                        actor_id,
+                        name,
+                    },
+                    &token,
+                ))
                 .await
             {
                 Ok(deleted) if deleted.get_ref().deleted => println!("deleted"),

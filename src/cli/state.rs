@@ -31,6 +31,8 @@ enum StateCommand {
         /// Give up after this long.
         #[arg(long, default_value_t = 10_000)]
         timeout_ms: u64,
+        #[command(flatten)]
+        token: super::token::ApiTokenArg,
     },
 }
 
@@ -40,19 +42,29 @@ pub async fn run(args: StateArgs) -> anyhow::Result<ExitCode> {
         key,
         host,
         timeout_ms,
+        token,
     } = args.command;
     let Some((actor_type, actor_id)) = actor.split_once('/') else {
         eprintln!("error: invalid value {actor:?} for '<ACTOR>': expected <Type>/<id>");
         return Ok(ExitCode::from(2));
     };
+    let token = match token.to_send() {
+        Ok(token) => token,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return Ok(ExitCode::from(2));
+        }
+    };
     let channel = net::channel(&TcpTransport::shared(), &host)?;
     let mut client = ActorsClient::new(channel).max_decoding_message_size(usize::MAX);
-    let mut request = tonic::Request::new(GetActorStateRequest {
-        actor_type: actor_type.to_owned(),
-        actor_id: actor_id.to_owned(),
-        key: key.clone(),
-    });
-    request.set_timeout(Duration::from_millis(timeout_ms));
+    let request = token.request(
+        GetActorStateRequest {
+            actor_type: actor_type.to_owned(),
+            actor_id: actor_id.to_owned(),
+            key: key.clone(),
+        },
+        Duration::from_millis(timeout_ms),
+    );
     match client.get_state(request).await {
         Ok(response) => {
             let response = response.into_inner();

@@ -29,4 +29,6 @@ if ! command -v openssl >/dev/null 2>&1; then
 fi
 # The runtime's layers: no import cycle, no layer using one below it.
 python3 scripts/check_layers.py
+# The Kubernetes manifests render and validate offline (deploy/kubernetes, deploy/grafana).
+scripts/check-kubernetes.sh
 cargo test --workspace --all-targets --locked

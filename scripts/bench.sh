@@ -26,6 +26,15 @@ for arg in "$@"; do
   esac
 done
 
+# The plots' text (titles, axes, legends) is drawn in DejaVu Sans (benches/suite/report.rs).
+if [ ! -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] && [ -z "${ROOKERY_PLOT_FONT:-}" ]; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-dejavu-core >/dev/null || true
+  else
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-dejavu-core >/dev/null || true
+  fi
+fi
+
 echo "== build (release): rookery, the counter example, the benches"
 cargo build --release --bin rookery --example counter
 # Build the benches once and run those executables, so every step of one run measures the

@@ -1,8 +1,11 @@
-//! The suite's outputs: the markdown table and the two PNG plots (no text: the bitmap backend
-//! has no fonts here; benches/README.md says what each line is).
+//! The suite's outputs: the markdown table and the two PNG plots (titles, labelled axes with
+//! units and a legend, in DejaVu Sans: `fonts-dejavu-core`, which scripts/bench.sh installs;
+//! `ROOKERY_PLOT_FONT` names another TrueType file). Without a font the plots are drawn
+//! without text.
 
 use std::fmt::Write as _;
 use std::path::Path;
+use std::sync::OnceLock;
 
 use plotters::prelude::*;
 use serde_json::Value;
@@ -18,6 +21,38 @@ pub const COLOURS: [(&str, RGBColor); 6] = [
     ("non-owner", RGBColor(230, 120, 0)),
     ("steady", RED),
 ];
+
+/// Where the font is looked for, first found wins (after `ROOKERY_PLOT_FONT`).
+const FONT_PATHS: [&str; 3] = [
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/TTF/DejaVuSans.ttf",
+    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+];
+
+/// Registers the font as `sans-serif` once; false when none could be read (the plots are
+/// then drawn without text).
+fn have_font() -> bool {
+    static READY: OnceLock<bool> = OnceLock::new();
+    *READY.get_or_init(|| {
+        let candidates = std::env::var("ROOKERY_PLOT_FONT")
+            .ok()
+            .into_iter()
+            .chain(FONT_PATHS.iter().map(|p| p.to_string()));
+        for path in candidates {
+            if let Ok(bytes) = std::fs::read(&path) {
+                let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+                if plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).is_ok() {
+                    return true;
+                }
+            }
+        }
+        eprintln!(
+            "plots: no TrueType font (install fonts-dejavu-core or set ROOKERY_PLOT_FONT); \
+             drawing them without text"
+        );
+        false
+    })
+}
 
 fn colour(scenario: &str) -> RGBColor {
     COLOURS
@@ -36,28 +71,78 @@ fn quantiles() -> Vec<f64> {
         .collect()
 }
 
+/// The quantile at x = log10(1 / (1 - q)), as the axis names it.
+fn quantile_label(x: f64) -> String {
+    match x.round() as i32 {
+        0 => "p0".into(),
+        1 => "p90".into(),
+        2 => "p99".into(),
+        3 => "p99.9".into(),
+        4 => "p99.99".into(),
+        _ => String::new(),
+    }
+}
+
+/// A latency of 10^y µs, in the unit that reads best.
+fn latency_label(y: f64) -> String {
+    let us = 10f64.powf(y);
+    if us >= 1e6 {
+        format!("{} s", us / 1e6)
+    } else if us >= 1e3 {
+        format!("{} ms", us / 1e3)
+    } else {
+        format!("{us} µs")
+    }
+}
+
+/// A run's name in the legend: its scenario, and its offered rate for open-loop runs.
+fn legend_name(r: &LoadResult) -> String {
+    match r.offered_per_s {
+        Some(rate) => format!("{} at {:.0} calls/s", r.scenario, rate),
+        None => r.scenario.clone(),
+    }
+}
+
 fn latency_panel(
     area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
+    title: &str,
     results: &[&LoadResult],
 ) -> Result<(), String> {
+    let text = have_font();
     let y_max = results
         .iter()
         .map(|r| r.p(0.9999).max(1) as f64)
         .fold(10.0f64, f64::max)
         .log10()
         .ceil();
-    let mut chart = ChartBuilder::on(area)
-        .margin(20)
+    let mut builder = ChartBuilder::on(area);
+    builder.margin(15).margin_right(35);
+    if text {
+        builder
+            .caption(title, ("sans-serif", 20))
+            .x_label_area_size(45)
+            .y_label_area_size(70);
+    }
+    let mut chart = builder
         .build_cartesian_2d(0.0..4.0, 1.0..y_max)
         .map_err(|e| e.to_string())?;
-    chart
-        .configure_mesh()
-        .x_labels(0)
-        .y_labels(0)
-        .draw()
-        .map_err(|e| e.to_string())?;
-    // Grid without text: a horizontal line per decade of latency (10 µs, 100 µs, 1 ms, ...),
-    // a vertical one at p90, p99 and p99.9.
+    // Grid: a line per decade of latency (10 µs, 100 µs, 1 ms, ...) and at p90, p99, p99.9.
+    let mut mesh = chart.configure_mesh();
+    mesh.disable_x_mesh()
+        .disable_y_mesh()
+        .bold_line_style(RGBColor(220, 220, 220));
+    if text {
+        mesh.x_labels(5)
+            .x_label_formatter(&|x| quantile_label(*x))
+            .x_desc("quantile (log scale: 1 / (1 − q))")
+            .y_labels((y_max as usize).saturating_sub(1) + 1)
+            .y_label_formatter(&|y| latency_label(*y))
+            .y_desc("latency (log scale)")
+            .label_style(("sans-serif", 14));
+    } else {
+        mesh.x_labels(0).y_labels(0);
+    }
+    mesh.draw().map_err(|e| e.to_string())?;
     let grid = RGBColor(220, 220, 220);
     for decade in 2..(y_max as i32) {
         chart
@@ -85,8 +170,21 @@ fn latency_panel(
                 )
             })
             .collect();
+        let c = colour(&r.scenario);
         chart
-            .draw_series(LineSeries::new(points, colour(&r.scenario).stroke_width(2)))
+            .draw_series(LineSeries::new(points, c.stroke_width(2)))
+            .map_err(|e| e.to_string())?
+            .label(legend_name(r))
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], c.stroke_width(2)));
+    }
+    if text && !results.is_empty() {
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 14))
+            .draw()
             .map_err(|e| e.to_string())?;
     }
     Ok(())
@@ -99,17 +197,23 @@ pub fn plot_latency(
     closed: &[&LoadResult],
     open: &[&LoadResult],
 ) -> Result<(), String> {
-    let root = BitMapBackend::new(path, (1200, 500)).into_drawing_area();
+    let root = BitMapBackend::new(path, (1400, 600)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| e.to_string())?;
-    let (left, right) = root.split_horizontally(600);
-    latency_panel(&left, closed)?;
-    latency_panel(&right, open)?;
+    let (left, right) = root.split_horizontally(700);
+    let in_flight = closed
+        .first()
+        .and_then(|r| r.concurrency)
+        .map(|c| format!(", {c} calls in flight"))
+        .unwrap_or_default();
+    latency_panel(&left, &format!("Latency, closed loop{in_flight}"), closed)?;
+    latency_panel(&right, "Latency, open loop (fixed offered rate)", open)?;
     root.present().map_err(|e| e.to_string())
 }
 
 /// Calls/s against log2(concurrency), one line per scenario, y from 0.
 pub fn plot_throughput(path: &Path, sweep: &[(String, Vec<(usize, f64)>)]) -> Result<(), String> {
-    let root = BitMapBackend::new(path, (800, 500)).into_drawing_area();
+    let text = have_font();
+    let root = BitMapBackend::new(path, (900, 560)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| e.to_string())?;
     let x_max = sweep
         .iter()
@@ -120,41 +224,66 @@ pub fn plot_throughput(path: &Path, sweep: &[(String, Vec<(usize, f64)>)]) -> Re
         .flat_map(|(_, points)| points.iter().map(|(_, v)| *v))
         .fold(1.0f64, f64::max)
         * 1.05;
-    let mut chart = ChartBuilder::on(&root)
-        .margin(20)
+    let mut builder = ChartBuilder::on(&root);
+    builder.margin(20);
+    if text {
+        builder
+            .caption(
+                "Throughput against calls in flight (closed loop)",
+                ("sans-serif", 20),
+            )
+            .x_label_area_size(45)
+            .y_label_area_size(80);
+    }
+    let mut chart = builder
         .build_cartesian_2d(0.0..x_max, 0.0..y_max)
         .map_err(|e| e.to_string())?;
-    chart
-        .configure_mesh()
-        .x_labels(0)
-        .y_labels(0)
-        .draw()
-        .map_err(|e| e.to_string())?;
-    // Grid without text: a horizontal line every 10,000 calls/s.
-    let grid = RGBColor(220, 220, 220);
-    for k in 1..=((y_max / 10_000.0) as usize) {
-        let y = k as f64 * 10_000.0;
-        chart
-            .draw_series(LineSeries::new(
-                [(0.0, y), (x_max, y)],
-                grid.stroke_width(1),
-            ))
-            .map_err(|e| e.to_string())?;
+    let mut mesh = chart.configure_mesh();
+    mesh.disable_x_mesh()
+        .light_line_style(TRANSPARENT)
+        .bold_line_style(RGBColor(220, 220, 220));
+    if text {
+        mesh.x_labels(x_max as usize + 1)
+            .x_label_formatter(&|x| format!("{}", 2f64.powf(x.round())))
+            .x_desc("calls in flight (log2 scale)")
+            .y_labels(8)
+            .y_label_formatter(&|y| match *y {
+                0.0 => "0".to_owned(),
+                y => format!("{:.0}k", y / 1000.0),
+            })
+            .y_desc("calls/s")
+            .label_style(("sans-serif", 14));
+    } else {
+        mesh.x_labels(0).y_labels(0);
     }
+    mesh.draw().map_err(|e| e.to_string())?;
     for (scenario, points) in sweep {
-        let style = colour(scenario).stroke_width(2);
+        let c = colour(scenario);
+        let style = c.stroke_width(2);
         chart
             .draw_series(LineSeries::new(
                 points.iter().map(|(c, v)| ((*c as f64).log2(), *v)),
                 style,
             ))
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| e.to_string())?
+            .label(scenario.as_str())
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], c.stroke_width(2)));
         chart
             .draw_series(
                 points
                     .iter()
                     .map(|(c, v)| Circle::new(((*c as f64).log2(), *v), 4, style.filled())),
             )
+            .map_err(|e| e.to_string())?;
+    }
+    if text && !sweep.is_empty() {
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 14))
+            .draw()
             .map_err(|e| e.to_string())?;
     }
     root.present().map_err(|e| e.to_string())

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the container image rookery:dev FROM scratch, from this project alone (no registry):
-#   1. release binaries: `rookery`, and the `counter` example app when examples/counter.rs exists;
+#   1. release binaries (or debug ones: ROOKERY_IMAGE_PROFILE): `rookery`, and the `counter`
+#      example app when examples/counter.rs exists;
 #   2. a build context in target/docker/context: the binaries (debug info stripped, symbols kept
 #      for backtraces) in /usr/local/bin, every shared library they link at the path ldd gives
 #      (the dynamic loader included), a few /etc files, /tmp and /data; every file's mtime is set
@@ -13,6 +14,11 @@
 #
 # Environment:
 #   ROOKERY_IMAGE                  image tag (default rookery:dev)
+#   ROOKERY_IMAGE_PROFILE          release (default) or debug: the cargo profile of the binaries.
+#                                  debug takes target/debug/{rookery,examples/counter} as the
+#                                  test run builds them (`cargo test --workspace --all-targets
+#                                  --no-run`: nothing to do after scripts/test.sh, so CI adds no
+#                                  build); their debug info is stripped too, as for release
 #   ROOKERY_IMAGE_WITHOUT_COUNTER  1: leave the counter example out (docker-compose.yml needs it)
 #   ROOKERY_POSTGRES_IMAGE         tag of the PostgreSQL image (default rookery-postgres:dev)
 #   ROOKERY_IMAGE_WITHOUT_POSTGRES 1: do not build the PostgreSQL image
@@ -30,12 +36,26 @@ die() { say "error: $*"; exit 1; }
 command -v docker >/dev/null || die "docker is not installed"
 docker info >/dev/null 2>&1 || die "the Docker engine does not answer (is dockerd running?)"
 
-# 1. Release binaries. One cargo invocation at a time: the machine is small.
-binaries=(target/release/rookery)
-cargo build --release --locked --bin rookery
-if [[ -f examples/counter.rs && "${ROOKERY_IMAGE_WITHOUT_COUNTER:-0}" != 1 ]]; then
-    cargo build --release --locked --example counter
-    binaries+=(target/release/examples/counter)
+# 1. The binaries. One cargo invocation at a time: the machine is small.
+profile="${ROOKERY_IMAGE_PROFILE:-release}"
+with_counter=0
+[[ -f examples/counter.rs && "${ROOKERY_IMAGE_WITHOUT_COUNTER:-0}" != 1 ]] && with_counter=1
+case "$profile" in
+    release)
+        cargo build --release --locked --bin rookery
+        [[ $with_counter == 0 ]] || cargo build --release --locked --example counter
+        ;;
+    debug)
+        # The test run's own command: the workspace's features are unified as they are there
+        # (`cargo build -p rookery` alone would resolve some differently and rebuild them).
+        cargo test --workspace --all-targets --locked --no-run
+        ;;
+    *) die "ROOKERY_IMAGE_PROFILE is release or debug, not '$profile'" ;;
+esac
+say "$profile binaries"
+binaries=("target/$profile/rookery")
+if [[ $with_counter == 1 ]]; then
+    binaries+=("target/$profile/examples/counter")
 else
     say "building without the counter example app"
 fi

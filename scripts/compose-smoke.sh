@@ -1,27 +1,39 @@
 #!/usr/bin/env bash
-# End-to-end smoke test of docker-compose.yml: a real 3-placement, 3-host, 3-app cluster.
-#   1. builds rookery:dev (scripts/docker-image.sh) and starts the cluster as its own compose
-#      project, with the published ports moved to a block of its own (see below);
+# End-to-end fault test of docker-compose.yml: a real 3-placement, 3-host, 3-app cluster (CI
+# runs it: .ci/run).
+#   1. builds rookery:dev (scripts/docker-image.sh) and starts the cluster as a compose project
+#      of its own (a new name each run), with the published ports moved to a block of their own
+#      (see below); waits for every container's health check to pass;
 #   2. waits, polling `rookery status --json` from this machine against the published placement
 #      ports, for a leader and 3 connected hosts serving Counter;
 #   3. invokes counters through host-1's published port and checks the values;
-#   4. kills the placement leader's container (docker kill) and waits for a new leader, then
+#   4. creates a reminder (3 firings, 1 s apart) and waits for its counter to count them;
+#   5. kills the placement leader's container (docker kill) and waits for a new leader, then
 #      checks counters still answer; restarts the killed node and waits for it to rejoin;
-#   5. kills host-2's container: its actors come back on the other hosts with their values
+#   6. kills host-2's container: every actor answers with its value from the other hosts
 #      (actor state is in the cluster's PostgreSQL); restarts it and waits for it to rejoin;
-#   6. always (trap) prints the logs' tails on failure and runs `docker-compose down -v`.
+#   7. disconnects the placement leader from the compose network (docker network disconnect):
+#      the other two elect a leader and the cluster serves on; reconnects it and waits until it
+#      has caught up with the leader's log and is healthy again;
+#   8. always (trap), also on failure or ^C: prints the logs' tails on failure, runs
+#      `docker-compose down -v --remove-orphans`, and checks that no container, volume or
+#      network of the project is left (removing any it finds, and failing then).
 # Exits non-zero on the first failed check. Only 127.0.0.1 ports are dialed from this machine.
+# Uses `docker compose` when the engine's CLI has it, else docker-compose (v1).
 #
 # Environment:
-#   ROOKERY_SMOKE_PROJECT     compose project name (default rookery-smoke)
+#   ROOKERY_IMAGE_PROFILE     release (default) or debug: which binaries the image is built from
+#                             (scripts/docker-image.sh) and which `rookery` CLI this script runs
+#   ROOKERY_SMOKE_PROJECT     compose project name (default rookery-smoke-<time>-<pid>)
 #   ROOKERY_SMOKE_PORT_BASE   published ports are BASE+1 (host-1) and BASE+5..7 (placement-1..3)
 #                             on 127.0.0.1 (default 25000, away from `rookery up`'s 50001/50005)
 #   ROOKERY_SMOKE_TIMEOUT     seconds each wait may take (default 120)
-#   ROOKERY_SMOKE_SKIP_BUILD  1: use the existing rookery:dev image and target/release/rookery
+#   ROOKERY_SMOKE_SKIP_BUILD  1: use the existing rookery:dev image and target/<profile>/rookery
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-project="${ROOKERY_SMOKE_PROJECT:-rookery-smoke}"
+project="${ROOKERY_SMOKE_PROJECT:-rookery-smoke-$(date +%Y%m%d%H%M%S)-$$}"
+profile="${ROOKERY_IMAGE_PROFILE:-release}"
 base="${ROOKERY_SMOKE_PORT_BASE:-25000}"
 timeout_s="${ROOKERY_SMOKE_TIMEOUT:-120}"
 export ROOKERY_HOST_1_PORT=$((base + 1))
@@ -31,17 +43,35 @@ export ROOKERY_PLACEMENT_3_PORT=$((base + 7))
 export ROOKERY_IMAGE="${ROOKERY_IMAGE:-rookery:dev}"
 host_addr="127.0.0.1:$ROOKERY_HOST_1_PORT"
 placement_addrs="127.0.0.1:$ROOKERY_PLACEMENT_1_PORT,127.0.0.1:$ROOKERY_PLACEMENT_2_PORT,127.0.0.1:$ROOKERY_PLACEMENT_3_PORT"
-rookery=target/release/rookery
+rookery="target/$profile/rookery"
 
 passed=0
 started=$SECONDS
 say() { printf '[smoke %3ds] %s\n' "$((SECONDS - started))" "$*"; }
 pass() { passed=$((passed + 1)); say "ok: $*"; }
 fail() { say "FAIL: $*"; exit 1; }
-compose() { docker-compose --project-name "$project" --file docker-compose.yml "$@"; }
 
-command -v docker-compose >/dev/null || fail "docker-compose is not installed"
+command -v docker >/dev/null || fail "docker is not installed"
 command -v python3 >/dev/null || fail "python3 is needed to read rookery status --json"
+if docker compose version >/dev/null 2>&1; then
+    compose_cmd=(docker compose)
+else
+    if ! command -v docker-compose >/dev/null && command -v apt-get >/dev/null && [[ $(id -u) == 0 ]]; then
+        say "installing Debian's docker-compose"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null
+    fi
+    command -v docker-compose >/dev/null || fail "neither docker compose nor docker-compose is installed"
+    compose_cmd=(docker-compose)
+fi
+compose() { "${compose_cmd[@]}" --project-name "$project" --file docker-compose.yml "$@"; }
+
+# leftovers: every container, volume and network of the project, one "kind id" a line.
+leftovers() {
+    local label="label=com.docker.compose.project=$project"
+    docker ps -aq --filter "$label" | sed 's/^/container /'
+    { docker volume ls -q --filter "$label"; docker volume ls -q --filter "name=${project}_"; } | sort -u | sed 's/^/volume /'
+    { docker network ls -q --filter "$label"; docker network ls -q --filter "name=${project}_"; } | sort -u | sed 's/^/network /'
+}
 
 cluster_up=0
 cleanup() {
@@ -54,8 +84,26 @@ cleanup() {
             say "containers:"
             compose ps 2>&1 | sed 's/^/    /' || true
         fi
-        say "docker-compose down -v"
+        say "${compose_cmd[*]} down -v --remove-orphans"
         compose down --volumes --remove-orphans --timeout 5 >/dev/null 2>&1 || say "warning: down failed"
+        local left kind id
+        left="$(leftovers)"
+        if [[ -n $left ]]; then
+            say "FAIL: left behind after down (removing them now):"
+            sed 's/^/    /' <<<"$left"
+            while read -r kind id; do
+                case $kind in
+                    container) docker rm -f -v "$id" >/dev/null 2>&1 ;;
+                    volume) docker volume rm -f "$id" >/dev/null 2>&1 ;;
+                    network) docker network rm "$id" >/dev/null 2>&1 ;;
+                esac
+            done <<<"$left"
+            [[ -z "$(leftovers)" ]] || say "warning: could not remove everything: $(leftovers | tr '\n' ' ')"
+            [[ $rc != 0 ]] || rc=1
+        else
+            passed=$((passed + 1))
+            say "ok: nothing of project $project left (containers, volumes, networks)"
+        fi
     fi
     if [[ $rc == 0 ]]; then
         say "compose-smoke: $passed passed, 0 failed"
@@ -71,7 +119,7 @@ trap 'exit 143' TERM
 # --- 1. image and cluster ---------------------------------------------------------------------
 if [[ "${ROOKERY_SMOKE_SKIP_BUILD:-0}" != 1 ]]; then
     say "building the image"
-    scripts/docker-image.sh
+    ROOKERY_IMAGE_PROFILE="$profile" scripts/docker-image.sh
 fi
 [[ -x $rookery ]] || fail "$rookery is missing (build it, or unset ROOKERY_SMOKE_SKIP_BUILD)"
 docker run --rm --entrypoint /usr/local/bin/counter "$ROOKERY_IMAGE" --help >/dev/null 2>&1 ||
@@ -85,7 +133,44 @@ done
 
 cluster_up=1
 say "docker-compose up -d (project $project, host-1 on $host_addr, placement on $placement_addrs)"
-compose up -d 2>&1 | sed 's/^/    /'
+# Hosts start once placement and PostgreSQL are healthy, apps once their host is (depends_on).
+if ! compose up -d 2>&1 | sed 's/^/    /'; then
+    fail "${compose_cmd[*]} up failed"
+fi
+
+# health NAME...: "service health" for the given services' containers (health: healthy,
+# unhealthy, starting, or the container's state when it is not running).
+health() {
+    local service id
+    for service in "$@"; do
+        id="$(compose ps -q "$service" 2>/dev/null)"
+        if [[ -z $id ]]; then
+            echo "$service missing"
+            continue
+        fi
+        echo "$service $(docker inspect --format '{{if ne .State.Status "running"}}{{.State.Status}}{{else if .State.Health}}{{.State.Health.Status}}{{else}}running{{end}}' "$id" 2>/dev/null)"
+    done
+}
+
+# wait_healthy WHAT SERVICE...: polls until every SERVICE's container is running and its health
+# check passes (containers without one: running); the deadline fails.
+wait_healthy() {
+    local what=$1 deadline=$((SECONDS + timeout_s)) states=""
+    shift
+    while ((SECONDS < deadline)); do
+        states="$(health "$@")"
+        if ! grep -qv ' \(healthy\|running\)$' <<<"$states"; then
+            return 0
+        fi
+        sleep 1
+    done
+    say "health: $(tr '\n' ',' <<<"$states")"
+    fail "timed out after ${timeout_s}s waiting for: $what"
+}
+
+services=(postgres placement-1 placement-2 placement-3 host-1 host-2 host-3 counter-1 counter-2 counter-3)
+wait_healthy "every container running and healthy" "${services[@]}"
+pass "every container up, health checks pass: $(health "${services[@]}" | awk '$2 == "healthy" { n++ } END { print n + 0 }') healthy (placement, hosts, postgres)"
 
 # --- helpers ----------------------------------------------------------------------------------
 status_json() { "$rookery" status --placement "$placement_addrs" --json 2>/dev/null; }
@@ -182,7 +267,36 @@ else
     pass "actors spread over $busy hosts: $spread"
 fi
 
-# --- 4. placement leader failure ------------------------------------------------------------------
+# --- 4. a reminder fires ----------------------------------------------------------------------------
+# Every firing of any reminder of a counter adds 1 to it (examples/counter.rs): 3 firings, 3.
+reminder="$("$rookery" reminders create Counter/r1 tick --due PT1S --period R3/PT1S --host "$host_addr" 2>&1)" ||
+    fail "reminders create Counter/r1 tick: $reminder"
+say "reminder created: $reminder"
+deadline=$((SECONDS + timeout_s))
+while :; do
+    call Counter/r1 get
+    [[ $reply == 3 ]] && break
+    [[ $reply =~ ^[0-2]$ ]] || fail "Counter/r1 after its reminder (3 firings): got '$reply'"
+    ((SECONDS < deadline)) || fail "Counter/r1 counted $reply of the 3 firings within ${timeout_s}s"
+    sleep 1
+done
+pass "reminder Counter/r1 tick fired 3 times: the counter is 3"
+
+# values: the counters' expected values, checked after each fault.
+declare -A values=([r1]=3)
+for i in "${!actors[@]}"; do
+    values[${actors[$i]}]=$((2 * (i + 1)))
+done
+# check_all WHEN: every counter answers with its value.
+check_all() {
+    local id
+    for id in "${!values[@]}"; do
+        call "Counter/$id" get
+        expect_eq "$reply" "${values[$id]}" "Counter/$id $1"
+    done
+}
+
+# --- 5. placement leader failure ------------------------------------------------------------------
 victim="$(compose ps -q "placement-$leader")"
 [[ -n $victim ]] || fail "no container for placement-$leader"
 say "docker kill placement-$leader (the leader)"
@@ -196,16 +310,13 @@ pass "new leader placement-$new_leader (term $(query 's["term"]' <<<"$last_statu
 wait_for "3 connected hosts with type Counter under the new leader" \
     "s[\"leader\"] == $new_leader and len({h[\"id\"] for h in counter_hosts}) == 3"
 # Counter values live in actor state (PostgreSQL): every one is kept.
-for i in "${!actors[@]}"; do
-    call "Counter/${actors[$i]}" get
-    expect_eq "$reply" "$((2 * (i + 1)))" "Counter/${actors[$i]} after the placement fail-over"
-done
-kept=${#actors[@]}
+check_all "after the placement fail-over"
 call Counter/after-failover increment '{"by":5}'
 expect_eq "$reply" 5 "a new counter after the fail-over"
 call Counter/after-failover increment '{"by":5}'
 expect_eq "$reply" 10 "a new counter after the fail-over"
-pass "calls after the fail-over: ${#actors[@]} counters answer ($kept kept their value), a new one counts"
+values[after-failover]=10
+pass "calls after the fail-over: all ${#values[@]} counters kept their value, a new one counts"
 
 say "docker start placement-$leader"
 docker start "$victim" >/dev/null
@@ -213,24 +324,63 @@ wait_for "placement-$leader rejoins: 3 reachable members and a leader" \
     's["leader"] is not None and len(reachable) == 3'
 pass "placement-$leader rejoined as $(query "[m[\"raft_state\"] for m in s[\"members\"] if m[\"id\"] == $leader][0]" <<<"$last_status") (leader placement-$(query 's["leader"]' <<<"$last_status"))"
 
-# --- 5. a host dies: its actors move, with their state ---------------------------------------------
+# --- 6. a host dies: its actors move, with their state ---------------------------------------------
 victim="$(compose ps -q host-2)"
 [[ -n $victim ]] || fail "no container for host-2"
 say "docker kill host-2"
 docker kill "$victim" >/dev/null
 wait_for "host-2 removed: 2 connected hosts with type Counter" \
     'len({h["id"] for h in counter_hosts}) == 2 and not any(h["id"].startswith("host-2") for h in counter_hosts)'
-for i in "${!actors[@]}"; do
-    call "Counter/${actors[$i]}" get
-    expect_eq "$reply" "$((2 * (i + 1)))" "Counter/${actors[$i]} after host-2 died"
-done
+check_all "after host-2 died"
 call Counter/c1 increment '{"by":1}'
 expect_eq "$reply" 3 "Counter/c1 counts on after host-2 died"
-pass "host-2 killed: all ${#actors[@]} counters kept their values on the remaining hosts"
+values[c1]=3
+pass "host-2 killed: all ${#values[@]} counters (the reminder's one too) answer with their values from the remaining hosts"
 say "docker start host-2"
 docker start "$victim" >/dev/null
 wait_for "host-2 rejoins: 3 connected hosts with type Counter" \
     'len({h["id"] for h in counter_hosts}) == 3'
-call Counter/c1 get
-expect_eq "$reply" 3 "Counter/c1 after host-2 rejoined"
+check_all "after host-2 rejoined"
 pass "host-2 rejoined; values unchanged"
+
+# --- 7. a placement node cut off the network, then back ---------------------------------------------
+wait_for "a placement leader and 3 reachable members" 's["leader"] is not None and len(reachable) == 3'
+cut="$(query 's["leader"]' <<<"$last_status")"
+victim="$(compose ps -q "placement-$cut")"
+[[ -n $victim ]] || fail "no container for placement-$cut"
+network="$(docker inspect --format '{{range $name, $_ := .NetworkSettings.Networks}}{{$name}}{{"\n"}}{{end}}' "$victim" | grep -x "${project}_rookery")" ||
+    fail "placement-$cut is not on the network ${project}_rookery"
+say "docker network disconnect $network placement-$cut (the leader)"
+docker network disconnect "$network" "$victim"
+cut_at=$SECONDS
+# Its published port goes with the network: from here it is unreachable, as from its peers.
+wait_for "a leader other than placement-$cut among the 2 connected nodes" \
+    "s[\"leader\"] not in (None, $cut) and len(reachable) == 2"
+pass "placement-$cut cut off: placement-$(query 's["leader"]' <<<"$last_status") leads (term $(query 's["term"]' <<<"$last_status")) $((SECONDS - cut_at))s later"
+# What the cut-off node says of itself (not checked: an old leader cut off keeps naming itself
+# leader in /readyz until it hears of a newer term).
+say "placement-$cut's own /readyz while cut off: $(docker exec "$victim" /usr/local/bin/rookery probe http://127.0.0.1:8080/readyz 2>&1 | tail -n 1 | sed 's/^ *//')"
+wait_for "3 connected hosts with type Counter while placement-$cut is cut off" \
+    'len({h["id"] for h in counter_hosts}) == 3'
+check_all "while placement-$cut is cut off"
+call Counter/during-partition increment '{"by":7}'
+expect_eq "$reply" 7 "a new counter while placement-$cut is cut off"
+values[during-partition]=7
+pass "while placement-$cut is cut off: all counters answer with their values, a new one counts"
+
+say "docker network connect $network placement-$cut"
+docker network connect --alias "placement-$cut" "$network" "$victim"
+wait_for "placement-$cut reachable again and a leader" 's["leader"] is not None and len(reachable) == 3'
+# Caught up: it has applied every entry the leader had applied when it came back.
+target="$(query '[m["last_applied_index"] for m in s["members"] if m["id"] == s["leader"]][0]' <<<"$last_status")"
+wait_for "placement-$cut catches up with the leader's log (applied index >= $target)" \
+    "s[\"leader\"] is not None and len(reachable) == 3 and all((m[\"last_applied_index\"] or 0) >= $target for m in s[\"members\"])"
+deadline=$((SECONDS + timeout_s))
+until probe="$(docker exec "$victim" /usr/local/bin/rookery probe http://127.0.0.1:8080/readyz 2>&1)"; do
+    ((SECONDS < deadline)) || fail "placement-$cut not ready ${timeout_s}s after it was reconnected: $probe"
+    sleep 1
+done
+wait_healthy "placement-$cut healthy again" "placement-$cut"
+pass "placement-$cut reconnected: $(query "[m[\"raft_state\"] for m in s[\"members\"] if m[\"id\"] == $cut][0]" <<<"$last_status"), applied index >= $target, healthy (leader placement-$(query 's["leader"]' <<<"$last_status"))"
+check_all "after placement-$cut reconnected"
+pass "after every fault: all ${#values[@]} counters answer with their values"

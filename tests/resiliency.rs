@@ -443,12 +443,12 @@ async fn a_call_whose_owner_broke_off_mid_call_is_never_run_twice() {
     let cluster = start_placement(1).await;
     let (app_a, app_b) = (WorkerApp::start("A").await, WorkerApp::start("B").await);
     let host_a = host(cluster.addr_list(), "host-a", &app_a, dir.path());
-    // Host B is reached by other hosts through the proxy only.
+    // Host B is reached by other hosts through the proxy only, in front of its internal port.
     let b_port = free_port();
     let proxy = FaultProxy::start(format!("127.0.0.1:{b_port}").parse().unwrap());
     let host_b = host_builder(cluster.addr_list(), "host-b", &app_b, dir.path())
-        .grpc_port(b_port)
-        .arg("--advertise-address")
+        .internal_port(b_port)
+        .arg("--internal-advertise-address")
         .arg(proxy.addr().to_string())
         .start();
     host_a.wait_ready().await;

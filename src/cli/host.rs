@@ -58,6 +58,10 @@ pub struct HostArgs {
     /// NAT or in containers. Default: 127.0.0.1:<grpc-port>.
     #[arg(long, env = "ROOKERY_ADVERTISE_ADDRESS", value_parser = super::parse_host_port)]
     pub advertise_address: Option<String>,
+    /// Address (host:port of the internal port) that other hosts dial for host-to-host calls.
+    /// Default: the host of --advertise-address with --internal-port.
+    #[arg(long, env = "ROOKERY_INTERNAL_ADVERTISE_ADDRESS", value_parser = super::parse_host_port)]
+    pub internal_advertise_address: Option<String>,
     /// Unique id of this host. Default: its advertised address.
     #[arg(long, env = "ROOKERY_HOST_ID")]
     pub host_id: Option<String>,
@@ -291,13 +295,15 @@ impl HostArgs {
             .advertise_address
             .clone()
             .unwrap_or_else(|| format!("127.0.0.1:{}", self.grpc_port));
-        let internal_advertise_address = {
-            let host = advertise_address
-                .rsplit_once(':')
-                .map(|(h, _)| h)
-                .unwrap_or("127.0.0.1");
-            Some(format!("{host}:{}", self.internal_port))
-        };
+        let internal_advertise_address = Some(
+            self.internal_advertise_address.clone().unwrap_or_else(|| {
+                let host = advertise_address
+                    .rsplit_once(':')
+                    .map(|(h, _)| h)
+                    .unwrap_or("127.0.0.1");
+                format!("{host}:{}", self.internal_port)
+            }),
+        );
         Ok(HostConfig {
             host_id: self
                 .host_id

@@ -72,6 +72,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         internal_port: args.internal_port,
         bind_address: args.bind_address,
         advertise_address: Some(format!("{advertise_ip}:{}", args.grpc_port)),
+        internal_advertise_address: None,
         host_id: None,
         http_port: args.http_port,
         metrics_port: args.metrics_port,

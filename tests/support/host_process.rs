@@ -51,6 +51,7 @@ pub struct HostProcessBuilder {
     config_yaml: Option<String>,
     max_request_size_mb: Option<u64>,
     grpc_port: Option<u16>,
+    internal_port: Option<u16>,
     extra_args: Vec<String>,
     internal_tls: Option<TlsFiles>,
 }
@@ -100,6 +101,13 @@ impl HostProcessBuilder {
         self
     }
 
+    /// Listens for host-to-host calls on this port instead of one the builder picks (to put
+    /// a proxy in front of it).
+    pub fn internal_port(mut self, port: u16) -> Self {
+        self.internal_port = Some(port);
+        self
+    }
+
     /// An extra argument, after the ones the builder generates.
     pub fn arg(mut self, arg: impl Into<String>) -> Self {
         self.extra_args.push(arg.into());
@@ -114,7 +122,10 @@ impl HostProcessBuilder {
         let http_port = free_port();
         let metrics_port = free_port();
         let grpc_addr = format!("127.0.0.1:{grpc_port}");
-        let internal_addr = format!("127.0.0.1:{}", free_port());
+        let internal_addr = format!(
+            "127.0.0.1:{}",
+            self.internal_port.unwrap_or_else(free_port)
+        );
         let id = self.host_id.clone().unwrap_or_else(|| grpc_addr.clone());
         let mut args = vec![
             "host".to_owned(),
@@ -201,6 +212,7 @@ impl HostProcess {
             config_yaml: None,
             max_request_size_mb: None,
             grpc_port: None,
+            internal_port: None,
             extra_args: Vec::new(),
             internal_tls: None,
         }

@@ -295,15 +295,14 @@ impl HostArgs {
             .advertise_address
             .clone()
             .unwrap_or_else(|| format!("127.0.0.1:{}", self.grpc_port));
-        let internal_advertise_address = Some(
-            self.internal_advertise_address.clone().unwrap_or_else(|| {
+        let internal_advertise_address =
+            Some(self.internal_advertise_address.clone().unwrap_or_else(|| {
                 let host = advertise_address
                     .rsplit_once(':')
                     .map(|(h, _)| h)
                     .unwrap_or("127.0.0.1");
                 format!("{host}:{}", self.internal_port)
-            }),
-        );
+            }));
         Ok(HostConfig {
             host_id: self
                 .host_id

@@ -122,10 +122,7 @@ impl HostProcessBuilder {
         let http_port = free_port();
         let metrics_port = free_port();
         let grpc_addr = format!("127.0.0.1:{grpc_port}");
-        let internal_addr = format!(
-            "127.0.0.1:{}",
-            self.internal_port.unwrap_or_else(free_port)
-        );
+        let internal_addr = format!("127.0.0.1:{}", self.internal_port.unwrap_or_else(free_port));
         let id = self.host_id.clone().unwrap_or_else(|| grpc_addr.clone());
         let mut args = vec![
             "host".to_owned(),

@@ -1,10 +1,13 @@
 //! What a call is, wherever it comes from and whoever serves it: the actor it is for, its
-//! method and payload, its call chain, and what kind of turn it asks for.
+//! method and payload, its call chain, and what kind of turn it asks for; [`trace`]: the W3C
+//! trace context its metadata carries from hop to hop.
 
 use std::collections::HashMap;
 use std::fmt;
 
 use bytes::Bytes;
+
+pub mod trace;
 
 /// Identifies one virtual actor in the cluster.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -57,7 +57,6 @@ enum Command {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    logging::init(&cli.log);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -67,6 +66,10 @@ pub fn main() -> ExitCode {
             eprintln!("error: cannot start the async runtime: {e}");
             return ExitCode::FAILURE;
         }
+    };
+    let tracing = {
+        let _runtime = runtime.enter();
+        logging::init(&cli.log, &service_name(&cli.command))
     };
     let result = runtime.block_on(async {
         match cli.command {
@@ -82,12 +85,24 @@ pub fn main() -> ExitCode {
             Command::Probe(args) => probe::run(args).await,
         }
     });
+    tracing.shutdown();
     match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The `service.name` of a command's exported spans, by default.
+fn service_name(command: &Command) -> String {
+    match command {
+        Command::Host(args) if !args.app_id.is_empty() => args.app_id.clone(),
+        Command::Host(_) => "rookery-host".to_owned(),
+        Command::Placement(_) => "rookery-placement".to_owned(),
+        Command::Up(_) => "rookery-up".to_owned(),
+        _ => "rookery".to_owned(),
     }
 }
 

@@ -24,10 +24,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::{oneshot, Notify};
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::actors::channel::{ActorChannel, ActorInstance, ReentrantInvoker};
 use crate::actors::timers::{self, TickTarget, Timers};
-use crate::call::{ActorKey, Call, CallKind, TimerSpec};
+use crate::call::{trace, ActorKey, Call, CallKind, TimerSpec};
 use crate::cluster::lease::ServingGate;
 use crate::config::TypeOptions;
 use crate::error::CallError;
@@ -492,7 +493,7 @@ impl Activation {
 
     /// One queued call as a turn of `instance`.
     async fn run_turn(&self, instance: &mut dyn ActorInstance, turn: Box<Turn>) {
-        let Turn { call, reply } = *turn;
+        let Turn { mut call, reply } = *turn;
         if reply.is_closed() {
             return; // the caller gave up while queued
         }
@@ -525,9 +526,26 @@ impl Activation {
         }
         let counts_as_use = self.counts_as_use(&call.kind);
         self.lock().current_chain = Some(call.call_chain_id.clone());
+        // The turn continues the trace of the call (the ingress's or the forward's span).
+        let span = tracing::info_span!(
+            "actor.turn",
+            actor_type = %key.actor_type,
+            actor_id = %key.actor_id,
+            method = %call.method,
+        );
+        trace::set_parent(&span, &call.metadata);
+        trace::inject(&span, &mut call.metadata);
         let result = match &self.host.app_policy {
-            None => self.bounded_turn(instance, call, None).await,
-            Some(policy) => self.turn_under_policy(instance, call, policy).await,
+            None => {
+                self.bounded_turn(instance, call, None)
+                    .instrument(span)
+                    .await
+            }
+            Some(policy) => {
+                self.turn_under_policy(instance, call, policy)
+                    .instrument(span)
+                    .await
+            }
         };
         {
             let mut inner = self.lock();

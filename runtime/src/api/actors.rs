@@ -15,7 +15,7 @@ use rookery_proto::v1::{
 };
 use tonic::{Request, Response, Status};
 
-use crate::call::{ActorKey, Call, CallKind};
+use crate::call::{trace, ActorKey, Call, CallKind};
 use crate::channels::actor_api::ActorApi;
 use crate::error::CallError;
 use crate::grpc::grpc_timeout;
@@ -105,10 +105,20 @@ impl Actors for ActorsService {
     ) -> Result<Response<InvokeResponse>, Status> {
         let started = Instant::now();
         let timeout = grpc_timeout(request.metadata());
+        let mut trace_headers = std::collections::HashMap::new();
+        trace::carry(&mut trace_headers, |name| {
+            request.metadata().get(name).and_then(|v| v.to_str().ok())
+        });
         let request = request.into_inner();
         let actor_type = request.actor_type.clone();
         let result = match to_call(request) {
-            Ok(call) => self.router.invoke(call, timeout).await,
+            Ok(mut call) => {
+                // The trace context of the gRPC metadata, unless the call's metadata has one.
+                trace::carry(&mut call.metadata, |name| {
+                    trace_headers.get(name).map(String::as_str)
+                });
+                self.router.invoke(call, timeout).await
+            }
             Err(refused) => Err(refused),
         };
         self.metrics

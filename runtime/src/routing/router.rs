@@ -23,9 +23,10 @@ use rookery_core::net::SharedTransport;
 use rookery_core::table::TableVersion;
 use tokio::sync::watch;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::actors::activations::Activations;
-use crate::call::{new_call_chain_id, Call};
+use crate::call::{new_call_chain_id, trace, Call};
 use crate::cluster::lease::ServingGate;
 use crate::cluster::table::{RoutingTable, TableState};
 use crate::error::CallError;
@@ -130,11 +131,26 @@ impl Router {
     }
 
     /// Calls an actor wherever it lives. `timeout` defaults to [`DEFAULT_INVOKE_TIMEOUT_MS`].
+    /// The call's span (`actor.invoke`) continues the trace its metadata carries, if any.
     pub async fn invoke(
         &self,
         mut call: Call,
         timeout: Option<Duration>,
     ) -> Result<Bytes, CallError> {
+        let span = tracing::info_span!(
+            "actor.invoke",
+            otel.kind = "server",
+            actor_type = %call.key.actor_type,
+            actor_id = %call.key.actor_id,
+            method = %call.method,
+            host_id = %self.host_id,
+        );
+        trace::set_parent(&span, &call.metadata);
+        trace::inject(&span, &mut call.metadata);
+        self.route(call, timeout).instrument(span).await
+    }
+
+    async fn route(&self, mut call: Call, timeout: Option<Duration>) -> Result<Bytes, CallError> {
         validate(&call, self.max_request_bytes)?;
         if call.call_chain_id.is_empty() {
             call.call_chain_id = new_call_chain_id();
@@ -163,14 +179,23 @@ impl Router {
                     })
             } else {
                 self.metrics.forwarded_total.inc();
+                let span = tracing::info_span!(
+                    "actor.forward",
+                    otel.kind = "client",
+                    owner = %owner.id,
+                    address = %owner.address,
+                );
+                let mut forwarded_call = call.clone();
+                trace::inject(&span, &mut forwarded_call.metadata);
                 let forwarded = self
                     .peers
                     .forward(
                         &owner.address,
-                        call.clone(),
+                        forwarded_call,
                         table.version(),
                         attempt_deadline,
                     )
+                    .instrument(span)
                     .await;
                 match forwarded {
                     Err(CallError::DeadlineExceeded(_)) if Instant::now() >= attempt_deadline => {

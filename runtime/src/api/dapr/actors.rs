@@ -6,6 +6,7 @@
 //! echoed back byte for byte, to the app on every firing and on GET.
 
 use crate::jobs::JobsClient;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -177,7 +178,8 @@ impl DaprActors {
     }
 
     /// Calls an actor method wherever the actor lives. `reentrancy_id` is Dapr's reentrancy
-    /// id, Rookery's call chain (a fresh one when `None`).
+    /// id, Rookery's call chain (a fresh one when `None`); `metadata` the call's (the
+    /// client's trace context, [`crate::call::trace`]).
     pub async fn invoke(
         &self,
         actor_type: &str,
@@ -185,6 +187,7 @@ impl DaprActors {
         method: &str,
         data: Bytes,
         reentrancy_id: Option<String>,
+        metadata: HashMap<String, String>,
     ) -> Result<Bytes, DaprError> {
         let key = DaprActors::key(actor_type, actor_id)?;
         validate_method(method)?;
@@ -192,7 +195,7 @@ impl DaprActors {
             key,
             method: method.to_owned(),
             data,
-            metadata: Default::default(),
+            metadata,
             call_chain_id: reentrancy_id.unwrap_or_default(),
             kind: CallKind::Method,
         };

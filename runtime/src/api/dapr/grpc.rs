@@ -32,6 +32,7 @@ use super::actors::{
 };
 use super::errors::{DaprError, JobOp};
 use super::jobs;
+use crate::call::trace;
 use crate::dapr_wire::bytes_as_json;
 use crate::state::StateOp;
 
@@ -193,6 +194,14 @@ impl pb::dapr_server::Dapr for DaprGrpcService {
         request: Request<pb::InvokeActorRequest>,
     ) -> Result<Response<pb::InvokeActorResponse>, Status> {
         self.authorize(&request)?;
+        // The trace context: in the request's metadata map, else in its gRPC metadata.
+        let mut metadata = HashMap::new();
+        trace::carry(&mut metadata, |name| {
+            request.get_ref().metadata.get(name).map(String::as_str)
+        });
+        trace::carry(&mut metadata, |name| {
+            request.metadata().get(name).and_then(|v| v.to_str().ok())
+        });
         let request = request.into_inner();
         let data = self
             .actors
@@ -202,6 +211,7 @@ impl pb::dapr_server::Dapr for DaprGrpcService {
                 &request.method,
                 Bytes::from(request.data),
                 reentrancy_id(&request.metadata),
+                metadata,
             )
             .await?;
         Ok(Response::new(pb::InvokeActorResponse {

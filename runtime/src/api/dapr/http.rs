@@ -36,6 +36,7 @@ use super::actors::{DaprActors, ReminderRegistration, API_TOKEN_HEADER, REENTRAN
 use super::errors::{DaprError, JobOp};
 use super::jobs;
 use crate::api::probes::Report;
+use crate::call::trace;
 use crate::state::StateOp;
 
 /// The routes of Dapr's HTTP API.
@@ -202,8 +203,19 @@ async fn invoke(
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty())
         .map(str::to_owned);
+    let mut metadata = HashMap::new();
+    trace::carry(&mut metadata, |name| {
+        headers.get(name).and_then(|v| v.to_str().ok())
+    });
     let answer = actors
-        .invoke(&actor_type, &actor_id, &method, data, reentrancy_id)
+        .invoke(
+            &actor_type,
+            &actor_id,
+            &method,
+            data,
+            reentrancy_id,
+            metadata,
+        )
         .await?;
     Ok((
         StatusCode::OK,

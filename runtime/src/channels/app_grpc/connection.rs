@@ -20,9 +20,10 @@ use rookery_proto::v1::{
 };
 use tokio::sync::{mpsc, oneshot};
 use tonic::Status;
+use tracing::Instrument;
 
 use crate::actors::channel::{ActorChannel, ActorInstance, ReentrantInvoker};
-use crate::call::{ActorKey, Call, CallKind};
+use crate::call::{trace, ActorKey, Call, CallKind};
 use crate::channels::triggers::{AppTriggers, BindingEvent, JobPayload, TriggerError};
 use crate::cluster::lease::ServingGate;
 use crate::error::CallError;
@@ -284,28 +285,40 @@ fn invoke_message(request_id: u64, call: Call, not_after_ms: u64) -> host_to_app
     })
 }
 
+/// The `app.invoke` span of one request to the app, its context in the call's metadata (the
+/// `InvokeActor` metadata the app reads).
+fn app_span(call: &mut Call) -> tracing::Span {
+    let span = tracing::info_span!("app.invoke", otel.kind = "client", rpc.system = "grpc");
+    trace::inject(&span, &mut call.metadata);
+    span
+}
+
 impl ActorInstance for AppInstance {
-    fn invoke(&mut self, call: Call) -> BoxFuture<'_, Result<Bytes, CallError>> {
+    fn invoke(&mut self, mut call: Call) -> BoxFuture<'_, Result<Bytes, CallError>> {
+        let span = app_span(&mut call);
         async move {
             let gate = self.gate.clone();
             self.connection
                 .request(|id| invoke_message(id, call, gate.not_after_ms()))
                 .await
         }
+        .instrument(span)
         .boxed()
     }
 
     fn reentrant_invoker(&self) -> Option<ReentrantInvoker> {
         let connection = self.connection.clone();
         let gate = self.gate.clone();
-        Some(Arc::new(move |call: Call| {
+        Some(Arc::new(move |mut call: Call| {
             let connection = connection.clone();
             let gate = gate.clone();
+            let span = app_span(&mut call);
             async move {
                 connection
                     .request(|id| invoke_message(id, call, gate.not_after_ms()))
                     .await
             }
+            .instrument(span)
             .boxed()
         }))
     }

@@ -15,10 +15,11 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 use http::{Method, StatusCode};
 use rookery_core::schedule::format_duration_ms;
+use tracing::Instrument;
 
 use super::client::{encode_segment, AppHttpClient, AppHttpError};
 use crate::actors::channel::{ActorChannel, ActorInstance, ReentrantInvoker};
-use crate::call::{ActorKey, Call, CallKind};
+use crate::call::{trace, ActorKey, Call, CallKind};
 use crate::dapr_wire::{data_as_json, REENTRANCY_ID_HEADER};
 use crate::error::CallError;
 
@@ -143,17 +144,25 @@ async fn run_turn(
     client: AppHttpClient,
     key: Arc<ActorKey>,
     reentrancy: bool,
-    call: Call,
+    mut call: Call,
 ) -> Result<Bytes, CallError> {
     if call.kind == CallKind::Wake {
         return Ok(Bytes::new());
     }
     let (path, body) = turn_request(&key, &call);
+    let span = tracing::info_span!("app.invoke", otel.kind = "client", http.path = %path);
+    trace::inject(&span, &mut call.metadata);
     let mut headers = vec![("content-type", "application/json".to_owned())];
     if reentrancy && call.kind == CallKind::Method && !call.call_chain_id.is_empty() {
         headers.push((REENTRANCY_ID_HEADER, call.call_chain_id.clone()));
     }
-    turn_result(client.send(Method::PUT, &path, &headers, body).await)
+    headers.extend(trace::headers(&call.metadata));
+    turn_result(
+        client
+            .send(Method::PUT, &path, &headers, body)
+            .instrument(span)
+            .await,
+    )
 }
 
 impl ActorInstance for HttpInstance {

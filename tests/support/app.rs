@@ -5,7 +5,7 @@
 //! Every type it serves has Counter semantics plus test hooks (methods):
 //! - `increment` `{"by": n}` (default 1) → the new value; `get` → the value (JSON numbers).
 //!   A counter starts at 0 on activation and forgets its value on deactivation.
-//! - `echo` → the request body.
+//! - `echo` → the request body; `traceparent` → the call's `traceparent` metadata.
 //! - `call` `{"type", "id", "method", "data"}` → calls another actor through the host's
 //!   `Actors.Invoke`, passing this turn's call chain in `rookery-call-chain`, and answers with
 //!   that call's body (or an error naming that call's status).
@@ -603,6 +603,13 @@ async fn handle_invoke(
             .to_string()
             .into_bytes()),
         "echo" => Ok(invoke.data.clone()),
+        // The W3C trace context the host sent with the call (empty: none).
+        "traceparent" => Ok(invoke
+            .metadata
+            .get("traceparent")
+            .cloned()
+            .unwrap_or_default()
+            .into_bytes()),
         "fail" => Err(json_field(&invoke.data, "message")
             .and_then(|m| m.as_str().map(str::to_owned))
             .unwrap_or_else(|| "requested failure".to_owned())),

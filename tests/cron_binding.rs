@@ -170,11 +170,18 @@ async fn cron_bindings_call_the_app_on_their_schedule() {
     assert!(everys
         .iter()
         .all(|e| e.body_len == 0 && e.read_time.is_some()));
-    let delivered = host
-        .metric(r#"rookery_binding_events_total{binding="tick",outcome="delivered"}"#)
-        .await
-        .expect("the binding's metric");
-    assert!(delivered >= 3.0, "{delivered} delivered");
+    // Counted once the app has answered, so possibly just after the app logged the event.
+    wait_until("3 tick events counted as delivered", DEADLINE, || async {
+        let delivered = host
+            .metric(r#"rookery_binding_events_total{binding="tick",outcome="delivered"}"#)
+            .await?;
+        if delivered >= 3.0 {
+            Ok(())
+        } else {
+            Err(format!("{delivered} delivered"))
+        }
+    })
+    .await;
     drop(app);
     host.assert_alive();
 }

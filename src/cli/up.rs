@@ -29,8 +29,9 @@ pub struct UpArgs {
     /// Port of the host's Prometheus /metrics; 0 disables it.
     #[arg(long, default_value_t = 9090)]
     metrics_port: u16,
-    /// Port of the host's internal (host-to-host) gRPC; 0 lets the system pick.
-    #[arg(long, alias = "dapr-internal-grpc-port", default_value_t = super::host::DEFAULT_INTERNAL_PORT)]
+    /// Port of the host's internal (host-to-host) gRPC. Default 0: the system picks one, as
+    /// a one-host cluster has no other host to call it.
+    #[arg(long, alias = "dapr-internal-grpc-port", default_value_t = 0)]
     internal_port: u16,
     #[command(flatten)]
     app: AppArgs,

@@ -15,10 +15,10 @@
 # Environment:
 #   ROOKERY_IMAGE                  image tag (default rookery:dev)
 #   ROOKERY_IMAGE_PROFILE          release (default) or debug: the cargo profile of the binaries.
-#                                  debug takes target/debug/{rookery,examples/counter} as the
-#                                  test run builds them (`cargo test --workspace --all-targets
-#                                  --no-run`: nothing to do after scripts/test.sh, so CI adds no
-#                                  build); their debug info is stripped too, as for release
+#                                  debug takes target/debug/{rookery,examples/counter} from a
+#                                  test build (`cargo test --workspace --no-run`: after
+#                                  scripts/test.sh only the example's executable is linked, in
+#                                  seconds); their debug info is stripped too, as for release
 #   ROOKERY_IMAGE_WITHOUT_COUNTER  1: leave the counter example out (docker-compose.yml needs it)
 #   ROOKERY_POSTGRES_IMAGE         tag of the PostgreSQL image (default rookery-postgres:dev)
 #   ROOKERY_IMAGE_WITHOUT_POSTGRES 1: do not build the PostgreSQL image
@@ -46,9 +46,11 @@ case "$profile" in
         [[ $with_counter == 0 ]] || cargo build --release --locked --example counter
         ;;
     debug)
-        # The test run's own command: the workspace's features are unified as they are there
-        # (`cargo build -p rookery` alone would resolve some differently and rebuild them).
-        cargo test --workspace --all-targets --locked --no-run
+        # A test build, so the workspace's features are unified as in the test run and its
+        # dependencies are reused (`cargo build` would resolve some differently and rebuild
+        # them). Without target flags, `cargo test` builds examples as executables
+        # (target/debug/examples/counter); with `--all-targets` it builds them as tests.
+        cargo test --workspace --locked --no-run
         ;;
     *) die "ROOKERY_IMAGE_PROFILE is release or debug, not '$profile'" ;;
 esac

@@ -13,7 +13,9 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use support::host_process::{http_get, start_placement, HostProcess};
+use serde_json::json;
+use support::app::{actor_type, TestApp};
+use support::host_process::{http_get, start_placement, wait_for_routing, HostProcess};
 use support::postgres::Postgres;
 use support::run_rookery;
 use support::temp::TestDir;
@@ -100,6 +102,30 @@ async fn the_state_store_honours_sslmode() {
 
     let required = start(format!("{base} sslmode=require")).await;
     wait_store(&required, true).await;
+    // State written through that host lands in the server's table, over TLS.
+    let app = TestApp::builder(&required.grpc_addr)
+        .serve(actor_type("Counter"))
+        .start();
+    app.wait_registered().await;
+    wait_for_routing(&cluster, &[&required], &["Counter"]).await;
+    let written = required
+        .invoke_json(
+            "Counter",
+            "tls",
+            "state_set",
+            json!({"key": "k", "value": "over tls"}),
+        )
+        .await;
+    assert!(written.is_ok(), "state write over TLS: {written:?}");
+    let read = required
+        .invoke_json("Counter", "tls", "state_get", json!({"key": "k"}))
+        .await
+        .expect("state read over TLS");
+    assert_eq!(read, json!("over tls"));
+    let stored = postgres
+        .query("SELECT convert_from(value, 'UTF8') FROM rookery_state WHERE actor_id = 'tls'")
+        .await;
+    assert_eq!(stored, vec!["over tls".to_owned()], "the row in the server");
 
     let plaintext = start(format!("{base} sslmode=disable")).await;
     wait_store(&plaintext, false).await;

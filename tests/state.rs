@@ -184,6 +184,84 @@ async fn a_sled_host_keeps_state_across_restarts() {
     app.assert_no_violations();
 }
 
+/// Many actors writing at once on sled (their transactions share flushes): after kill -9 of
+/// the host mid-load, every actor's stored count is at least its last acknowledged one, and
+/// at most one more (the call in flight when the host died, whose answer was lost).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_acknowledged_writes_on_sled_survive_kill9() {
+    const ACTORS: usize = 64;
+    let cluster = start_placement(1).await;
+    let (host, app) = host_with_app(&cluster, &[]).await;
+    wait_for_routing(&cluster, &[&host], &[TYPE]).await;
+
+    let acked_total = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let writers: Vec<_> = (0..ACTORS)
+        .map(|i| {
+            let (channel, acked_total) = (host.channel(), acked_total.clone());
+            tokio::spawn(async move {
+                let id = format!("w{i}");
+                // (last acknowledged count, whether a call was in flight when the host died)
+                let mut acked = 0i64;
+                loop {
+                    let call = support::host_process::invoke_at(
+                        channel.clone(),
+                        TYPE,
+                        &id,
+                        "state_increment",
+                        b"{}".to_vec(),
+                    );
+                    match tokio::time::timeout(Duration::from_secs(30), call).await {
+                        Ok(Ok(body)) => {
+                            acked = serde_json::from_slice::<Value>(&body)
+                                .ok()
+                                .and_then(|v| v.as_i64())
+                                .expect("a count");
+                            acked_total.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        _ => return (id, acked),
+                    }
+                }
+            })
+        })
+        .collect();
+    wait_until("a few acknowledged writes per actor", DEADLINE, || async {
+        let n = acked_total.load(std::sync::atomic::Ordering::Relaxed);
+        if n >= (ACTORS * 5) as u64 {
+            Ok(())
+        } else {
+            Err(format!("{n} acknowledged"))
+        }
+    })
+    .await;
+    host.kill9();
+    let mut last_acked = Vec::new();
+    for writer in writers {
+        last_acked.push(writer.await.expect("writer task"));
+    }
+
+    let acked_before_kill: i64 = last_acked.iter().map(|(_, acked)| acked).sum();
+    eprintln!("{acked_before_kill} writes acknowledged by {ACTORS} actors before kill -9");
+
+    host.restart();
+    host.wait_ready().await;
+    app.wait_registered_n(2).await;
+    for (id, acked) in last_acked {
+        let stored = wait_until(format!("a read of {id}"), DEADLINE, || async {
+            get_state(&host, &id, "count")
+                .await
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .map(|v| v.parse::<i64>().expect("a number"))
+        .unwrap_or(0);
+        assert!(
+            acked <= stored && stored <= acked + 1,
+            "{id}: stored {stored}, last acknowledged {acked}"
+        );
+    }
+    app.assert_no_violations();
+}
+
 /// On PostgreSQL, an actor finds its state on whichever host it lands: after its owner is
 /// killed with -9, and after its owner leaves gracefully. Its timers move with it on a
 /// graceful hand-off: the leaving host wakes the actor on its new owner, where they tick on

@@ -11,13 +11,14 @@
 //! since been superseded (a paused host waking up after its actor moved) is therefore rejected
 //! by the store itself ([`StateError::Fenced`]), whatever the hosts believe about leases.
 //!
-//! **Durability.** A transaction is acknowledged only once durable: sled flushed, PostgreSQL
-//! committed.
+//! **Durability.** A transaction is acknowledged only once durable: sled flushed (one flush
+//! shared by the transactions waiting at once), PostgreSQL committed.
 //!
 //! **Hand-off.** When an actor moves gracefully, its activation's timers are written to the
 //! store under its epoch; the next claim (the new owner's activation) takes them back.
 
 pub mod component;
+mod group_commit;
 pub mod postgres_store;
 pub mod postgres_tls;
 pub mod sled_store;

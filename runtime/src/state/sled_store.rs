@@ -2,10 +2,12 @@
 //!
 //! Three trees: `fences` (actor → epoch of its latest claim), `state` (actor and key → expiry
 //! and value) and `handoff` (actor → timers handed off by its last activation). A transaction
-//! checks the epoch and applies its writes in one sled transaction, then flushes before it is
-//! acknowledged. Claims are neither transactions nor flushed: only this process writes the
-//! store, a new activation of an actor starts only after the previous one has ended, and a
-//! crash ends every activation that claimed, so a lost claim can fence nothing that still runs.
+//! checks the epoch and applies its writes in one sled transaction, then waits for a flush
+//! before it is acknowledged; concurrent transactions share one flush
+//! ([`super::group_commit`]). Claims are neither transactions nor flushed: only this process
+//! writes the store, a new activation of an actor starts only after the previous one has
+//! ended, and a crash ends every activation that claimed, so a lost claim can fence nothing
+//! that still runs.
 //!
 //! Keys: the actor as `len(type) type len(id) id` (lengths as u32 big-endian), then the state
 //! key's bytes, so one actor's keys are one prefix and no two actors' keys collide. Values:
@@ -19,6 +21,7 @@ use futures::FutureExt;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
+use super::group_commit::GroupCommit;
 use super::{expires_at_ms, now_ms, Claim, Epoch, StateError, StateOp, StateStore};
 use crate::call::ActorKey;
 
@@ -26,7 +29,7 @@ use crate::call::ActorKey;
 const CACHE_CAPACITY_BYTES: u64 = 64 * 1024 * 1024;
 
 pub struct SledStore {
-    db: sled::Db,
+    commit: GroupCommit,
     fences: sled::Tree,
     state: sled::Tree,
     handoff: sled::Tree,
@@ -83,21 +86,15 @@ impl SledStore {
             fences: tree("fences")?,
             state: tree("state")?,
             handoff: tree("handoff")?,
-            db,
+            commit: GroupCommit::start(db)?,
         })
     }
 
-    /// Makes every write so far durable. A blocking `flush` on tokio's blocking pool rather
-    /// than sled's `flush_async`: with many transactions flushing at once, `flush_async`
-    /// futures were seen never to complete (the state bench's 64-actor run hung); concurrent
-    /// blocking flushes each cover every write before them, so they also group.
+    /// Makes every write so far durable: a blocking `flush` on the group-commit thread rather
+    /// than sled's `flush_async` (with many transactions flushing at once, `flush_async`
+    /// futures were seen never to complete: the state bench's 64-actor run hung).
     async fn flush(&self) -> Result<(), StateError> {
-        let db = self.db.clone();
-        tokio::task::spawn_blocking(move || db.flush())
-            .await
-            .map_err(|e| StateError::Unavailable(format!("sled flush task: {e}")))?
-            .map(|_| ())
-            .map_err(unavailable)
+        self.commit.durable().await
     }
 
     /// Runs `body` in one sled transaction over the fence and state trees, after checking

@@ -99,7 +99,33 @@ pub struct ReminderTick {
     pub period_ms: u64,
 }
 
-/// A fresh call chain id: 128 random bits in hex.
+/// A fresh call chain id: 128 random bits in hex (32 digits). Made on every call that starts
+/// a chain, so written digit by digit rather than through `format!`.
 pub fn new_call_chain_id() -> String {
-    format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut id = String::with_capacity(32);
+    for word in [fastrand::u64(..), fastrand::u64(..)] {
+        for nibble in (0..16).rev() {
+            id.push(DIGITS[((word >> (nibble * 4)) & 0xf) as usize] as char);
+        }
+    }
+    id
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn call_chain_ids_are_32_lowercase_hex_digits_and_differ() {
+        let (a, b) = (super::new_call_chain_id(), super::new_call_chain_id());
+        for id in [&a, &b] {
+            assert_eq!(id.len(), 32, "{id}");
+            assert!(
+                id.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')),
+                "{id}"
+            );
+        }
+        assert_ne!(a, b);
+        let word = u64::from_str_radix(&a[..16], 16).unwrap();
+        assert_eq!(format!("{word:016x}"), a[..16]);
+    }
 }

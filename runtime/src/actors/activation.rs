@@ -236,7 +236,8 @@ impl Activation {
             }
         };
         let start = match queued {
-            Queued::Reenter(call) => return self.reenter(call).await,
+            // Boxed: the rare path; inline its future would grow every call's.
+            Queued::Reenter(call) => return Box::pin(self.reenter(call)).await,
             Queued::Refused(error) => return Err(error),
             Queued::Yes(start) => start,
         };

@@ -187,16 +187,19 @@ impl Router {
                 );
                 let mut forwarded_call = call.clone();
                 trace::inject(&span, &mut forwarded_call.metadata);
-                let forwarded = self
-                    .peers
-                    .forward(
-                        &owner.address,
-                        forwarded_call,
-                        table.version(),
-                        attempt_deadline,
-                    )
-                    .instrument(span)
-                    .await;
+                // Boxed: the forward's future is large, and inline it would grow every call's
+                // future, local ones too, by its size (each call moves its future a few times).
+                let forwarded = Box::pin(
+                    self.peers
+                        .forward(
+                            &owner.address,
+                            forwarded_call,
+                            table.version(),
+                            attempt_deadline,
+                        )
+                        .instrument(span),
+                )
+                .await;
                 match forwarded {
                     Err(CallError::DeadlineExceeded(_)) if Instant::now() >= attempt_deadline => {
                         Err(self.cut_off(&call, policy, deadline, attempt_deadline))

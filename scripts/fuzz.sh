@@ -8,8 +8,7 @@
 #
 # Two builds, by FUZZ_SANITIZER:
 #   address (default)  cargo-fuzz on a nightly toolchain (FUZZ_TOOLCHAIN, default nightly),
-#                      with AddressSanitizer; installs cargo-fuzz when it is missing. The
-#                      builds whose results FUZZING.md records.
+#                      with AddressSanitizer; installs cargo-fuzz when it is missing.
 #   none               the stable toolchain and plain cargo, with the coverage instrumentation
 #                      cargo-fuzz passes to rustc (sancov, inline 8-bit counters, PC table,
 #                      compare tracing, `--cfg fuzzing`) plus debug assertions and overflow

@@ -200,7 +200,8 @@ async fn concurrent_acknowledged_writes_on_sled_survive_kill9() {
             let (channel, acked_total) = (host.channel(), acked_total.clone());
             tokio::spawn(async move {
                 let id = format!("w{i}");
-                // (last acknowledged count, whether a call was in flight when the host died)
+                // The count of the last acknowledged increment; the writer stops at its first
+                // failed call (the one in flight when the host died).
                 let mut acked = 0i64;
                 loop {
                     let call = support::host_process::invoke_at(

@@ -19,10 +19,12 @@ use crate::support::free_port;
 
 /// Concurrent callers, as in the peers' ask scenarios.
 const CALLERS: usize = 64;
-/// Calls per caller.
+/// Calls per caller (`ROOKERY_INPROCESS_CALLS` for another count, e.g. a smaller one to
+/// profile under callgrind).
 const CALLS_PER_CALLER: usize = 5_000;
 /// New actors activated (one call each); the peers' spawn scenario makes 100,000, and the
-/// memory per idle activation is measured over a million.
+/// memory per idle activation is measured over a million (`ROOKERY_INPROCESS_ACTIVATIONS`
+/// for another count).
 const ACTIVATIONS: usize = 1_000_000;
 /// The count the peers' spawn scenario makes: the rate is also reported over the first these.
 const PEER_SPAWNS: usize = 100_000;
@@ -54,8 +56,20 @@ fn call(id: String) -> Call {
     }
 }
 
-/// `CALLERS` tasks, caller `c` calling `ids(c)` `CALLS_PER_CALLER` times in sequence.
-async fn ask(host: &Arc<Host>, ids: impl Fn(usize) -> String) -> (usize, Duration, usize) {
+/// `name` from the environment, or `default`.
+fn count_from_env(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// `CALLERS` tasks, caller `c` calling `ids(c)` `calls_per_caller` times in sequence.
+async fn ask(
+    host: &Arc<Host>,
+    calls_per_caller: usize,
+    ids: impl Fn(usize) -> String,
+) -> (usize, Duration, usize) {
     let started = Instant::now();
     let tasks: Vec<_> = (0..CALLERS)
         .map(|c| {
@@ -63,7 +77,7 @@ async fn ask(host: &Arc<Host>, ids: impl Fn(usize) -> String) -> (usize, Duratio
             let id = ids(c);
             tokio::spawn(async move {
                 let mut errors = 0;
-                for _ in 0..CALLS_PER_CALLER {
+                for _ in 0..calls_per_caller {
                     if host.invoke(call(id.clone()), None).await.is_err() {
                         errors += 1;
                     }
@@ -76,7 +90,7 @@ async fn ask(host: &Arc<Host>, ids: impl Fn(usize) -> String) -> (usize, Duratio
     for task in tasks {
         errors += task.await.expect("caller");
     }
-    (CALLERS * CALLS_PER_CALLER, started.elapsed(), errors)
+    (CALLERS * calls_per_caller, started.elapsed(), errors)
 }
 
 /// [`run`] in a child process of its own (this executable with `--in-process`), so that its
@@ -155,10 +169,14 @@ pub async fn run() -> Value {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
+    let calls_per_caller = count_from_env("ROOKERY_INPROCESS_CALLS", CALLS_PER_CALLER);
+    let activations = count_from_env("ROOKERY_INPROCESS_ACTIVATIONS", ACTIVATIONS);
+    let peer_spawns = PEER_SPAWNS.min(activations);
     // Warm-up, then the two ask shapes.
-    ask(&host, |c| format!("many-{c}")).await;
-    let (one_calls, one_elapsed, one_errors) = ask(&host, |_| "hot".into()).await;
-    let (many_calls, many_elapsed, many_errors) = ask(&host, |c| format!("many-{c}")).await;
+    ask(&host, calls_per_caller, |c| format!("many-{c}")).await;
+    let (one_calls, one_elapsed, one_errors) = ask(&host, calls_per_caller, |_| "hot".into()).await;
+    let (many_calls, many_elapsed, many_errors) =
+        ask(&host, calls_per_caller, |c| format!("many-{c}")).await;
 
     // Activations: new ids, CALLERS at a time, one call each; then the memory they hold.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -176,13 +194,13 @@ pub async fn run() -> Value {
                 let mut errors = 0;
                 loop {
                     let n = next.fetch_add(1, Ordering::Relaxed);
-                    if n >= ACTIVATIONS {
+                    if n >= activations {
                         return errors;
                     }
                     if host.invoke(call(format!("new-{n}")), None).await.is_err() {
                         errors += 1;
                     }
-                    if done.fetch_add(1, Ordering::Relaxed) + 1 == PEER_SPAWNS {
+                    if done.fetch_add(1, Ordering::Relaxed) + 1 == peer_spawns {
                         let _ = first_spawns.set(started.elapsed());
                     }
                 }
@@ -200,7 +218,7 @@ pub async fn run() -> Value {
 
     let result = json!({
         "callers": CALLERS,
-        "calls_per_caller": CALLS_PER_CALLER,
+        "calls_per_caller": calls_per_caller,
         "one_actor": {
             "calls": one_calls,
             "calls_per_s": (one_calls as f64 / one_elapsed.as_secs_f64()).round(),
@@ -212,12 +230,12 @@ pub async fn run() -> Value {
             "errors": many_errors,
         },
         "activations": {
-            "count": ACTIVATIONS,
-            "per_s": (ACTIVATIONS as f64 / activation_elapsed.as_secs_f64()).round(),
-            "first": PEER_SPAWNS,
+            "count": activations,
+            "per_s": (activations as f64 / activation_elapsed.as_secs_f64()).round(),
+            "first": peer_spawns,
             "first_per_s": first_spawns
                 .get()
-                .map(|d| (PEER_SPAWNS as f64 / d.as_secs_f64()).round()),
+                .map(|d| (peer_spawns as f64 / d.as_secs_f64()).round()),
             "errors": activation_errors,
             "alive_after": added,
             "rss_before_bytes": rss_before,

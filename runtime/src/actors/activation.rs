@@ -89,6 +89,8 @@ enum Life {
 
 /// What became of a call offered to the activation.
 enum Queued {
+    /// The actor was idle with nothing queued: the caller runs the turn itself.
+    Inline(Call, Box<dyn ActorInstance>),
     /// Queued; a driver to start, if none ran.
     Yes(Option<Start>),
     /// A call of the chain whose turn is in progress.
@@ -220,6 +222,13 @@ impl Activation {
                 Queued::Reenter(call)
             } else if inner.stop.is_some() || matches!(inner.life, Life::Closed) {
                 Queued::Refused(self.deactivating())
+            } else if inner.queue.is_empty() && matches!(inner.life, Life::Idle(_)) {
+                self.host.metrics.mailbox_depth.observe(0.0);
+                self.busy.fetch_add(1, Ordering::AcqRel);
+                match std::mem::replace(&mut inner.life, Life::Driven) {
+                    Life::Idle(instance) => Queued::Inline(call, instance),
+                    _ => unreachable!("matched above"),
+                }
             } else if inner.queue.len() >= MAILBOX_CAPACITY {
                 Queued::Refused(CallError::Overloaded(format!(
                     "mailbox of actor {} is full ({MAILBOX_CAPACITY} calls queued)",
@@ -236,6 +245,10 @@ impl Activation {
             }
         };
         let start = match queued {
+            Queued::Inline(call, instance) => {
+                let _busy = CountGuard(&self.busy);
+                return self.run_inline(instance, call).await;
+            }
             // Boxed: the rare path; inline its future would grow every call's.
             Queued::Reenter(call) => return Box::pin(self.reenter(call)).await,
             Queued::Refused(error) => return Err(error),
@@ -261,6 +274,38 @@ impl Activation {
 
     fn deactivating(&self) -> CallError {
         CallError::Unavailable(format!("actor {} is deactivating", self.key))
+    }
+
+    /// Runs one turn in the caller's task: the actor was idle and nothing was queued, so no
+    /// driver task is needed. Should the caller go away mid-turn (a deadline, a dropped
+    /// request), the turn is not cut short: it finishes in a task of its own, still holding
+    /// the instance, so the next turn cannot start before it ends.
+    async fn run_inline(
+        &self,
+        instance: Box<dyn ActorInstance>,
+        call: Call,
+    ) -> Result<Bytes, CallError> {
+        let me = self
+            .me
+            .upgrade()
+            .expect("an activation is alive while it is called");
+        let (instance, result) = InlineTurn::new(me, instance, call).await;
+        self.after_inline_turn(instance);
+        result
+    }
+
+    /// Gives the instance back after a turn run by its caller: idle again, or to a new driver
+    /// if calls were queued meanwhile or a stop was requested.
+    fn after_inline_turn(&self, instance: Box<dyn ActorInstance>) {
+        let start = {
+            let mut inner = self.lock();
+            if inner.stop.is_none() && inner.queue.is_empty() {
+                inner.life = Life::Idle(instance);
+                return;
+            }
+            Start::Resume(instance)
+        };
+        self.spawn_driver(start);
     }
 
     fn spawn_driver(&self, start: Start) {
@@ -494,10 +539,20 @@ impl Activation {
 
     /// One queued call as a turn of `instance`.
     async fn run_turn(&self, instance: &mut dyn ActorInstance, turn: Box<Turn>) {
-        let Turn { mut call, reply } = *turn;
+        let Turn { call, reply } = *turn;
         if reply.is_closed() {
             return; // the caller gave up while queued
         }
+        let result = self.run_call(instance, call).await;
+        let _ = reply.send(result);
+    }
+
+    /// One call as a turn of `instance`, once the lease allows it.
+    async fn run_call(
+        &self,
+        instance: &mut dyn ActorInstance,
+        mut call: Call,
+    ) -> Result<Bytes, CallError> {
         let key = &self.key;
         let gate = &self.host.gate;
         // No turn runs without a valid lease: a host cut off from placement may already have
@@ -506,24 +561,21 @@ impl Activation {
             .wait_open(Instant::now() + self.options.call_timeout())
             .await
         {
-            let _ = reply.send(Err(CallError::Unavailable(format!(
+            return Err(CallError::Unavailable(format!(
                 "host lease expired; actor {key} is not served here until placement renews it"
-            ))));
-            return;
+            )));
         }
         if gate.epoch() != self.serving_epoch {
             // The lease lapsed and the table changed meanwhile: another host may have run
             // this actor since. This activation is stale; the call is retried on a fresh one.
-            let _ = reply.send(Err(CallError::Moved(format!(
-                "activation of {key} predates a lease lapse; reactivating"
-            ))));
             self.request_stop(StopReason::Moved);
-            return;
+            return Err(CallError::Moved(format!(
+                "activation of {key} predates a lease lapse; reactivating"
+            )));
         }
         if call.kind == CallKind::Wake {
             // Being active is all a wake asks for (handed-off timers resumed on activation).
-            let _ = reply.send(Ok(Bytes::new()));
-            return;
+            return Ok(Bytes::new());
         }
         let counts_as_use = self.counts_as_use(&call.kind);
         self.lock().current_chain = Some(call.call_chain_id.clone());
@@ -555,7 +607,62 @@ impl Activation {
                 inner.last_used = Instant::now();
             }
         }
-        let _ = reply.send(result);
+        result
+    }
+}
+
+/// What a turn run by its caller gives back: the instance, and the call's answer.
+type InlineOutcome = (Box<dyn ActorInstance>, Result<Bytes, CallError>);
+
+/// A turn its caller runs ([`Activation::run_inline`]). Dropped before it ends, it hands the
+/// turn to a task that finishes it and gives the instance back.
+struct InlineTurn {
+    turn: Option<futures::future::BoxFuture<'static, InlineOutcome>>,
+    activation: Arc<Activation>,
+}
+
+impl InlineTurn {
+    fn new(activation: Arc<Activation>, instance: Box<dyn ActorInstance>, call: Call) -> Self {
+        let runner = activation.clone();
+        let turn = Box::pin(async move {
+            let mut instance = instance;
+            let result = runner.run_call(instance.as_mut(), call).await;
+            (instance, result)
+        });
+        InlineTurn {
+            turn: Some(turn),
+            activation,
+        }
+    }
+}
+
+impl std::future::Future for InlineTurn {
+    type Output = InlineOutcome;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<InlineOutcome> {
+        let turn = self.turn.as_mut().expect("polled after it ended");
+        let outcome = std::task::ready!(turn.as_mut().poll(cx));
+        self.turn = None;
+        std::task::Poll::Ready(outcome)
+    }
+}
+
+impl Drop for InlineTurn {
+    fn drop(&mut self) {
+        if let Some(turn) = self.turn.take() {
+            // Without a runtime (the process ending) there is nothing left to run it on.
+            let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+                return;
+            };
+            let activation = self.activation.clone();
+            runtime.spawn(async move {
+                let (instance, _) = turn.await;
+                activation.after_inline_turn(instance);
+            });
+        }
     }
 }
 
@@ -887,6 +994,26 @@ mod tests {
         s.activation.call(call("second", 0)).await.expect("second");
         assert_eq!(s.probe.log(), ["activate", "first", "second"]);
         until("the driver to end", || tasks() == before).await;
+    }
+
+    #[tokio::test]
+    async fn a_turn_whose_caller_gives_up_still_finishes_before_the_next_starts() {
+        let s = setup();
+        s.activation.call(call("warm", 0)).await.expect("warm");
+        // Idle now: the next call runs in its caller, which gives up mid-turn.
+        let given_up = tokio::time::timeout(
+            Duration::from_millis(5),
+            s.activation.call(call("slow", 100)),
+        )
+        .await;
+        assert!(given_up.is_err(), "the caller gave up");
+        assert!(
+            s.activation.is_busy(),
+            "the turn goes on without its caller"
+        );
+        s.activation.call(call("next", 0)).await.expect("next");
+        assert_eq!(s.probe.log(), ["activate", "warm", "slow", "next"]);
+        assert_eq!(s.probe.most_running.load(Ordering::Acquire), 1);
     }
 
     #[tokio::test]

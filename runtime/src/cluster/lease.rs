@@ -48,6 +48,9 @@ impl ServingGate {
     /// Waits until the gate opens (a lease renewal), up to `deadline`. Returns whether it is
     /// open.
     pub async fn wait_open(&self, deadline: tokio::time::Instant) -> bool {
+        if self.is_open() {
+            return true;
+        }
         let mut state = self.state.clone();
         loop {
             if self.is_open() {

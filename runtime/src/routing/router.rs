@@ -306,13 +306,17 @@ impl Router {
     async fn run_local(&self, call: Call, table: &RoutingTable) -> Result<Bytes, CallError> {
         // The table may have moved on while the call travelled: check ownership again against
         // the newest one, unlocked, before activating.
-        let current = self.table.borrow().clone();
-        let still_owner = !current.locked
-            && current.table.as_ref().is_some_and(|t| {
-                t.version() >= table.version()
-                    && t.owner(&call.key.actor_type, &call.key.actor_id)
-                        .is_some_and(|o| o.id == self.host_id)
-            });
+        let still_owner = {
+            let current = self.table.borrow();
+            !current.locked
+                && current.table.as_ref().is_some_and(|t| {
+                    // The same table: its owner was just looked up.
+                    std::ptr::eq(Arc::as_ptr(t), table)
+                        || (t.version() >= table.version()
+                            && t.owner(&call.key.actor_type, &call.key.actor_id)
+                                .is_some_and(|o| o.id == self.host_id))
+                })
+        };
         if !still_owner {
             return Err(CallError::Moved(format!("actor {} is moving", call.key)));
         }
@@ -333,14 +337,17 @@ impl Router {
         deadline: Instant,
         min_version: TableVersion,
     ) -> Result<Arc<RoutingTable>, CallError> {
+        let ready = |s: &TableState| {
+            !s.locked && s.table.as_ref().is_some_and(|t| t.version() >= min_version)
+        };
+        {
+            let state = self.table.borrow();
+            if ready(&state) {
+                return Ok(state.table.clone().expect("checked by ready"));
+            }
+        }
         let mut table = self.table.clone();
-        let ready = tokio::time::timeout_at(
-            deadline,
-            table.wait_for(|s| {
-                !s.locked && s.table.as_ref().is_some_and(|t| t.version() >= min_version)
-            }),
-        )
-        .await;
+        let ready = tokio::time::timeout_at(deadline, table.wait_for(ready)).await;
         match ready {
             Ok(Ok(state)) => Ok(state.table.clone().expect("checked above")),
             Ok(Err(_)) => Err(CallError::Unavailable("the host is shutting down".into())),

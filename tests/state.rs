@@ -4,14 +4,21 @@
 //! Real processes throughout: `rookery placement`, `rookery host` (sled in its data dir, or a
 //! real PostgreSQL server of the test's own through a Dapr component in `--resources-path`),
 //! kill -9 for crashes, SIGSTOP for a paused host, and the PostgreSQL server stopped and
-//! started for a store outage.
+//! started for a store outage. The PostgreSQL store's batched transactions are also tested
+//! directly, against a real server, through the `StateStore` a host uses.
 
 mod support;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use bytes::Bytes;
 use rookery_proto::v1::GetActorStateRequest;
+use rookery_runtime::state::postgres_store::{
+    PostgresConfig, PostgresStore, DEFAULT_TABLE_NAME, MAX_BATCH_EXECUTORS,
+};
+use rookery_runtime::state::{StateError, StateOp, StateStore};
+use rookery_runtime::ActorKey;
 use serde_json::{json, Value};
 use support::app::{actor_type, TestApp};
 use support::cluster::Cluster;
@@ -184,14 +191,32 @@ async fn a_sled_host_keeps_state_across_restarts() {
     app.assert_no_violations();
 }
 
-/// Many actors writing at once on sled (their transactions share flushes): after kill -9 of
-/// the host mid-load, every actor's stored count is at least its last acknowledged one, and
-/// at most one more (the call in flight when the host died, whose answer was lost).
+/// Many actors writing at once on sled (their transactions share flushes): see
+/// [`acknowledged_writes_survive_kill9`].
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_acknowledged_writes_on_sled_survive_kill9() {
+    acknowledged_writes_survive_kill9(&[]).await;
+}
+
+/// Many actors writing at once on PostgreSQL (their transactions share batches): see
+/// [`acknowledged_writes_survive_kill9`].
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_acknowledged_writes_on_postgres_survive_kill9() {
+    let Some(postgres) = Postgres::start().await else {
+        return;
+    };
+    let dir = TestDir::new("rookery-state-test-");
+    acknowledged_writes_survive_kill9(&postgres_args(&postgres, &dir)).await;
+}
+
+/// 64 actors writing at once on a host started with `args`: after kill -9 of the host
+/// mid-load, every actor's stored count (read through the restarted host) is at least its
+/// last acknowledged one, and at most one more (the call in flight when the host died, whose
+/// answer was lost).
+async fn acknowledged_writes_survive_kill9(args: &[String]) {
     const ACTORS: usize = 64;
     let cluster = start_placement(1).await;
-    let (host, app) = host_with_app(&cluster, &[]).await;
+    let (host, app) = host_with_app(&cluster, args).await;
     wait_for_routing(&cluster, &[&host], &[TYPE]).await;
 
     let acked_total = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -556,4 +581,229 @@ async fn bad_state_requests_are_refused_without_writing() {
     assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
     host.assert_alive();
     app.assert_no_violations();
+}
+
+/// A store of the runtime on `postgres`, as a host opens it.
+fn postgres_store(postgres: &Postgres) -> PostgresStore {
+    PostgresStore::new(PostgresConfig {
+        connection_string: postgres.connection_string(),
+        table_name: DEFAULT_TABLE_NAME.into(),
+    })
+    .expect("postgres store")
+}
+
+fn upsert(key: &str, value: &str, ttl_seconds: Option<u64>) -> StateOp {
+    StateOp::Upsert {
+        key: key.into(),
+        value: Bytes::from(value.to_owned()),
+        ttl_seconds,
+    }
+}
+
+fn delete(key: &str) -> StateOp {
+    StateOp::Delete { key: key.into() }
+}
+
+/// `key` of `actor` as text, read through `store`.
+async fn stored(store: &PostgresStore, actor: &ActorKey, key: &str) -> Option<String> {
+    store
+        .get(actor, key)
+        .await
+        .expect("read")
+        .map(|v| String::from_utf8_lossy(&v).into_owned())
+}
+
+/// Many actors' transactions at once (they share batches): every one is acknowledged, and
+/// every write is there, also for a store opened afresh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batched_transactions_of_many_actors_all_land() {
+    const ACTORS: usize = 300;
+    let Some(postgres) = Postgres::start().await else {
+        return;
+    };
+    let store = std::sync::Arc::new(postgres_store(&postgres));
+    let actors: Vec<ActorKey> = (0..ACTORS)
+        .map(|i| ActorKey::new("Batch", format!("a{i}")))
+        .collect();
+    let claims = futures::future::try_join_all(actors.iter().map(|a| store.claim(a)))
+        .await
+        .expect("claims");
+    let writes = actors.iter().zip(&claims).map(|(actor, claim)| {
+        let ops = vec![
+            upsert("n", &actor.actor_id, None),
+            upsert("m", "x", None),
+            delete("m"),
+        ];
+        let (store, actor, epoch) = (store.clone(), actor.clone(), claim.epoch);
+        tokio::spawn(async move { store.transact(&actor, epoch, &ops).await })
+    });
+    for write in futures::future::join_all(writes).await {
+        write.expect("writer task").expect("acknowledged");
+    }
+    let fresh = postgres_store(&postgres);
+    for actor in &actors {
+        assert_eq!(
+            stored(&fresh, actor, "n").await.as_deref(),
+            Some(actor.actor_id.as_str())
+        );
+        assert_eq!(stored(&fresh, actor, "m").await, None);
+    }
+}
+
+/// Within one transaction the operations apply in order; ttl'd values expire.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_transaction_applies_its_operations_in_order() {
+    let Some(postgres) = Postgres::start().await else {
+        return;
+    };
+    let store = postgres_store(&postgres);
+    let actor = ActorKey::new("Batch", "ordered");
+    let epoch = store.claim(&actor).await.expect("claim").epoch;
+    store
+        .transact(&actor, epoch, &[upsert("gone", "1", None)])
+        .await
+        .expect("first");
+    let ops = [
+        upsert("gone", "2", None),
+        delete("gone"),
+        upsert("twice", "a", None),
+        upsert("twice", "b", None),
+        delete("back"),
+        upsert("back", "c", None),
+        upsert("short", "t", Some(1)),
+        upsert("long", "t", Some(3600)),
+    ];
+    store.transact(&actor, epoch, &ops).await.expect("second");
+    assert_eq!(stored(&store, &actor, "gone").await, None);
+    assert_eq!(stored(&store, &actor, "twice").await.as_deref(), Some("b"));
+    assert_eq!(stored(&store, &actor, "back").await.as_deref(), Some("c"));
+    assert_eq!(stored(&store, &actor, "long").await.as_deref(), Some("t"));
+    wait_until("the 1 s ttl to pass", DEADLINE, || async {
+        match stored(&store, &actor, "short").await {
+            None => Ok(()),
+            Some(v) => Err(format!("still {v:?}")),
+        }
+    })
+    .await;
+    assert_eq!(stored(&store, &actor, "long").await.as_deref(), Some("t"));
+}
+
+/// Waits until `n` of the server's backends wait for a lock.
+async fn wait_for_lock_waiters(postgres: &Postgres, n: usize) {
+    wait_until(
+        format!("{n} backends waiting for a lock"),
+        DEADLINE,
+        || async {
+            let waiting = postgres
+                .query("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+                .await;
+            match waiting.first().and_then(|c| c.parse::<usize>().ok()) {
+                Some(count) if count >= n => Ok(()),
+                other => Err(format!("{other:?} waiting")),
+            }
+        },
+    )
+    .await
+}
+
+/// A transaction of a superseded activation, in one batch with transactions of other actors
+/// (and two of one actor, in order): it is rejected and writes nothing, the others commit.
+/// Every batch executor is held first on a fence row this test locks, so that everything
+/// queued meanwhile forms the next batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fenced_transaction_writes_nothing_while_its_batch_commits() {
+    let Some(postgres) = Postgres::start().await else {
+        return;
+    };
+    let store = std::sync::Arc::new(postgres_store(&postgres));
+    let claim = |id: String| {
+        let store = store.clone();
+        async move {
+            let actor = ActorKey::new("Batch", id);
+            let epoch = store.claim(&actor).await.expect("claim").epoch;
+            (actor, epoch)
+        }
+    };
+    let blockers: Vec<_> =
+        futures::future::join_all((0..MAX_BATCH_EXECUTORS).map(|i| claim(format!("block{i}"))))
+            .await;
+    let good: Vec<_> = futures::future::join_all((0..16).map(|i| claim(format!("good{i}")))).await;
+    let (stale, stale_epoch) = claim("stale".into()).await;
+    let (repeat, repeat_epoch) = claim("repeat".into()).await;
+    // A newer activation of `stale` claims it: `stale_epoch` is superseded.
+    store.claim(&stale).await.expect("second claim");
+
+    let (locker, connection) =
+        tokio_postgres::connect(&postgres.connection_string(), tokio_postgres::NoTls)
+            .await
+            .expect("connect");
+    tokio::spawn(connection);
+    locker
+        .batch_execute(&format!(
+            "BEGIN; SELECT 1 FROM {DEFAULT_TABLE_NAME}_fences
+             WHERE actor_type = 'Batch' AND actor_id LIKE 'block%' FOR UPDATE"
+        ))
+        .await
+        .expect("lock the blockers' fences");
+    let transact = |actor: ActorKey, epoch, ops: Vec<StateOp>| {
+        let store = store.clone();
+        tokio::spawn(async move { store.transact(&actor, epoch, &ops).await })
+    };
+    let mut blocked = Vec::new();
+    for (n, (actor, epoch)) in blockers.iter().enumerate() {
+        blocked.push(transact(
+            actor.clone(),
+            *epoch,
+            vec![upsert("b", "1", None)],
+        ));
+        wait_for_lock_waiters(&postgres, n + 1).await;
+    }
+
+    // Queued in this order while every executor waits.
+    let queued = |actor: &ActorKey, epoch, ops: Vec<StateOp>| {
+        let store = store.clone();
+        let actor = actor.clone();
+        let mut write = Box::pin(async move { store.transact(&actor, epoch, &ops).await });
+        let polled = futures::FutureExt::now_or_never(&mut write);
+        assert!(polled.is_none(), "queued, not answered");
+        tokio::spawn(write)
+    };
+    let stale_write = queued(&stale, stale_epoch, vec![upsert("who", "stale", None)]);
+    let good_writes: Vec<_> = good
+        .iter()
+        .map(|(actor, epoch)| queued(actor, *epoch, vec![upsert("who", "good", None)]))
+        .collect();
+    let first = queued(
+        &repeat,
+        repeat_epoch,
+        vec![upsert("k", "1", None), upsert("j", "1", None)],
+    );
+    let second = queued(
+        &repeat,
+        repeat_epoch,
+        vec![upsert("k", "2", None), delete("j")],
+    );
+    locker.batch_execute("COMMIT").await.expect("unlock");
+
+    let error = stale_write
+        .await
+        .expect("task")
+        .expect_err("the superseded activation's write");
+    assert!(
+        matches!(error, StateError::Fenced(ref a) if *a == stale),
+        "{error:?}"
+    );
+    for write in blocked
+        .into_iter()
+        .chain(good_writes)
+        .chain([first, second])
+    {
+        write.await.expect("task").expect("acknowledged");
+    }
+    assert_eq!(stored(&store, &stale, "who").await, None, "nothing written");
+    for (actor, _) in &good {
+        assert_eq!(stored(&store, actor, "who").await.as_deref(), Some("good"));
+    }
+    assert_eq!(stored(&store, &repeat, "k").await.as_deref(), Some("2"));
+    assert_eq!(stored(&store, &repeat, "j").await, None);
 }

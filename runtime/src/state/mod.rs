@@ -19,6 +19,8 @@
 
 pub mod component;
 mod group_commit;
+mod postgres_batch;
+mod postgres_error;
 pub mod postgres_store;
 pub mod postgres_tls;
 pub mod sled_store;

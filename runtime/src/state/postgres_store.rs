@@ -6,7 +6,8 @@
 //! one row per actor (epoch of its latest claim, timers handed off by its last activation).
 //! A transaction locks the actor's fence row (`SELECT … FOR UPDATE`), compares the epoch and
 //! applies its writes before `COMMIT`, so a superseded activation never writes, and a claim
-//! (which updates the same row) waits for a transaction in flight to end.
+//! (which updates the same row) waits for a transaction in flight to end. Transactions of
+//! many actors waiting at once share one PostgreSQL transaction (`super::postgres_batch`).
 //!
 //! The schema is created on the first successful connection, under an advisory lock so that
 //! hosts starting together do not race. Every operation is bounded by
@@ -18,6 +19,7 @@
 //! (`super::postgres_tls`).
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -28,9 +30,12 @@ use tokio::sync::OnceCell;
 use tokio_postgres::NoTls;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use super::postgres_batch::{Batcher, Connections};
+pub use super::postgres_batch::{MAX_BATCH_BYTES, MAX_BATCH_EXECUTORS, MAX_BATCH_TRANSACTIONS};
+use super::postgres_error::{db_error, unavailable};
 use super::postgres_tls::{client_config, split_tls_settings, TlsSettings};
 
-use super::{expires_at_ms, now_ms, Claim, Epoch, StateError, StateOp, StateStore};
+use super::{now_ms, Claim, Epoch, StateError, StateOp, StateStore};
 use crate::call::ActorKey;
 
 /// Connections one host keeps to PostgreSQL.
@@ -114,8 +119,6 @@ struct Statements {
     claim_insert: String,
     get: String,
     lock_fence: String,
-    upsert: String,
-    delete: String,
     hand_off: String,
 }
 
@@ -153,15 +156,6 @@ impl Statements {
             lock_fence: format!(
                 "SELECT epoch FROM {fences} WHERE actor_type = $1 AND actor_id = $2 FOR UPDATE"
             ),
-            upsert: format!(
-                "INSERT INTO {table} (actor_type, actor_id, key, value, expires_at_ms)
-                 VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (actor_type, actor_id, key)
-                 DO UPDATE SET value = EXCLUDED.value, expires_at_ms = EXCLUDED.expires_at_ms"
-            ),
-            delete: format!(
-                "DELETE FROM {table} WHERE actor_type = $1 AND actor_id = $2 AND key = $3"
-            ),
             hand_off: format!(
                 "UPDATE {fences} SET handed_off_timers = $3 WHERE actor_type = $1 AND actor_id = $2"
             ),
@@ -170,20 +164,39 @@ impl Statements {
 }
 
 pub struct PostgresStore {
+    connections: Arc<Pooled>,
+    batcher: Batcher,
+}
+
+/// The pool, and the schema once created.
+struct Pooled {
     pool: Pool,
     statements: Statements,
     schema_ready: OnceCell<()>,
 }
 
-fn unavailable(e: impl std::fmt::Display) -> StateError {
-    StateError::Unavailable(format!("postgresql: {e}"))
+impl Pooled {
+    /// A pooled connection, with the schema in place.
+    async fn client(&self) -> Result<deadpool_postgres::Object, StateError> {
+        let client = self.pool.get().await.map_err(unavailable)?;
+        self.schema_ready
+            .get_or_try_init(|| async {
+                // Serializes schema creation across hosts (concurrent CREATE TABLE IF NOT
+                // EXISTS can fail on the catalog's unique index).
+                let sql = format!(
+                    "BEGIN; SELECT pg_advisory_xact_lock(7478413021); {} COMMIT;",
+                    self.statements.schema
+                );
+                client.batch_execute(&sql).await.map_err(db_error)
+            })
+            .await?;
+        Ok(client)
+    }
 }
 
-fn db_error(e: tokio_postgres::Error) -> StateError {
-    // `Display` of a server error is only "db error": the detail is in its source.
-    match e.as_db_error() {
-        Some(db) => unavailable(format!("{}: {}", db.code().code(), db.message())),
-        None => unavailable(e),
+impl Connections for Pooled {
+    fn connection(&self) -> BoxFuture<'_, Result<deadpool_postgres::Object, StateError>> {
+        self.client().boxed()
     }
 }
 
@@ -210,28 +223,25 @@ impl PostgresStore {
             .recycle_timeout(timeout)
             .build()
             .map_err(|e| StateError::Config(format!("postgresql pool: {e}")))?;
-        Ok(PostgresStore {
+        let connections = Arc::new(Pooled {
             pool,
             statements: Statements::new(&config.table_name),
             schema_ready: OnceCell::new(),
+        });
+        let batcher = Batcher::new(
+            connections.clone(),
+            &config.table_name,
+            Duration::from_millis(STORE_OPERATION_TIMEOUT_MS),
+        );
+        Ok(PostgresStore {
+            connections,
+            batcher,
         })
     }
 
     /// A pooled connection, with the schema in place.
     async fn client(&self) -> Result<deadpool_postgres::Object, StateError> {
-        let client = self.pool.get().await.map_err(unavailable)?;
-        self.schema_ready
-            .get_or_try_init(|| async {
-                // Serializes schema creation across hosts (concurrent CREATE TABLE IF NOT
-                // EXISTS can fail on the catalog's unique index).
-                let sql = format!(
-                    "BEGIN; SELECT pg_advisory_xact_lock(7478413021); {} COMMIT;",
-                    self.statements.schema
-                );
-                client.batch_execute(&sql).await.map_err(db_error)
-            })
-            .await?;
-        Ok(client)
+        self.connections.client().await
     }
 
     /// Bounds `operation` by [`STORE_OPERATION_TIMEOUT_MS`].
@@ -260,7 +270,7 @@ impl PostgresStore {
         let transaction = client.transaction().await.map_err(db_error)?;
         let row = transaction
             .query_opt(
-                &self.statements.lock_fence,
+                &self.connections.statements.lock_fence,
                 &[&actor.actor_type, &actor.actor_id],
             )
             .await
@@ -301,7 +311,7 @@ impl StateStore for PostgresStore {
                 // the update once.
                 for _ in 0..2 {
                     if let Some(row) = client
-                        .query_opt(&self.statements.claim_update, &params)
+                        .query_opt(&self.connections.statements.claim_update, &params)
                         .await
                         .map_err(db_error)?
                     {
@@ -313,7 +323,7 @@ impl StateStore for PostgresStore {
                         });
                     }
                     if let Some(row) = client
-                        .query_opt(&self.statements.claim_insert, &params)
+                        .query_opt(&self.connections.statements.claim_insert, &params)
                         .await
                         .map_err(db_error)?
                     {
@@ -344,7 +354,7 @@ impl StateStore for PostgresStore {
                 let now = now_ms() as i64;
                 let row = client
                     .query_opt(
-                        &self.statements.get,
+                        &self.connections.statements.get,
                         &[&actor.actor_type, &actor.actor_id, &key, &now],
                     )
                     .await
@@ -362,53 +372,14 @@ impl StateStore for PostgresStore {
         epoch: Epoch,
         operations: &'a [StateOp],
     ) -> BoxFuture<'a, Result<(), StateError>> {
-        async move {
-            self.bounded(async {
-                let mut client = self.client().await?;
-                let transaction = self.begin_fenced(&mut client, actor, epoch).await?;
-                let upsert = transaction
-                    .prepare_cached(&self.statements.upsert)
-                    .await
-                    .map_err(db_error)?;
-                let delete = transaction
-                    .prepare_cached(&self.statements.delete)
-                    .await
-                    .map_err(db_error)?;
-                for op in operations {
-                    match op {
-                        StateOp::Upsert {
-                            key,
-                            value,
-                            ttl_seconds,
-                        } => {
-                            let expires = expires_at_ms(*ttl_seconds).map(|ms| ms as i64);
-                            transaction
-                                .execute(
-                                    &upsert,
-                                    &[
-                                        &actor.actor_type,
-                                        &actor.actor_id,
-                                        key,
-                                        &value.as_ref(),
-                                        &expires,
-                                    ],
-                                )
-                                .await
-                                .map_err(db_error)?;
-                        }
-                        StateOp::Delete { key } => {
-                            transaction
-                                .execute(&delete, &[&actor.actor_type, &actor.actor_id, key])
-                                .await
-                                .map_err(db_error)?;
-                        }
-                    }
-                }
-                transaction.commit().await.map_err(db_error)
-            })
-            .await
-        }
-        .boxed()
+        self.batcher
+            .transact(
+                actor,
+                epoch,
+                operations,
+                Duration::from_millis(STORE_OPERATION_TIMEOUT_MS),
+            )
+            .boxed()
     }
 
     fn hand_off_timers<'a>(
@@ -423,7 +394,7 @@ impl StateStore for PostgresStore {
                 let transaction = self.begin_fenced(&mut client, actor, epoch).await?;
                 transaction
                     .execute(
-                        &self.statements.hand_off,
+                        &self.connections.statements.hand_off,
                         &[&actor.actor_type, &actor.actor_id, &timers.as_ref()],
                     )
                     .await

@@ -244,6 +244,16 @@ pub fn open(config: &StoreConfig) -> Result<Option<SharedStateStore>, StateError
     })
 }
 
+/// An upsert of `value` under `key` with no ttl, for the stores' tests.
+#[cfg(test)]
+pub(crate) fn test_upsert(key: &str, value: &str) -> StateOp {
+    StateOp::Upsert {
+        key: key.into(),
+        value: Bytes::from(value.to_owned()),
+        ttl_seconds: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -566,13 +566,7 @@ async fn write_and_commit(
 mod tests {
     use super::*;
 
-    fn upsert(key: &str, value: &str) -> StateOp {
-        StateOp::Upsert {
-            key: key.into(),
-            value: Bytes::from(value.to_owned()),
-            ttl_seconds: None,
-        }
-    }
+    use crate::state::test_upsert as upsert;
 
     fn delete(key: &str) -> StateOp {
         StateOp::Delete { key: key.into() }

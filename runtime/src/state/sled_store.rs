@@ -228,13 +228,7 @@ impl StateStore for SledStore {
 mod tests {
     use super::*;
 
-    fn upsert(key: &str, value: &str) -> StateOp {
-        StateOp::Upsert {
-            key: key.into(),
-            value: Bytes::from(value.to_owned()),
-            ttl_seconds: None,
-        }
-    }
+    use crate::state::test_upsert as upsert;
 
     #[tokio::test]
     async fn a_superseded_activation_cannot_write() {

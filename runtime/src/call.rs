@@ -1,12 +1,14 @@
 //! What a call is, wherever it comes from and whoever serves it: the actor it is for, its
 //! method and payload, its call chain, and what kind of turn it asks for; [`trace`]: the W3C
-//! trace context its metadata carries from hop to hop.
+//! trace context its metadata carries from hop to hop; [`deadline`]: the time bounds of its
+//! futures, armed only when they wait.
 
 use std::collections::HashMap;
 use std::fmt;
 
 use bytes::Bytes;
 
+pub mod deadline;
 pub mod trace;
 
 /// Identifies one virtual actor in the cluster.
@@ -103,13 +105,13 @@ pub struct ReminderTick {
 /// a chain, so written digit by digit rather than through `format!`.
 pub fn new_call_chain_id() -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut id = String::with_capacity(32);
-    for word in [fastrand::u64(..), fastrand::u64(..)] {
-        for nibble in (0..16).rev() {
-            id.push(DIGITS[((word >> (nibble * 4)) & 0xf) as usize] as char);
-        }
+    let bits = fastrand::u128(..);
+    let mut digits = [0u8; 32];
+    for (i, digit) in digits.iter_mut().enumerate() {
+        *digit = DIGITS[((bits >> (124 - 4 * i)) & 0xf) as usize];
     }
-    id
+    // Hex digits only: always valid UTF-8.
+    String::from_utf8(digits.to_vec()).expect("hex digits")
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ use tracing::Instrument;
 
 use crate::actors::channel::{ActorChannel, ActorInstance, ReentrantInvoker};
 use crate::actors::timers::{self, TickTarget, Timers};
-use crate::call::{trace, ActorKey, Call, CallKind, TimerSpec};
+use crate::call::{deadline, trace, ActorKey, Call, CallKind, TimerSpec};
 use crate::cluster::lease::ServingGate;
 use crate::config::TypeOptions;
 use crate::error::CallError;
@@ -91,8 +91,8 @@ enum Life {
 enum Queued {
     /// The actor was idle with nothing queued: the caller runs the turn itself.
     Inline(Call, Box<dyn ActorInstance>),
-    /// Queued; a driver to start, if none ran.
-    Yes(Option<Start>),
+    /// Queued, its answer to come on the channel; a driver to start, if none ran.
+    Yes(Option<Start>, oneshot::Receiver<Result<Bytes, CallError>>),
     /// A call of the chain whose turn is in progress.
     Reenter(Call),
     Refused(CallError),
@@ -209,7 +209,6 @@ impl Activation {
     /// Runs one call on this actor: queued for its turn, or re-entering the chain in progress.
     pub async fn call(&self, call: Call) -> Result<Bytes, CallError> {
         let counts_as_use = self.counts_as_use(&call.kind);
-        let (reply, answer) = oneshot::channel();
         // Queued under the lock, which is released before any await.
         let queued = {
             let mut inner = self.lock();
@@ -239,12 +238,13 @@ impl Activation {
                     .metrics
                     .mailbox_depth
                     .observe(inner.queue.len() as f64);
+                let (reply, answer) = oneshot::channel();
                 inner.queue.push_back(Box::new(Turn { call, reply }));
                 self.busy.fetch_add(1, Ordering::AcqRel);
-                Queued::Yes(take_driver(&mut inner))
+                Queued::Yes(take_driver(&mut inner), answer)
             }
         };
-        let start = match queued {
+        let (start, answer) = match queued {
             Queued::Inline(call, instance) => {
                 let _busy = CountGuard(&self.busy);
                 return self.run_inline(instance, call).await;
@@ -252,7 +252,7 @@ impl Activation {
             // Boxed: the rare path; inline its future would grow every call's.
             Queued::Reenter(call) => return Box::pin(self.reenter(call)).await,
             Queued::Refused(error) => return Err(error),
-            Queued::Yes(start) => start,
+            Queued::Yes(start, answer) => (start, answer),
         };
         let _busy = CountGuard(&self.busy);
         if let Some(start) = start {
@@ -354,12 +354,12 @@ impl Activation {
         let call_timeout = self.options.call_timeout();
         match policy.and_then(TargetPolicy::timeout) {
             Some(bound) if bound < call_timeout => {
-                match tokio::time::timeout(bound, instance.invoke(call)).await {
+                match deadline::within_for(bound, instance.invoke(call)).await {
                     Ok(result) => result,
                     Err(_) => Err(policy.expect("matched above").timed_out()),
                 }
             }
-            _ => match tokio::time::timeout(call_timeout, instance.invoke(call)).await {
+            _ => match deadline::within_for(call_timeout, instance.invoke(call)).await {
                 Ok(result) => result,
                 Err(_) => Err(self.timed_out()),
             },

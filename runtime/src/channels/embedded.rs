@@ -74,11 +74,12 @@ pub trait Actor: Send + 'static {
 pub struct ActorContext {
     key: Arc<ActorKey>,
     call_chain_id: String,
-    api: ActorApi,
+    /// Shared by the type's activations: one count to take per turn, not one per handle.
+    api: Arc<ActorApi>,
 }
 
 impl ActorContext {
-    fn new(key: Arc<ActorKey>, call_chain_id: String, api: ActorApi) -> ActorContext {
+    fn new(key: Arc<ActorKey>, call_chain_id: String, api: Arc<ActorApi>) -> ActorContext {
         ActorContext {
             key,
             call_chain_id,
@@ -176,12 +177,15 @@ pub type ActorFactory = Arc<dyn Fn(&ActorKey) -> Box<dyn Actor> + Send + Sync>;
 /// One embedded actor type.
 pub struct EmbeddedChannel {
     factory: ActorFactory,
-    api: ActorApi,
+    api: Arc<ActorApi>,
 }
 
 impl EmbeddedChannel {
     pub fn new(factory: ActorFactory, api: ActorApi) -> EmbeddedChannel {
-        EmbeddedChannel { factory, api }
+        EmbeddedChannel {
+            factory,
+            api: Arc::new(api),
+        }
     }
 }
 
@@ -207,7 +211,7 @@ impl ActorChannel for EmbeddedChannel {
 struct EmbeddedInstance {
     key: Arc<ActorKey>,
     actor: Box<dyn Actor>,
-    api: ActorApi,
+    api: Arc<ActorApi>,
 }
 
 impl ActorInstance for EmbeddedInstance {

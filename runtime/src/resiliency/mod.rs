@@ -259,7 +259,7 @@ impl TargetPolicy {
     pub fn retries(&self) -> Retries<'_> {
         Retries {
             policy: self,
-            schedule: self.retry.schedule(),
+            schedule: None,
         }
     }
 
@@ -397,7 +397,8 @@ impl TargetPolicy {
 /// The retries left to one call.
 pub struct Retries<'a> {
     policy: &'a TargetPolicy,
-    schedule: Box<dyn Iterator<Item = Duration> + Send>,
+    /// Made at the first error the policy retries: most calls never need one.
+    schedule: Option<Box<dyn Iterator<Item = Duration> + Send>>,
 }
 
 impl Retries<'_> {
@@ -411,7 +412,10 @@ impl Retries<'_> {
         if !error.retried_by(&self.policy.retry) {
             return None;
         }
-        let pause = self.schedule.next()?;
+        let pause = self
+            .schedule
+            .get_or_insert_with(|| self.policy.retry.schedule())
+            .next()?;
         if deadline.is_some_and(|d| Instant::now() + pause >= d) {
             return None;
         }

@@ -26,7 +26,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::actors::activations::Activations;
-use crate::call::{new_call_chain_id, trace, Call};
+use crate::call::{deadline, new_call_chain_id, trace, Call};
 use crate::cluster::lease::ServingGate;
 use crate::cluster::table::{RoutingTable, TableState};
 use crate::error::CallError;
@@ -172,7 +172,7 @@ impl Router {
             })?;
             let attempt_deadline = policy.attempt_deadline(deadline);
             let attempt = if owner.id == self.host_id {
-                tokio::time::timeout_at(attempt_deadline, self.run_local(call.clone(), &table))
+                deadline::within(attempt_deadline, self.run_local(call.clone(), &table))
                     .await
                     .unwrap_or_else(|_| {
                         Err(self.cut_off(&call, policy, deadline, attempt_deadline))

@@ -9,7 +9,7 @@
 #[path = "common/results.rs"]
 mod results;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -56,10 +56,26 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-/// Records how late each tick fired.
+/// Every firing seen: how late it came (negative: early), and which actors fired.
+#[derive(Default)]
+struct FiringLog {
+    delays_ms: Mutex<Vec<i64>>,
+    actors: Mutex<HashSet<String>>,
+    fired: AtomicU64,
+}
+
+impl FiringLog {
+    fn record(&self, actor_id: &str, due_at_ms: u64) {
+        let delay_ms = now_ms() as i64 - due_at_ms as i64;
+        self.delays_ms.lock().unwrap().push(delay_ms);
+        self.actors.lock().unwrap().insert(actor_id.to_owned());
+        self.fired.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Records each tick it hears.
 struct Ticker {
-    delays_ms: Arc<Mutex<Vec<u64>>>,
-    fired: Arc<AtomicU64>,
+    log: Arc<FiringLog>,
 }
 
 #[async_trait::async_trait]
@@ -75,15 +91,11 @@ impl Actor for Ticker {
 
     async fn on_reminder(
         &mut self,
-        _ctx: &ActorContext,
+        ctx: &ActorContext,
         tick: &ReminderTick,
         _data: Bytes,
     ) -> Result<(), ActorError> {
-        self.delays_ms
-            .lock()
-            .unwrap()
-            .push(now_ms().saturating_sub(tick.due_at_ms));
-        self.fired.fetch_add(1, Ordering::Relaxed);
+        self.log.record(ctx.actor_id(), tick.due_at_ms);
         Ok(())
     }
 }
@@ -98,27 +110,18 @@ fn rss_bytes() -> u64 {
     pages * 4096
 }
 
-fn percentile(sorted: &[u64], p: f64) -> u64 {
+fn percentile<T: Copy>(sorted: &[T], p: f64) -> T {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
-/// Records how late each job firing was delivered.
+/// Records each job firing delivered.
 struct JobReceiver {
-    delays_ms: Arc<Mutex<Vec<u64>>>,
-    fired: Arc<AtomicU64>,
+    log: Arc<FiringLog>,
 }
 
 impl AppTriggers for JobReceiver {
-    fn job(
-        &self,
-        _name: &str,
-        payload: JobPayload,
-    ) -> BoxFuture<'static, Result<(), TriggerError>> {
-        self.delays_ms
-            .lock()
-            .unwrap()
-            .push(now_ms().saturating_sub(payload.due_at_ms));
-        self.fired.fetch_add(1, Ordering::Relaxed);
+    fn job(&self, name: &str, payload: JobPayload) -> BoxFuture<'static, Result<(), TriggerError>> {
+        self.log.record(name, payload.due_at_ms);
         async { Ok(()) }.boxed()
     }
 
@@ -131,14 +134,7 @@ impl AppTriggers for JobReceiver {
     }
 }
 
-async fn cluster_and_host(
-    dir: &std::path::Path,
-) -> (
-    Vec<PlacementNode>,
-    Host,
-    Arc<Mutex<Vec<u64>>>,
-    Arc<AtomicU64>,
-) {
+async fn cluster_and_host(dir: &std::path::Path) -> (Vec<PlacementNode>, Host, Arc<FiringLog>) {
     let members: BTreeMap<u64, String> = (1..=3)
         .map(|id| (id, format!("127.0.0.1:{}", free_port())))
         .collect();
@@ -186,23 +182,18 @@ async fn cluster_and_host(
     )
     .await
     .expect("host");
-    let delays = Arc::new(Mutex::new(Vec::new()));
-    let fired = Arc::new(AtomicU64::new(0));
-    let (d, f) = (delays.clone(), fired.clone());
+    let log = Arc::new(FiringLog::default());
+    let ticker_log = log.clone();
     host.register_actor(
         "Ticker",
         ActorDefaults::default().type_options(),
         move |_key: &ActorKey| Ticker {
-            delays_ms: d.clone(),
-            fired: f.clone(),
+            log: ticker_log.clone(),
         },
     )
     .expect("register");
-    host.serve_triggers(Arc::new(JobReceiver {
-        delays_ms: delays.clone(),
-        fired: fired.clone(),
-    }))
-    .expect("serve the app's jobs");
+    host.serve_triggers(Arc::new(JobReceiver { log: log.clone() }))
+        .expect("serve the app's jobs");
     let jobs_type = rookery_core::job_reminders::jobs_actor_type("bench");
     // Ready: the host owns the types in its table.
     let mut table = host.table();
@@ -218,7 +209,7 @@ async fn cluster_and_host(
     .await
     .expect("host ready")
     .expect("host alive");
-    (nodes, host, delays, fired)
+    (nodes, host, log)
 }
 
 /// What is registered and fired: reminders of `Ticker` actors, or jobs of the app.
@@ -239,7 +230,7 @@ impl Kind {
 
 async fn registrations_and_firings(kind: Kind) -> Value {
     let dir = tempfile::tempdir().expect("temp dir");
-    let (nodes, host, delays, fired) = cluster_and_host(dir.path()).await;
+    let (nodes, host, log) = cluster_and_host(dir.path()).await;
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", host.grpc_addr()))
         .expect("endpoint")
         .connect()
@@ -299,28 +290,28 @@ async fn registrations_and_firings(kind: Kind) -> Value {
     let what = kind.plural();
     println!("| {what}: registrations, 3 placement nodes, concurrency {CONCURRENCY} | {REMINDERS} | {per_second:.0}/s | {:.1} s |", registration.as_secs_f64());
     // Wait for the due time, then for every firing.
-    let fire_started = Instant::now();
     let deadline = Instant::now() + DEADLINE;
-    while fired.load(Ordering::Relaxed) < REMINDERS as u64 {
+    while log.fired.load(Ordering::Relaxed) < REMINDERS as u64 {
         assert!(
             Instant::now() < deadline,
             "only {} of {REMINDERS} fired",
-            fired.load(Ordering::Relaxed)
+            log.fired.load(Ordering::Relaxed)
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let mut delays = delays.lock().unwrap().clone();
+    let mut delays = log.delays_ms.lock().unwrap().clone();
     delays.sort();
+    let early = delays.iter().filter(|delay| **delay < 0).count();
+    let repeated = delays.len() - log.actors.lock().unwrap().len();
     // The first firing happens at the due time; the rate counts from the earliest to the last.
-    let spread_ms = delays[delays.len() - 1].saturating_sub(delays[0]).max(1);
+    let spread_ms = (delays[delays.len() - 1] - delays[0]).max(1);
+    let firings_per_s = REMINDERS as f64 * 1000.0 / spread_ms as f64;
     println!(
-        "| {what}: firings of {REMINDERS} due at once | {REMINDERS} | {:.0}/s | delay p50 {} ms, p99 {} ms, max {} ms |",
-        REMINDERS as f64 * 1000.0 / spread_ms as f64,
+        "| {what}: firings of {REMINDERS} due at once | {REMINDERS} | {firings_per_s:.0}/s | delay p50 {} ms, p99 {} ms, max {} ms; {early} early, {repeated} repeated |",
         percentile(&delays, 0.5),
         percentile(&delays, 0.99),
         delays[delays.len() - 1]
     );
-    let _ = fire_started;
     host.shutdown().await;
     for node in nodes {
         node.shutdown().await;
@@ -330,7 +321,9 @@ async fn registrations_and_firings(kind: Kind) -> Value {
         "concurrency": CONCURRENCY,
         "reminders": REMINDERS,
         "registrations_per_s": per_second.round(),
-        "firings_per_s": (REMINDERS as f64 * 1000.0 / spread_ms as f64).round(),
+        "firings_per_s": firings_per_s.round(),
+        "firings_early": early,
+        "firings_repeated": repeated,
         "firing_delay_p50_ms": percentile(&delays, 0.5),
         "firing_delay_p99_ms": percentile(&delays, 0.99),
         "firing_delay_max_ms": delays[delays.len() - 1],

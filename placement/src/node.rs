@@ -131,7 +131,10 @@ async fn count_reminders(
         let now_ms = rookery_core::clock::now_ms();
         let (stored, overdue) = reminders.read(|index| {
             let overdue = index
-                .due_until(now_ms.saturating_sub(crate::metrics::OVERDUE_AFTER_MS))
+                .due_until(
+                    None,
+                    now_ms.saturating_sub(crate::metrics::OVERDUE_AFTER_MS),
+                )
                 .count();
             (index.len(), overdue)
         });

@@ -5,6 +5,7 @@
 //! loss of any single node loses none.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
 
 use rookery_core::reminders::{Reminder, ReminderKey};
 use serde::{Deserialize, Serialize};
@@ -107,10 +108,19 @@ impl ReminderIndex {
             .map(|(_, r)| r)
     }
 
-    /// Reminders due at or before `until_ms`, earliest first.
-    pub fn due_until(&self, until_ms: u64) -> impl Iterator<Item = &Reminder> {
+    /// Reminders due at or before `until_ms`, earliest first (by due instant, then key),
+    /// starting after `after` when given.
+    pub fn due_until<'a>(
+        &'a self,
+        after: Option<&(u64, ReminderKey)>,
+        until_ms: u64,
+    ) -> impl Iterator<Item = &'a Reminder> + 'a {
+        let start = match after {
+            Some(cursor) => Bound::Excluded(cursor.clone()),
+            None => Bound::Unbounded,
+        };
         self.by_due
-            .iter()
+            .range((start, Bound::Unbounded))
             .take_while(move |(due, _)| *due <= until_ms)
             .filter_map(|(_, key)| self.by_key.get(key))
     }
@@ -178,5 +188,54 @@ impl ReminderIndex {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rookery_core::schedule::Schedule;
+
+    fn reminder(id: &str, due_ms: u64) -> Reminder {
+        Reminder {
+            key: ReminderKey {
+                actor_type: "T".into(),
+                actor_id: id.into(),
+                name: "r".into(),
+            },
+            data: Vec::new(),
+            schedule: Schedule {
+                due_at_ms: due_ms,
+                period: None,
+                expires_at_ms: None,
+            },
+            next_due_ms: due_ms,
+            fired_count: 0,
+            job: None,
+        }
+    }
+
+    fn ids<'a>(reminders: impl Iterator<Item = &'a Reminder>) -> Vec<&'a str> {
+        reminders.map(|r| r.key.actor_id.as_str()).collect()
+    }
+
+    /// Pages follow one another without a gap or an overlap, ties at one due instant included.
+    #[test]
+    fn due_reminders_page_after_a_cursor_in_due_then_key_order() {
+        let index = ReminderIndex::from_reminders([
+            reminder("c", 10),
+            reminder("a", 10),
+            reminder("b", 10),
+            reminder("d", 5),
+            reminder("e", 20),
+            reminder("f", 30),
+        ]);
+        assert_eq!(ids(index.due_until(None, 20)), ["d", "a", "b", "c", "e"]);
+        let first: Vec<&Reminder> = index.due_until(None, 20).take(2).collect();
+        let last = first.last().unwrap();
+        let cursor = (last.next_due_ms, last.key.clone());
+        assert_eq!(ids(first.into_iter()), ["d", "a"]);
+        assert_eq!(ids(index.due_until(Some(&cursor), 20)), ["b", "c", "e"]);
+        assert_eq!(ids(index.due_until(Some(&cursor), 9)), Vec::<&str>::new());
     }
 }

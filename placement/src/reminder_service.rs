@@ -269,10 +269,14 @@ impl PlacementReminders for ReminderService {
         self.require_leader()?;
         let request = request.into_inner();
         let limit = (request.limit as usize).clamp(1, MAX_REMINDERS_PER_PAGE);
+        let after = request
+            .after
+            .map(|cursor| Ok::<_, Status>((cursor.due_ms, key_from_wire(cursor.key)?)))
+            .transpose()?;
         let rings = self.rings();
         let reminders = self.reminders.read(|index| {
             index
-                .due_until(request.until_ms)
+                .due_until(after.as_ref(), request.until_ms)
                 .filter(|r| {
                     rings
                         .get(&r.key.actor_type)

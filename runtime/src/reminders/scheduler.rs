@@ -2,9 +2,10 @@
 //!
 //! Hosts keep no copy of the reminder store: every `FETCH_INTERVAL_MS` the scheduler asks the
 //! placement leader for the reminders of actors this host owns that fall due within
-//! `HORIZON_MS`, queues them by due time, and fires each once its due instant has passed on
-//! the wall clock (never before), as a turn of the actor — activating it if needed. Progress
-//! goes back to placement in batches (`RecordFirings`, through Raft).
+//! `HORIZON_MS` (in pages of `FETCH_LIMIT`, the next after the last, up to
+//! `MAX_QUEUED_FIRINGS` queued), queues them by due time, and fires each once its due instant
+//! has passed on the wall clock (never before), as a turn of the actor — activating it if
+//! needed. Progress goes back to placement in batches (`RecordFirings`, through Raft).
 //!
 //! Delivery is at least once: a tick fired but not yet recorded when the host crashes fires
 //! again on the next owner. A firing that fails (the actor moved, its app errored) is not
@@ -25,11 +26,11 @@ use bytes::Bytes;
 use rookery_core::clock::now_ms;
 use rookery_core::job_reminders::plan_from_wire;
 use rookery_core::jobs::JobSpec;
-use rookery_core::reminders::ReminderKey;
+use rookery_core::reminders::{key_to_wire, ReminderKey};
 use rookery_core::schedule::{Period, Schedule};
 use rookery_core::shutdown::Shutdown;
 use rookery_proto::internal::v1::{
-    FetchDueRequest, Firing as WireFiring, RecordFiringsRequest, StoredReminder,
+    DueCursor, FetchDueRequest, Firing as WireFiring, RecordFiringsRequest, StoredReminder,
 };
 use tokio::sync::{mpsc, watch, Semaphore};
 
@@ -44,8 +45,11 @@ use crate::routing::Router;
 pub const FETCH_INTERVAL_MS: u64 = 500;
 /// How far ahead it fetches: more than one interval, so no reminder falls between two fetches.
 pub const HORIZON_MS: u64 = 2_000;
-/// Most reminders fetched at once (the next fetch picks up the rest).
+/// Most reminders in one page of a fetch (placement's own bound).
 pub const FETCH_LIMIT: u32 = 10_000;
+/// Most ticks queued on this host: a fetch asks for further pages while its pages come back
+/// full and fewer than this many are queued (the rest waits for a later fetch).
+pub const MAX_QUEUED_FIRINGS: usize = 100_000;
 /// How often fired ticks are reported to placement, and the most in one report.
 pub const FLUSH_INTERVAL_MS: u64 = 100;
 pub const MAX_FIRINGS_PER_REPORT: usize = 5_000;
@@ -331,6 +335,9 @@ impl ReminderScheduler {
         }
     }
 
+    /// Queues what placement holds due within the horizon, page after page while pages come
+    /// back full, until `MAX_QUEUED_FIRINGS` are queued; drops queued firings that placement
+    /// no longer returns.
     async fn fetch(
         &self,
         pending: &mut BTreeMap<(u64, ReminderKey), StoredReminder>,
@@ -339,57 +346,103 @@ impl ReminderScheduler {
         job_failures: &mut HashMap<ReminderKey, (u64, u32)>,
     ) {
         let until_ms = now_ms() + HORIZON_MS;
-        let request_limit = FETCH_LIMIT as usize;
-        let request = FetchDueRequest {
-            host_id: self.host_id.clone(),
-            until_ms,
-            limit: FETCH_LIMIT,
-        };
-        let fetched = self
-            .rpc
-            .call(request, |mut client, request| async move {
-                client.fetch_due_reminders(request).await
-            })
-            .await;
-        let reminders = match fetched {
-            Ok(response) => response.reminders,
-            Err(status) => {
-                tracing::debug!(error = %status, "cannot fetch due reminders");
-                return;
-            }
-        };
-        // Placement answers earliest first with everything of this host due by `until_ms`,
-        // or the first `limit`: a queued firing due within what it covered and missing from
-        // the answer was deleted, replaced by a later one, or moved to another host.
-        let covered_until_ms = match reminders.last() {
-            Some(last) if reminders.len() >= request_limit => last.next_due_ms.saturating_sub(1),
-            _ => until_ms,
-        };
-        let answered: HashSet<ReminderKey> = reminders.iter().filter_map(key_of).collect();
-        let stale: Vec<ReminderKey> = pending
-            .iter()
-            .filter(|((_, key), stored)| {
-                stored.next_due_ms <= covered_until_ms && !answered.contains(key)
-            })
-            .map(|((_, key), _)| key.clone())
-            .collect();
-        for key in &stale {
-            forget(key, pending, queued, in_hand, job_failures);
-        }
-        for reminder in reminders {
-            let Some(key) = key_of(&reminder) else {
-                continue;
+        let mut after: Option<(u64, ReminderKey)> = None;
+        loop {
+            let request = FetchDueRequest {
+                host_id: self.host_id.clone(),
+                until_ms,
+                limit: FETCH_LIMIT,
+                after: after.as_ref().map(|(due_ms, key)| DueCursor {
+                    due_ms: *due_ms,
+                    key: Some(key_to_wire(key)),
+                }),
             };
-            let due = reminder.next_due_ms;
-            if in_hand.get(&key) == Some(&due) || queued.get(&key) == Some(&due) {
-                continue;
+            let fetched = self
+                .rpc
+                .call(request, |mut client, request| async move {
+                    client.fetch_due_reminders(request).await
+                })
+                .await;
+            let reminders = match fetched {
+                Ok(response) => response.reminders,
+                Err(status) => {
+                    tracing::debug!(error = %status, "cannot fetch due reminders");
+                    break;
+                }
+            };
+            // Placement answers in (due, key) order with everything of this host due by
+            // `until_ms` after the cursor, or the first `FETCH_LIMIT` of it: a queued firing
+            // within what the page covered and missing from it was deleted, replaced by a
+            // later one, or moved to another host.
+            let full = reminders.len() >= FETCH_LIMIT as usize;
+            let last = reminders
+                .last()
+                .and_then(|last| Some((last.next_due_ms, key_of(last)?)));
+            let page = Page {
+                after: after.take(),
+                end: match last {
+                    Some(last) if full => PageEnd::Through(last),
+                    _ => PageEnd::Due(until_ms),
+                },
+            };
+            let answered: HashSet<ReminderKey> = reminders.iter().filter_map(key_of).collect();
+            let stale: Vec<ReminderKey> = pending
+                .iter()
+                .filter(|((_, key), stored)| {
+                    page.covers(stored.next_due_ms, key) && !answered.contains(key)
+                })
+                .map(|((_, key), _)| key.clone())
+                .collect();
+            for key in &stale {
+                forget(key, pending, queued, in_hand, job_failures);
             }
-            if let Some(old_due) = queued.insert(key.clone(), due) {
-                pending.remove(&(old_due, key.clone()));
+            for reminder in reminders {
+                let Some(key) = key_of(&reminder) else {
+                    continue;
+                };
+                let due = reminder.next_due_ms;
+                if in_hand.get(&key) == Some(&due) || queued.get(&key) == Some(&due) {
+                    continue;
+                }
+                if let Some(old_due) = queued.insert(key.clone(), due) {
+                    pending.remove(&(old_due, key.clone()));
+                }
+                pending.insert((due, key), reminder);
             }
-            pending.insert((due, key), reminder);
+            match page.end {
+                PageEnd::Through(last) if pending.len() < MAX_QUEUED_FIRINGS => after = Some(last),
+                _ => break,
+            }
         }
         self.metrics.reminders_queued.set(pending.len() as i64);
+    }
+}
+
+/// The span of the reminder order `(due, key)` one fetched page answered for.
+struct Page {
+    /// Exclusive start; `None` from the first reminder.
+    after: Option<(u64, ReminderKey)>,
+    end: PageEnd,
+}
+
+enum PageEnd {
+    /// A full page: through its last reminder, inclusive.
+    Through((u64, ReminderKey)),
+    /// The last page: everything due by this instant.
+    Due(u64),
+}
+
+impl Page {
+    fn covers(&self, due_ms: u64, key: &ReminderKey) -> bool {
+        let after_start = self
+            .after
+            .as_ref()
+            .is_none_or(|(after_due, after_key)| (due_ms, key) > (*after_due, after_key));
+        let before_end = match &self.end {
+            PageEnd::Through((end_due, end_key)) => (due_ms, key) <= (*end_due, end_key),
+            PageEnd::Due(until_ms) => due_ms <= *until_ms,
+        };
+        after_start && before_end
     }
 }
 
@@ -447,4 +500,46 @@ async fn fire(
         }),
     };
     router.fire_local(call).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(id: &str) -> ReminderKey {
+        ReminderKey {
+            actor_type: "T".into(),
+            actor_id: id.into(),
+            name: "r".into(),
+        }
+    }
+
+    /// A page answers for what lies after its cursor and through its last reminder (a full
+    /// page) or through the horizon (the last page), in placement's order: due, then key.
+    #[test]
+    fn a_page_covers_what_lies_between_its_cursor_and_its_end() {
+        let full = Page {
+            after: Some((10, key("b"))),
+            end: PageEnd::Through((20, key("c"))),
+        };
+        assert!(!full.covers(10, &key("a")));
+        assert!(!full.covers(10, &key("b")));
+        assert!(full.covers(10, &key("c")));
+        assert!(full.covers(15, &key("a")));
+        assert!(full.covers(20, &key("c")));
+        assert!(!full.covers(20, &key("d")));
+        let last = Page {
+            after: Some((20, key("c"))),
+            end: PageEnd::Due(30),
+        };
+        assert!(!last.covers(20, &key("c")));
+        assert!(last.covers(20, &key("d")));
+        assert!(last.covers(30, &key("z")));
+        assert!(!last.covers(31, &key("a")));
+        let first = Page {
+            after: None,
+            end: PageEnd::Due(30),
+        };
+        assert!(first.covers(0, &key("a")));
+    }
 }

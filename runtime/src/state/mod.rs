@@ -119,6 +119,11 @@ pub trait StateStore: Send + Sync + 'static {
     /// previous activation are taken (and removed).
     fn claim(&self, actor: &ActorKey) -> BoxFuture<'_, Result<Claim, StateError>>;
 
+    /// The activation of claim `epoch` has ended (it writes nothing more): a store that keeps
+    /// claims in memory forgets this one, unless a newer claim has replaced it. A wrapping
+    /// store must pass it on.
+    fn release(&self, _actor: &ActorKey, _epoch: Epoch) {}
+
     /// Reads one key; `None` if it has no value (never written, deleted, or expired).
     fn get<'a>(
         &'a self,

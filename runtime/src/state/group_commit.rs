@@ -18,7 +18,8 @@
 //!   ([`super::sled_fence`]), so a new activation reads what the previous one wrote.
 //! - **Atomicity.** A transaction is one record with its own checksum: after a crash it is
 //!   replayed whole or (torn) not at all; in sled, a group's writes become visible at once.
-//! - **Checkpoints.** Once the log passes [`CHECKPOINT_LOG_BYTES`], the writer flushes sled
+//! - **Checkpoints.** Once the log passes [`CHECKPOINT_LOG_BYTES`] (by default), the writer
+//!   flushes sled
 //!   (everything applied so far is then durable in sled) and starts the log over; on open,
 //!   the store replays the log's complete records into sled, flushes it and starts over too.
 //!   Records are absolute values, so replaying one already in sled changes nothing.
@@ -105,6 +106,24 @@ impl Trees {
 #[cfg(test)]
 pub type BeforeSync = Box<dyn Fn() + Send>;
 
+/// How the writer runs.
+pub struct WriterOptions {
+    /// Log size past which sled is flushed and the log starts over, in bytes.
+    pub checkpoint_log_bytes: u64,
+    #[cfg(test)]
+    pub before_sync: Option<BeforeSync>,
+}
+
+impl Default for WriterOptions {
+    fn default() -> WriterOptions {
+        WriterOptions {
+            checkpoint_log_bytes: CHECKPOINT_LOG_BYTES,
+            #[cfg(test)]
+            before_sync: None,
+        }
+    }
+}
+
 /// Makes transactions durable on behalf of the sled store.
 pub struct GroupCommit {
     /// `None` once dropping: the thread sees the queue closed and ends.
@@ -120,7 +139,7 @@ impl GroupCommit {
         trees: Trees,
         log: SledLog,
         shared: Arc<Shared>,
-        #[cfg(test)] before_sync: Option<BeforeSync>,
+        options: WriterOptions,
     ) -> Result<GroupCommit, StateError> {
         let (requests, queue) = mpsc::channel::<Request>();
         let mut writer = Writer {
@@ -129,8 +148,7 @@ impl GroupCommit {
             shared,
             failed: None,
             group: 0,
-            #[cfg(test)]
-            before_sync,
+            options,
         };
         let thread = std::thread::Builder::new()
             .name("sled-writer".into())
@@ -197,8 +215,7 @@ struct Writer {
     failed: Option<String>,
     /// The number of the last group taken.
     group: u64,
-    #[cfg(test)]
-    before_sync: Option<BeforeSync>,
+    options: WriterOptions,
 }
 
 impl Writer {
@@ -217,7 +234,7 @@ impl Writer {
                     let _ = done.send(outcome);
                 }
             }
-            if self.failed.is_none() && self.log.len_bytes() >= CHECKPOINT_LOG_BYTES {
+            if self.failed.is_none() && self.log.len_bytes() >= self.options.checkpoint_log_bytes {
                 self.checkpoint();
             }
         }
@@ -263,7 +280,7 @@ impl Writer {
 
     fn append_and_apply(&mut self, bytes: &[u8], admitted: &[&Request]) -> Result<(), String> {
         #[cfg(test)]
-        if let Some(before_sync) = &self.before_sync {
+        if let Some(before_sync) = &self.options.before_sync {
             before_sync();
         }
         self.log.append(bytes).map_err(|e| e.to_string())?;

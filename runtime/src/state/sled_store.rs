@@ -26,7 +26,7 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::FutureExt;
 
-use super::group_commit::{GroupCommit, Outcome, Shared, Trees};
+use super::group_commit::{GroupCommit, Outcome, Shared, Trees, WriterOptions};
 use super::sled_fence::{ActorHash, HandOffIndex, SledFences};
 use super::sled_log::{LogOp, LogTree, SledLog};
 use super::{expires_at_ms, now_ms, Claim, Epoch, StateError, StateOp, StateStore};
@@ -112,17 +112,10 @@ fn log_ops(actor: &ActorKey, operations: &[StateOp]) -> Vec<LogOp> {
 
 impl SledStore {
     pub fn open(path: &Path) -> Result<SledStore, StateError> {
-        Self::open_with(
-            path,
-            #[cfg(test)]
-            None,
-        )
+        Self::open_with(path, WriterOptions::default())
     }
 
-    fn open_with(
-        path: &Path,
-        #[cfg(test)] before_sync: Option<super::group_commit::BeforeSync>,
-    ) -> Result<SledStore, StateError> {
+    fn open_with(path: &Path, options: WriterOptions) -> Result<SledStore, StateError> {
         let config_error = |e: &dyn std::fmt::Display| {
             StateError::Config(format!("cannot open sled at {}: {e}", path.display()))
         };
@@ -162,13 +155,7 @@ impl SledStore {
         Ok(SledStore {
             state: trees.state.clone(),
             handoff: trees.hand_off.clone(),
-            commit: GroupCommit::start(
-                trees,
-                log,
-                shared.clone(),
-                #[cfg(test)]
-                before_sync,
-            )?,
+            commit: GroupCommit::start(trees, log, shared.clone(), options)?,
             shared,
         })
     }
@@ -503,7 +490,14 @@ mod tests {
             }
         });
         let store = std::sync::Arc::new(
-            SledStore::open_with(&dir.path().join("state"), Some(hook)).unwrap(),
+            SledStore::open_with(
+                &dir.path().join("state"),
+                WriterOptions {
+                    before_sync: Some(hook),
+                    ..WriterOptions::default()
+                },
+            )
+            .unwrap(),
         );
         let actor = ActorKey::new("T", "a");
         let claim = store.claim(&actor).await.unwrap();
@@ -559,5 +553,47 @@ mod tests {
             store.get(&first, "x").await.unwrap(),
             Some(Bytes::from("1"))
         );
+    }
+
+    /// Past its size bound the log starts over (sled flushed first): it stays small, and
+    /// what was written before and after each checkpoint is all there after reopening.
+    #[tokio::test]
+    async fn the_log_starts_over_at_checkpoints() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state");
+        let checkpoint_log_bytes = 4 * 1024;
+        let store = SledStore::open_with(
+            &path,
+            WriterOptions {
+                checkpoint_log_bytes,
+                ..WriterOptions::default()
+            },
+        )
+        .unwrap();
+        let actors: Vec<_> = (0..20)
+            .map(|i| ActorKey::new("T", format!("a{i}")))
+            .collect();
+        let mut claims = Vec::new();
+        for actor in &actors {
+            claims.push(store.claim(actor).await.unwrap().epoch);
+        }
+        for n in 0..50 {
+            for (actor, epoch) in actors.iter().zip(&claims) {
+                store
+                    .transact(actor, *epoch, &[upsert("n", &format!("{actor:?}{n}"))])
+                    .await
+                    .unwrap();
+            }
+        }
+        // 1,000 records of over 40 bytes each: the log has started over many times.
+        assert!(super::super::sled_log::complete_bytes(&path) < checkpoint_log_bytes + 256);
+        drop(store);
+        let store = SledStore::open(&path).unwrap();
+        for actor in &actors {
+            assert_eq!(
+                store.get(actor, "n").await.unwrap(),
+                Some(Bytes::from(format!("{actor:?}49")))
+            );
+        }
     }
 }

@@ -19,10 +19,10 @@
 //! - **Atomicity.** A transaction is one record with its own checksum: after a crash it is
 //!   replayed whole or (torn) not at all; in sled, a group's writes become visible at once.
 //! - **Checkpoints.** Once the log passes [`CHECKPOINT_LOG_BYTES`] (by default), the writer
-//!   flushes sled
-//!   (everything applied so far is then durable in sled) and starts the log over; on open,
-//!   the store replays the log's complete records into sled, flushes it and starts over too.
-//!   Records are absolute values, so replaying one already in sled changes nothing.
+//!   flushes sled (everything applied so far is then durable in sled) and starts the log
+//!   over; on open, the store replays the log's complete records into sled, flushes it and
+//!   starts over too. Records are absolute values, so replaying one already in sled changes
+//!   nothing.
 //! - **Failures.** If an append or `fdatasync` fails, the log's tail is unknown: that group's
 //!   transactions fail (`Unavailable`, as for a timeout their outcome after a restart is
 //!   unknown: each is then all or nothing), nothing of them reaches sled, and every later

@@ -217,8 +217,8 @@ impl SledLog {
         self.len_bytes
     }
 
-    /// Appends `record` (a payload from [`encode_payload`]) framed with its length and
-    /// checksum to `group`, the bytes the next [`SledLog::append`] writes.
+    /// Adds `payload` (from [`encode_payload`]), framed with its length and checksum, to
+    /// `group`: the bytes the next [`SledLog::append`] writes.
     pub fn frame(&self, group: &mut Vec<u8>, payload: &[u8]) {
         let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
         group.extend_from_slice(&len.to_le_bytes());

@@ -186,15 +186,17 @@ impl SledStore {
         }
         let prefix = actor_prefix(actor);
         let timers = self.handoff.remove(&prefix).map_err(unavailable)?;
-        if timers.is_some() {
-            self.commit.record(
+        match &timers {
+            Some(_) => self.commit.record(
                 hash,
                 vec![LogOp {
                     tree: LogTree::HandOff,
                     key: prefix,
                     value: None,
                 }],
-            );
+            ),
+            // Another actor with the same hash has the hand-off: keep it known.
+            None => self.shared.hand_offs.insert(hash),
         }
         Ok(timers.map(|t| Bytes::copy_from_slice(&t)))
     }

@@ -1,8 +1,9 @@
 //! Actor state transactions: sled against PostgreSQL, through the `StateStore` the hosts use.
 //!
 //! Each transaction is one upsert of a 64-byte value under the actor's epoch check, and is
-//! counted once it is acknowledged, i.e. durable (sled flushed, PostgreSQL committed with the
-//! server's default `synchronous_commit = on` and `fsync = on`). Scenarios:
+//! counted once it is acknowledged, i.e. durable (sled: in the store's log, `fdatasync`ed;
+//! PostgreSQL: committed with the server's default `synchronous_commit = on` and
+//! `fsync = on`). Scenarios:
 //! - *one actor*: one actor's transactions one after another (a host runs one turn of an actor
 //!   at a time, so this is the most one actor can write);
 //! - *many actors*: 64 actors, each writing one after another, all at once.

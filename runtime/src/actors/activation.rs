@@ -783,6 +783,9 @@ async fn finish(activation: Arc<Activation>, instance: Option<Box<dyn ActorInsta
             }
         }
     }
+    if let (Some(access), Some(epoch)) = (&activation.host.state, activation.claimed()) {
+        access.store.release(&key, epoch);
+    }
     tracing::debug!(actor = %key, ?reason, "deactivated");
     let host = &activation.host;
     host.metrics.active_activations.dec();

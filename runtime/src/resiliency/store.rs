@@ -37,6 +37,10 @@ impl StateStore for ResilientStore {
         })
     }
 
+    fn release(&self, actor: &ActorKey, epoch: Epoch) {
+        self.inner.release(actor, epoch);
+    }
+
     fn get<'a>(
         &'a self,
         actor: &'a ActorKey,

@@ -7,12 +7,16 @@
 //!
 //! **Fencing.** Every activation *claims* its actor in the store before it runs: the claim
 //! bumps the actor's epoch, and every transaction names the epoch of the activation that
-//! writes it, checked inside the same store transaction. A write from an activation that has
-//! since been superseded (a paused host waking up after its actor moved) is therefore rejected
-//! by the store itself ([`StateError::Fenced`]), whatever the hosts believe about leases.
+//! writes it, checked by the store before it writes (PostgreSQL: inside the same database
+//! transaction; sled: by its one writer, against epochs held in memory). A write from an
+//! activation that has since been superseded (a paused host waking up after its actor moved)
+//! is therefore rejected by the store itself ([`StateError::Fenced`]), whatever the hosts
+//! believe about leases. An activation that ends releases its claim
+//! ([`StateStore::release`]).
 //!
-//! **Durability.** A transaction is acknowledged only once durable: sled flushed (one flush
-//! shared by the transactions waiting at once), PostgreSQL committed.
+//! **Durability.** A transaction is acknowledged only once durable: on sled, in the store's
+//! own log (one `fdatasync` shared by the transactions waiting at once), on PostgreSQL,
+//! committed.
 //!
 //! **Hand-off.** When an actor moves gracefully, its activation's timers are written to the
 //! store under its epoch; the next claim (the new owner's activation) takes them back.
@@ -23,6 +27,8 @@ mod postgres_batch;
 mod postgres_error;
 pub mod postgres_store;
 pub mod postgres_tls;
+mod sled_fence;
+mod sled_log;
 pub mod sled_store;
 
 use std::sync::Arc;
@@ -118,6 +124,11 @@ pub trait StateStore: Send + Sync + 'static {
     /// Claims the actor for a new activation: its epoch grows, and timers handed off by the
     /// previous activation are taken (and removed).
     fn claim(&self, actor: &ActorKey) -> BoxFuture<'_, Result<Claim, StateError>>;
+
+    /// The activation of claim `epoch` has ended (it writes nothing more): a store that keeps
+    /// claims in memory forgets this one, unless a newer claim has replaced it. A wrapping
+    /// store must pass it on.
+    fn release(&self, _actor: &ActorKey, _epoch: Epoch) {}
 
     /// Reads one key; `None` if it has no value (never written, deleted, or expired).
     fn get<'a>(

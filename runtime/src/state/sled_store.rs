@@ -476,31 +476,38 @@ mod tests {
         assert_eq!(store.get(&a, "x").await.unwrap(), Some(Bytes::from("4")));
     }
 
-    /// A write is visible to readers only once its record is synced: the writer is held
-    /// between its append and its `fdatasync`, and a read then still sees the old value.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_write_is_visible_only_once_durable() {
-        let dir = tempfile::tempdir().unwrap();
+    /// A store whose writer is held before the `fdatasync` of its first group: the receiver
+    /// hears when it got there, and the sender lets it go on.
+    fn store_held_at_first_sync(
+        path: &Path,
+    ) -> (
+        std::sync::Arc<SledStore>,
+        std::sync::mpsc::Receiver<()>,
+        std::sync::mpsc::Sender<()>,
+    ) {
         let (reached, at_sync) = std::sync::mpsc::channel::<()>();
         let (go, resume) = std::sync::mpsc::channel::<()>();
         let gate = std::sync::Mutex::new(Some((reached, resume)));
         let hook: crate::state::group_commit::BeforeSync = Box::new(move || {
-            // Only the first group is held.
             if let Some((reached, resume)) = gate.lock().unwrap().take() {
                 reached.send(()).unwrap();
                 resume.recv().unwrap();
             }
         });
-        let store = std::sync::Arc::new(
-            SledStore::open_with(
-                &dir.path().join("state"),
-                WriterOptions {
-                    before_sync: Some(hook),
-                    ..WriterOptions::default()
-                },
-            )
-            .unwrap(),
-        );
+        let options = WriterOptions {
+            before_sync: Some(hook),
+            ..WriterOptions::default()
+        };
+        let store = std::sync::Arc::new(SledStore::open_with(path, options).unwrap());
+        (store, at_sync, go)
+    }
+
+    /// A write is visible to readers only once its record is synced: the writer is held
+    /// between its append and its `fdatasync`, and a read then still sees the old value.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_is_visible_only_once_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, at_sync, go) = store_held_at_first_sync(&dir.path().join("state"));
         let actor = ActorKey::new("T", "a");
         let claim = store.claim(&actor).await.unwrap();
         let write = tokio::spawn({
@@ -521,6 +528,52 @@ mod tests {
         assert_eq!(
             store.get(&actor, "x").await.unwrap(),
             Some(Bytes::from("1"))
+        );
+    }
+
+    /// A caller gives up on a write the writer has already admitted, and its activation
+    /// ends: the write still lands, and the next activation's claim waits for it, so that
+    /// activation reads it and its own writes come after.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_new_claim_waits_for_a_write_its_caller_gave_up_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, at_sync, go) = store_held_at_first_sync(&dir.path().join("state"));
+        let actor = ActorKey::new("T", "a");
+        let first = store.claim(&actor).await.unwrap().epoch;
+        let write = tokio::spawn({
+            let (store, actor) = (store.clone(), actor.clone());
+            async move { store.transact(&actor, first, &[upsert("x", "1")]).await }
+        });
+        tokio::task::spawn_blocking(move || at_sync.recv().unwrap())
+            .await
+            .unwrap();
+        write.abort();
+        assert!(write.await.unwrap_err().is_cancelled());
+        store.release(&actor, first);
+        let claim = tokio::spawn({
+            let (store, actor) = (store.clone(), actor.clone());
+            async move { store.claim(&actor).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!claim.is_finished(), "claimed while a write was on its way");
+        go.send(()).unwrap();
+        let second = claim.await.unwrap().unwrap().epoch;
+        assert!(second > first);
+        assert_eq!(
+            store.get(&actor, "x").await.unwrap(),
+            Some(Bytes::from("1"))
+        );
+        store
+            .transact(&actor, second, &[upsert("x", "2")])
+            .await
+            .unwrap();
+        assert_eq!(
+            store.get(&actor, "x").await.unwrap(),
+            Some(Bytes::from("2"))
+        );
+        assert_eq!(
+            store.transact(&actor, first, &[upsert("x", "3")]).await,
+            Err(StateError::Fenced(actor.clone()))
         );
     }
 

@@ -191,28 +191,34 @@ impl ReminderIndex {
     }
 }
 
+/// A reminder that fires once, at `due_ms`, for tests.
+#[cfg(test)]
+pub(crate) fn one_shot(key: ReminderKey, data: Vec<u8>, due_ms: u64) -> Reminder {
+    Reminder {
+        key,
+        data,
+        schedule: rookery_core::schedule::Schedule {
+            due_at_ms: due_ms,
+            period: None,
+            expires_at_ms: None,
+        },
+        next_due_ms: due_ms,
+        fired_count: 0,
+        job: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rookery_core::schedule::Schedule;
 
     fn reminder(id: &str, due_ms: u64) -> Reminder {
-        Reminder {
-            key: ReminderKey {
-                actor_type: "T".into(),
-                actor_id: id.into(),
-                name: "r".into(),
-            },
-            data: Vec::new(),
-            schedule: Schedule {
-                due_at_ms: due_ms,
-                period: None,
-                expires_at_ms: None,
-            },
-            next_due_ms: due_ms,
-            fired_count: 0,
-            job: None,
-        }
+        let key = ReminderKey {
+            actor_type: "T".into(),
+            actor_id: id.into(),
+            name: "r".into(),
+        };
+        one_shot(key, Vec::new(), due_ms)
     }
 
     fn ids<'a>(reminders: impl Iterator<Item = &'a Reminder>) -> Vec<&'a str> {

@@ -321,22 +321,12 @@ fn empty_store_has_default_state() {
 }
 
 fn reminder(name: &str, due_ms: u64) -> rookery_core::reminders::Reminder {
-    rookery_core::reminders::Reminder {
-        key: rookery_core::reminders::ReminderKey {
-            actor_type: "counter".into(),
-            actor_id: "c1".into(),
-            name: name.into(),
-        },
-        data: b"{}".to_vec(),
-        schedule: rookery_core::schedule::Schedule {
-            due_at_ms: due_ms,
-            period: None,
-            expires_at_ms: None,
-        },
-        next_due_ms: due_ms,
-        fired_count: 0,
-        job: None,
-    }
+    let key = rookery_core::reminders::ReminderKey {
+        actor_type: "counter".into(),
+        actor_id: "c1".into(),
+        name: name.into(),
+    };
+    crate::reminder_index::one_shot(key, b"{}".to_vec(), due_ms)
 }
 
 /// Reminders are stored one key each, survive a reopen, refuse a duplicate unless asked to

@@ -21,55 +21,36 @@ pub struct Elapsed;
 pub fn within<F: Future>(deadline: Instant, future: F) -> Within<F> {
     Within {
         future,
-        deadline,
+        limit: Limit::At(deadline),
         timer: None,
     }
 }
 
 /// `future`, unless `bound` passes first, counted from its first wait.
-pub fn within_for<F: Future>(bound: std::time::Duration, future: F) -> WithinFor<F> {
-    WithinFor {
+pub fn within_for<F: Future>(bound: std::time::Duration, future: F) -> Within<F> {
+    Within {
         future,
-        bound,
+        limit: Limit::After(bound),
         timer: None,
     }
 }
 
+/// When a bounded future is cut off.
+#[derive(Clone, Copy)]
+enum Limit {
+    At(Instant),
+    /// This long after its first wait.
+    After(std::time::Duration),
+}
+
 pin_project_lite::pin_project! {
-    /// The future of [`within`].
+    /// The future of [`within`] and [`within_for`].
     pub struct Within<F> {
         #[pin]
         future: F,
-        deadline: Instant,
+        limit: Limit,
         // Boxed: made only for a future that waits, and small inside every one that does not.
         timer: Option<Pin<Box<Sleep>>>,
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// The future of [`within_for`].
-    pub struct WithinFor<F> {
-        #[pin]
-        future: F,
-        bound: std::time::Duration,
-        timer: Option<Pin<Box<Sleep>>>,
-    }
-}
-
-/// Polls `future`, then the timer (armed by `arm` on the first wait).
-fn poll_bounded<F: Future>(
-    future: Pin<&mut F>,
-    timer: &mut Option<Pin<Box<Sleep>>>,
-    arm: impl FnOnce() -> Instant,
-    cx: &mut Context<'_>,
-) -> Poll<Result<F::Output, Elapsed>> {
-    if let Poll::Ready(output) = future.poll(cx) {
-        return Poll::Ready(Ok(output));
-    }
-    let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(arm())));
-    match timer.as_mut().poll(cx) {
-        Poll::Ready(()) => Poll::Ready(Err(Elapsed)),
-        Poll::Pending => Poll::Pending,
     }
 }
 
@@ -78,18 +59,21 @@ impl<F: Future> Future for Within<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let deadline = *this.deadline;
-        poll_bounded(this.future, this.timer, || deadline, cx)
-    }
-}
-
-impl<F: Future> Future for WithinFor<F> {
-    type Output = Result<F::Output, Elapsed>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let bound = *this.bound;
-        poll_bounded(this.future, this.timer, || Instant::now() + bound, cx)
+        if let Poll::Ready(output) = this.future.poll(cx) {
+            return Poll::Ready(Ok(output));
+        }
+        let limit = *this.limit;
+        let timer = this.timer.get_or_insert_with(|| {
+            let deadline = match limit {
+                Limit::At(deadline) => deadline,
+                Limit::After(bound) => Instant::now() + bound,
+            };
+            Box::pin(tokio::time::sleep_until(deadline))
+        });
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(Elapsed)),
+            Poll::Pending => Poll::Pending,
+        }
     }
 }
 

@@ -346,16 +346,23 @@ impl ReminderScheduler {
         job_failures: &mut HashMap<ReminderKey, (u64, u32)>,
     ) {
         let until_ms = now_ms() + HORIZON_MS;
-        let mut after: Option<(u64, ReminderKey)> = None;
+        // What the pages so far answered for (they follow one another in placement's
+        // `(due, key)` order), and every key they held.
+        let mut covered: Option<Covered> = None;
+        let mut answered: HashSet<ReminderKey> = HashSet::new();
         loop {
+            let after = match &covered {
+                Some(Covered::Through((due_ms, key))) => Some(DueCursor {
+                    due_ms: *due_ms,
+                    key: Some(key_to_wire(key)),
+                }),
+                _ => None,
+            };
             let request = FetchDueRequest {
                 host_id: self.host_id.clone(),
                 until_ms,
                 limit: FETCH_LIMIT,
-                after: after.as_ref().map(|(due_ms, key)| DueCursor {
-                    due_ms: *due_ms,
-                    key: Some(key_to_wire(key)),
-                }),
+                after,
             };
             let fetched = self
                 .rpc
@@ -370,36 +377,21 @@ impl ReminderScheduler {
                     break;
                 }
             };
-            // Placement answers in (due, key) order with everything of this host due by
-            // `until_ms` after the cursor, or the first `FETCH_LIMIT` of it: a queued firing
-            // within what the page covered and missing from it was deleted, replaced by a
-            // later one, or moved to another host.
+            // Placement answers with everything of this host due by `until_ms` after the
+            // cursor, or the first `FETCH_LIMIT` of it.
             let full = reminders.len() >= FETCH_LIMIT as usize;
             let last = reminders
                 .last()
                 .and_then(|last| Some((last.next_due_ms, key_of(last)?)));
-            let page = Page {
-                after: after.take(),
-                end: match last {
-                    Some(last) if full => PageEnd::Through(last),
-                    _ => PageEnd::Due(until_ms),
-                },
-            };
-            let answered: HashSet<ReminderKey> = reminders.iter().filter_map(key_of).collect();
-            let stale: Vec<ReminderKey> = pending
-                .iter()
-                .filter(|((_, key), stored)| {
-                    page.covers(stored.next_due_ms, key) && !answered.contains(key)
-                })
-                .map(|((_, key), _)| key.clone())
-                .collect();
-            for key in &stale {
-                forget(key, pending, queued, in_hand, job_failures);
-            }
+            covered = Some(match last {
+                Some(last) if full => Covered::Through(last),
+                _ => Covered::Due(until_ms),
+            });
             for reminder in reminders {
                 let Some(key) = key_of(&reminder) else {
                     continue;
                 };
+                answered.insert(key.clone());
                 let due = reminder.next_due_ms;
                 if in_hand.get(&key) == Some(&due) || queued.get(&key) == Some(&due) {
                     continue;
@@ -409,40 +401,44 @@ impl ReminderScheduler {
                 }
                 pending.insert((due, key), reminder);
             }
-            match page.end {
-                PageEnd::Through(last) if pending.len() < MAX_QUEUED_FIRINGS => after = Some(last),
-                _ => break,
+            let more = matches!(covered, Some(Covered::Through(_)));
+            if !more || pending.len() >= MAX_QUEUED_FIRINGS {
+                break;
+            }
+        }
+        // A queued firing within what the pages answered for and missing from them was
+        // deleted, replaced by a later one, or moved to another host.
+        if let Some(covered) = covered {
+            let stale: Vec<ReminderKey> = pending
+                .iter()
+                .filter(|((_, key), stored)| {
+                    covered.covers(stored.next_due_ms, key) && !answered.contains(key)
+                })
+                .map(|((_, key), _)| key.clone())
+                .collect();
+            for key in &stale {
+                forget(key, pending, queued, in_hand, job_failures);
             }
         }
         self.metrics.reminders_queued.set(pending.len() as i64);
     }
 }
 
-/// The span of the reminder order `(due, key)` one fetched page answered for.
-struct Page {
-    /// Exclusive start; `None` from the first reminder.
-    after: Option<(u64, ReminderKey)>,
-    end: PageEnd,
-}
-
-enum PageEnd {
-    /// A full page: through its last reminder, inclusive.
+/// How far in placement's `(due, key)` order a fetch's pages answered, from the first due
+/// reminder on.
+enum Covered {
+    /// Through this reminder, inclusive: the last page came back full.
     Through((u64, ReminderKey)),
-    /// The last page: everything due by this instant.
+    /// Everything due by this instant.
     Due(u64),
 }
 
-impl Page {
+impl Covered {
     fn covers(&self, due_ms: u64, key: &ReminderKey) -> bool {
-        let after_start = self
-            .after
-            .as_ref()
-            .is_none_or(|(after_due, after_key)| (due_ms, key) > (*after_due, after_key));
-        let before_end = match &self.end {
-            PageEnd::Through((end_due, end_key)) => (due_ms, key) <= (*end_due, end_key),
-            PageEnd::Due(until_ms) => due_ms <= *until_ms,
-        };
-        after_start && before_end
+        match self {
+            Covered::Through((end_due, end_key)) => (due_ms, key) <= (*end_due, end_key),
+            Covered::Due(until_ms) => due_ms <= *until_ms,
+        }
     }
 }
 
@@ -514,32 +510,17 @@ mod tests {
         }
     }
 
-    /// A page answers for what lies after its cursor and through its last reminder (a full
-    /// page) or through the horizon (the last page), in placement's order: due, then key.
+    /// Pages answer for the reminder order `(due, key)` through the last one of a full page,
+    /// or through the horizon.
     #[test]
-    fn a_page_covers_what_lies_between_its_cursor_and_its_end() {
-        let full = Page {
-            after: Some((10, key("b"))),
-            end: PageEnd::Through((20, key("c"))),
-        };
-        assert!(!full.covers(10, &key("a")));
-        assert!(!full.covers(10, &key("b")));
-        assert!(full.covers(10, &key("c")));
-        assert!(full.covers(15, &key("a")));
+    fn pages_cover_the_order_through_their_end() {
+        let full = Covered::Through((20, key("c")));
+        assert!(full.covers(10, &key("z")));
         assert!(full.covers(20, &key("c")));
         assert!(!full.covers(20, &key("d")));
-        let last = Page {
-            after: Some((20, key("c"))),
-            end: PageEnd::Due(30),
-        };
-        assert!(!last.covers(20, &key("c")));
-        assert!(last.covers(20, &key("d")));
+        assert!(!full.covers(21, &key("a")));
+        let last = Covered::Due(30);
         assert!(last.covers(30, &key("z")));
         assert!(!last.covers(31, &key("a")));
-        let first = Page {
-            after: None,
-            end: PageEnd::Due(30),
-        };
-        assert!(first.covers(0, &key("a")));
     }
 }

@@ -56,8 +56,8 @@ impl ActorChannel for Echo {
 }
 
 impl ActorInstance for Echo {
-    fn invoke(&mut self, call: Call) -> BoxFuture<'_, Result<Bytes, CallError>> {
-        async move { Ok(call.data) }.boxed()
+    fn invoke(&mut self, call: Arc<Call>) -> BoxFuture<'_, Result<Bytes, CallError>> {
+        async move { Ok(call.data.clone()) }.boxed()
     }
 
     fn reentrant_invoker(&self) -> Option<ReentrantInvoker> {
@@ -111,7 +111,7 @@ fn bench_mailbox(c: &mut Criterion) {
     c.bench_function("mailbox_dispatch", |b| {
         b.iter(|| {
             runtime
-                .block_on(activation.call(call.clone()))
+                .block_on(activation.call(Arc::new(call.clone())))
                 .expect("echo")
         })
     });

@@ -53,7 +53,7 @@ pub enum StopReason {
 /// One queued call and where its answer goes. Boxed in the queue, so the queue of an idle
 /// actor stays a few pointers wide.
 struct Turn {
-    call: Call,
+    call: Arc<Call>,
     reply: oneshot::Sender<Result<Bytes, CallError>>,
 }
 
@@ -90,11 +90,11 @@ enum Life {
 /// What became of a call offered to the activation.
 enum Queued {
     /// The actor was idle with nothing queued: the caller runs the turn itself.
-    Inline(Call, Box<dyn ActorInstance>),
+    Inline(Arc<Call>, Box<dyn ActorInstance>),
     /// Queued, its answer to come on the channel; a driver to start, if none ran.
     Yes(Option<Start>, oneshot::Receiver<Result<Bytes, CallError>>),
     /// A call of the chain whose turn is in progress.
-    Reenter(Call),
+    Reenter(Arc<Call>),
     Refused(CallError),
 }
 
@@ -109,8 +109,8 @@ struct Inner {
     life: Life,
     queue: VecDeque<Box<Turn>>,
     stop: Option<StopReason>,
-    /// The call chain of the turn in progress, if any.
-    current_chain: Option<String>,
+    /// The call of the turn in progress, if any: its chain is the one that may re-enter.
+    current_call: Option<Arc<Call>>,
     last_used: Instant,
 }
 
@@ -185,7 +185,7 @@ impl Activation {
                 life: Life::New,
                 queue: VecDeque::new(),
                 stop: None,
-                current_chain: None,
+                current_call: None,
                 last_used: now,
             }),
             ended: AtomicBool::new(false),
@@ -207,16 +207,18 @@ impl Activation {
     }
 
     /// Runs one call on this actor: queued for its turn, or re-entering the chain in progress.
-    pub async fn call(&self, call: Call) -> Result<Bytes, CallError> {
-        let counts_as_use = self.counts_as_use(&call.kind);
+    /// The call is shared, not copied: its router keeps it, to send it again should it fail
+    /// before it ran. (Its idle time restarts when its turn ends; while queued or running it
+    /// is busy, and busy actors are never collected.)
+    pub async fn call(&self, call: Arc<Call>) -> Result<Bytes, CallError> {
         // Queued under the lock, which is released before any await.
         let queued = {
             let mut inner = self.lock();
-            if counts_as_use {
-                inner.last_used = Instant::now();
-            }
             let same_chain = !call.call_chain_id.is_empty()
-                && inner.current_chain.as_deref() == Some(call.call_chain_id.as_str());
+                && inner
+                    .current_call
+                    .as_ref()
+                    .is_some_and(|current| current.call_chain_id == call.call_chain_id);
             if same_chain {
                 Queued::Reenter(call)
             } else if inner.stop.is_some() || matches!(inner.life, Life::Closed) {
@@ -283,7 +285,7 @@ impl Activation {
     async fn run_inline(
         &self,
         instance: Box<dyn ActorInstance>,
-        call: Call,
+        call: Arc<Call>,
     ) -> Result<Bytes, CallError> {
         let me = self
             .me
@@ -316,7 +318,7 @@ impl Activation {
         tokio::spawn(drive(me, start));
     }
 
-    async fn reenter(&self, call: Call) -> Result<Bytes, CallError> {
+    async fn reenter(&self, call: Arc<Call>) -> Result<Bytes, CallError> {
         if !self.options.reentrancy {
             return Err(CallError::Reentrancy(format!(
                 "actor {} is busy in this call chain and type {} does not allow reentrancy",
@@ -348,7 +350,7 @@ impl Activation {
     async fn bounded_turn(
         &self,
         instance: &mut dyn ActorInstance,
-        call: Call,
+        call: Arc<Call>,
         policy: Option<&TargetPolicy>,
     ) -> Result<Bytes, CallError> {
         let call_timeout = self.options.call_timeout();
@@ -371,7 +373,7 @@ impl Activation {
     async fn turn_under_policy(
         &self,
         instance: &mut dyn ActorInstance,
-        call: Call,
+        call: Arc<Call>,
         policy: &Arc<TargetPolicy>,
     ) -> Result<Bytes, CallError> {
         let mut retries = policy.retries();
@@ -489,7 +491,7 @@ impl Activation {
 
     /// Whether calls are queued or running.
     pub fn is_busy(&self) -> bool {
-        self.busy.load(Ordering::Acquire) > 0 || self.lock().current_chain.is_some()
+        self.busy.load(Ordering::Acquire) > 0 || self.lock().current_call.is_some()
     }
 
     pub fn idle_for(&self, now: Instant) -> Duration {
@@ -551,16 +553,13 @@ impl Activation {
     async fn run_call(
         &self,
         instance: &mut dyn ActorInstance,
-        mut call: Call,
+        mut call: Arc<Call>,
     ) -> Result<Bytes, CallError> {
         let key = &self.key;
         let gate = &self.host.gate;
         // No turn runs without a valid lease: a host cut off from placement may already have
         // lost this actor to another host.
-        if !gate
-            .wait_open(Instant::now() + self.options.call_timeout())
-            .await
-        {
+        if !gate.wait_open_for(self.options.call_timeout()).await {
             return Err(CallError::Unavailable(format!(
                 "host lease expired; actor {key} is not served here until placement renews it"
             )));
@@ -578,7 +577,6 @@ impl Activation {
             return Ok(Bytes::new());
         }
         let counts_as_use = self.counts_as_use(&call.kind);
-        self.lock().current_chain = Some(call.call_chain_id.clone());
         // The turn continues the trace of the call (the ingress's or the forward's span).
         let span = tracing::info_span!(
             "actor.turn",
@@ -587,7 +585,8 @@ impl Activation {
             method = %call.method,
         );
         trace::set_parent(&span, &call.metadata);
-        trace::inject(&span, &mut call.metadata);
+        trace::inject_shared(&span, &mut call);
+        self.lock().current_call = Some(call.clone());
         let result = match &self.host.app_policy {
             None => {
                 self.bounded_turn(instance, call, None)
@@ -602,7 +601,7 @@ impl Activation {
         };
         {
             let mut inner = self.lock();
-            inner.current_chain = None;
+            inner.current_call = None;
             if counts_as_use {
                 inner.last_used = Instant::now();
             }
@@ -622,7 +621,7 @@ struct InlineTurn {
 }
 
 impl InlineTurn {
-    fn new(activation: Arc<Activation>, instance: Box<dyn ActorInstance>, call: Call) -> Self {
+    fn new(activation: Arc<Activation>, instance: Box<dyn ActorInstance>, call: Arc<Call>) -> Self {
         let runner = activation.clone();
         let turn = Box::pin(async move {
             let mut instance = instance;
@@ -672,7 +671,7 @@ impl TickTarget for Activation {
     }
 
     fn tick(&self, call: Call) -> futures::future::BoxFuture<'_, Result<Bytes, CallError>> {
-        Box::pin(self.call(call))
+        Box::pin(self.call(Arc::new(call)))
     }
 }
 
@@ -888,7 +887,8 @@ mod tests {
     }
 
     impl ActorInstance for Probe {
-        fn invoke(&mut self, call: Call) -> BoxFuture<'_, Result<Bytes, CallError>> {
+        fn invoke(&mut self, call: Arc<Call>) -> BoxFuture<'_, Result<Bytes, CallError>> {
+            let call = Arc::unwrap_or_clone(call);
             async move {
                 let now = self.running.fetch_add(1, Ordering::AcqRel) + 1;
                 self.most_running.fetch_max(now, Ordering::AcqRel);
@@ -951,15 +951,15 @@ mod tests {
         }
     }
 
-    fn call(method: &str, pause_ms: u8) -> Call {
-        Call {
+    fn call(method: &str, pause_ms: u8) -> Arc<Call> {
+        Arc::new(Call {
             key: ActorKey::new("Probe", "p1"),
             method: method.into(),
             data: Bytes::from(vec![pause_ms]),
             metadata: HashMap::new(),
             call_chain_id: String::new(),
             kind: CallKind::Method,
-        }
+        })
     }
 
     async fn until(what: &str, condition: impl Fn() -> bool) {

@@ -12,7 +12,7 @@ use crate::error::CallError;
 
 /// Calls an instance accepts while a turn of its actor is in progress (re-entrant calls).
 pub type ReentrantInvoker =
-    Arc<dyn Fn(Call) -> BoxFuture<'static, Result<Bytes, CallError>> + Send + Sync>;
+    Arc<dyn Fn(Arc<Call>) -> BoxFuture<'static, Result<Bytes, CallError>> + Send + Sync>;
 
 /// How the host drives one actor type.
 pub trait ActorChannel: Send + Sync + 'static {
@@ -26,8 +26,9 @@ pub trait ActorChannel: Send + Sync + 'static {
 
 /// One activation of one actor: held by the activation, and by its driver while turns run.
 pub trait ActorInstance: Send + 'static {
-    /// One turn.
-    fn invoke(&mut self, call: Call) -> BoxFuture<'_, Result<Bytes, CallError>>;
+    /// One turn. The call is shared with its router, which keeps it to send again should the
+    /// turn fail before it ran: read it in place, or take it with `Arc::unwrap_or_clone`.
+    fn invoke(&mut self, call: Arc<Call>) -> BoxFuture<'_, Result<Bytes, CallError>>;
     /// A way in for re-entrant calls while a turn is in progress; `None` if the channel cannot
     /// run two calls of one actor at once.
     fn reentrant_invoker(&self) -> Option<ReentrantInvoker>;

@@ -12,10 +12,13 @@
 //! client's `traceparent` then reaches the app unchanged.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use opentelemetry::trace::TraceContextExt;
 use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::call::Call;
 
 /// The W3C header of the trace and parent span ids.
 pub const TRACEPARENT: &str = "traceparent";
@@ -56,16 +59,33 @@ pub fn set_parent(span: &Span, metadata: &HashMap<String, String>) {
 /// Writes `span`'s trace context into `metadata`, replacing the one there, if the span has
 /// one (it has none without an OpenTelemetry layer).
 pub fn inject(span: &Span, metadata: &mut HashMap<String, String>) {
+    if let Some(carrier) = context_of(span) {
+        replace_context(metadata, carrier);
+    }
+}
+
+/// [`inject`] into a call shared with others: it is copied only if the span has a context
+/// to write.
+pub fn inject_shared(span: &Span, call: &mut Arc<Call>) {
+    if let Some(carrier) = context_of(span) {
+        replace_context(&mut Arc::make_mut(call).metadata, carrier);
+    }
+}
+
+/// `span`'s trace context as W3C fields, if it has one.
+fn context_of(span: &Span) -> Option<HashMap<String, String>> {
     let context = span.context();
     if !context.span().span_context().is_valid() {
-        return;
+        return None;
     }
     let mut carrier = HashMap::new();
     opentelemetry::global::get_text_map_propagator(|p| p.inject_context(&context, &mut carrier));
-    if carrier.contains_key(TRACEPARENT) {
-        metadata.remove(TRACESTATE);
-        metadata.extend(carrier);
-    }
+    carrier.contains_key(TRACEPARENT).then_some(carrier)
+}
+
+fn replace_context(metadata: &mut HashMap<String, String>, carrier: HashMap<String, String>) {
+    metadata.remove(TRACESTATE);
+    metadata.extend(carrier);
 }
 
 /// The trace headers of `metadata`, as an HTTP request to an app sends them.

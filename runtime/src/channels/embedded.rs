@@ -73,18 +73,21 @@ pub trait Actor: Send + 'static {
 #[derive(Clone)]
 pub struct ActorContext {
     key: Arc<ActorKey>,
-    call_chain_id: String,
+    /// The call this turn serves (shared with its activation, not copied): nested calls
+    /// continue its chain. None in activation and deactivation.
+    turn: Option<Arc<Call>>,
     /// Shared by the type's activations: one count to take per turn, not one per handle.
     api: Arc<ActorApi>,
 }
 
 impl ActorContext {
-    fn new(key: Arc<ActorKey>, call_chain_id: String, api: Arc<ActorApi>) -> ActorContext {
-        ActorContext {
-            key,
-            call_chain_id,
-            api,
-        }
+    fn new(key: Arc<ActorKey>, turn: Option<Arc<Call>>, api: Arc<ActorApi>) -> ActorContext {
+        ActorContext { key, turn, api }
+    }
+
+    /// The chain of nested calls this turn belongs to (empty outside a turn).
+    pub fn call_chain_id(&self) -> &str {
+        self.turn.as_ref().map_or("", |call| &call.call_chain_id)
     }
 
     pub fn actor_type(&self) -> &str {
@@ -162,7 +165,7 @@ impl ActorContext {
     ) -> Result<Bytes, CallError> {
         self.api
             .call(
-                &self.call_chain_id,
+                self.call_chain_id(),
                 ActorKey::new(actor_type, actor_id),
                 method,
                 data.into(),
@@ -197,7 +200,7 @@ impl ActorChannel for EmbeddedChannel {
         let mut actor = (self.factory)(&key);
         let api = self.api.clone();
         async move {
-            let ctx = ActorContext::new(key.clone(), String::new(), api.clone());
+            let ctx = ActorContext::new(key.clone(), None, api.clone());
             actor
                 .on_activate(&ctx)
                 .await
@@ -215,21 +218,23 @@ struct EmbeddedInstance {
 }
 
 impl ActorInstance for EmbeddedInstance {
-    fn invoke(&mut self, call: Call) -> BoxFuture<'_, Result<Bytes, CallError>> {
+    fn invoke(&mut self, call: Arc<Call>) -> BoxFuture<'_, Result<Bytes, CallError>> {
         async move {
-            let ctx = ActorContext::new(self.key.clone(), call.call_chain_id, self.api.clone());
-            match call.kind {
-                CallKind::Method => self.actor.handle(&ctx, &call.method, call.data).await,
+            let data = call.data.clone();
+            let ctx = ActorContext::new(self.key.clone(), Some(call), self.api.clone());
+            let call = ctx.turn.as_deref().expect("set just above");
+            match &call.kind {
+                CallKind::Method => self.actor.handle(&ctx, &call.method, data).await,
                 // Answered by the activation itself; never reaches an instance.
                 CallKind::Wake => Ok(Bytes::new()),
                 CallKind::Reminder(tick) => self
                     .actor
-                    .on_reminder(&ctx, &tick, call.data)
+                    .on_reminder(&ctx, tick, data)
                     .await
                     .map(|()| Bytes::new()),
                 CallKind::Timer(tick) => self
                     .actor
-                    .on_timer(&ctx, &tick, call.data)
+                    .on_timer(&ctx, tick, data)
                     .await
                     .map(|()| Bytes::new()),
                 CallKind::Job(_) => {
@@ -249,7 +254,7 @@ impl ActorInstance for EmbeddedInstance {
 
     fn deactivate(mut self: Box<Self>) -> BoxFuture<'static, Result<(), CallError>> {
         async move {
-            let ctx = ActorContext::new(self.key.clone(), String::new(), self.api.clone());
+            let ctx = ActorContext::new(self.key.clone(), None, self.api.clone());
             self.actor.on_deactivate(&ctx).await;
             Ok(())
         }

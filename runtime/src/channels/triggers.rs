@@ -134,8 +134,8 @@ struct JobInstance {
 }
 
 impl ActorInstance for JobInstance {
-    fn invoke(&mut self, call: Call) -> BoxFuture<'_, Result<Bytes, CallError>> {
-        let CallKind::Job(trigger) = call.kind else {
+    fn invoke(&mut self, call: Arc<Call>) -> BoxFuture<'_, Result<Bytes, CallError>> {
+        let CallKind::Job(trigger) = &call.kind else {
             return async move {
                 Err(CallError::InvalidArgument(format!(
                     "{} is a job: it takes no calls",
@@ -147,8 +147,8 @@ impl ActorInstance for JobInstance {
         let delivery = self.triggers.job(
             &self.key.actor_id,
             JobPayload {
-                data: call.data,
-                data_type_url: trigger.data_type_url,
+                data: call.data.clone(),
+                data_type_url: trigger.data_type_url.clone(),
                 due_at_ms: trigger.due_at_ms,
             },
         );

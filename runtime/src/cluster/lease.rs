@@ -45,12 +45,13 @@ impl ServingGate {
         self.state.borrow().epoch
     }
 
-    /// Waits until the gate opens (a lease renewal), up to `deadline`. Returns whether it is
-    /// open.
-    pub async fn wait_open(&self, deadline: tokio::time::Instant) -> bool {
+    /// Waits until the gate opens (a lease renewal), up to `timeout`. Returns whether it is
+    /// open. (An open gate answers at once: the clock is read once, to check the lease.)
+    pub async fn wait_open_for(&self, timeout: std::time::Duration) -> bool {
         if self.is_open() {
             return true;
         }
+        let deadline = tokio::time::Instant::now() + timeout;
         let mut state = self.state.clone();
         loop {
             if self.is_open() {

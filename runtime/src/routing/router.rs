@@ -157,6 +157,8 @@ impl Router {
         }
         let deadline =
             Instant::now() + timeout.unwrap_or(Duration::from_millis(DEFAULT_INVOKE_TIMEOUT_MS));
+        // Shared with each attempt rather than copied: kept here to be sent again.
+        let call = Arc::new(call);
         let policy = self.resiliency.actor(&call.key.actor_type);
         let mut retries = policy.retries();
         let mut moved_backoff = Duration::from_millis(MOVED_BACKOFF_MIN_MS);
@@ -185,7 +187,7 @@ impl Router {
                     owner = %owner.id,
                     address = %owner.address,
                 );
-                let mut forwarded_call = call.clone();
+                let mut forwarded_call = Call::clone(&call);
                 trace::inject(&span, &mut forwarded_call.metadata);
                 // Boxed: the forward's future is large, and inline it would grow every call's
                 // future, local ones too, by its size (each call moves its future a few times).
@@ -272,7 +274,7 @@ impl Router {
             }
         };
         match table.owner(&call.key.actor_type, &call.key.actor_id) {
-            Some(owner) if owner.id == self.host_id => self.run_local(call, &table).await,
+            Some(owner) if owner.id == self.host_id => self.run_local(Arc::new(call), &table).await,
             Some(owner) => Err(CallError::Moved(format!(
                 "actor {} is owned by host {} under table {}",
                 call.key,
@@ -294,7 +296,7 @@ impl Router {
             .table()
             .ok_or_else(|| CallError::Unavailable("no placement table yet".into()))?;
         match table.owner(&call.key.actor_type, &call.key.actor_id) {
-            Some(owner) if owner.id == self.host_id => self.run_local(call, &table).await,
+            Some(owner) if owner.id == self.host_id => self.run_local(Arc::new(call), &table).await,
             _ => Err(CallError::Moved(format!(
                 "actor {} is not owned here",
                 call.key
@@ -303,7 +305,7 @@ impl Router {
     }
 
     /// Runs a call on this host, which owns the actor under `table`.
-    async fn run_local(&self, call: Call, table: &RoutingTable) -> Result<Bytes, CallError> {
+    async fn run_local(&self, call: Arc<Call>, table: &RoutingTable) -> Result<Bytes, CallError> {
         // The table may have moved on while the call travelled: check ownership again against
         // the newest one, unlocked, before activating.
         let still_owner = {

@@ -294,7 +294,9 @@ fn app_span(call: &mut Call) -> tracing::Span {
 }
 
 impl ActorInstance for AppInstance {
-    fn invoke(&mut self, mut call: Call) -> BoxFuture<'_, Result<Bytes, CallError>> {
+    fn invoke(&mut self, call: Arc<Call>) -> BoxFuture<'_, Result<Bytes, CallError>> {
+        // Its fields go into the request: taken if no one else holds the call, else copied.
+        let mut call = Arc::unwrap_or_clone(call);
         let span = app_span(&mut call);
         async move {
             let gate = self.gate.clone();
@@ -309,7 +311,8 @@ impl ActorInstance for AppInstance {
     fn reentrant_invoker(&self) -> Option<ReentrantInvoker> {
         let connection = self.connection.clone();
         let gate = self.gate.clone();
-        Some(Arc::new(move |mut call: Call| {
+        Some(Arc::new(move |call: Arc<Call>| {
+            let mut call = Arc::unwrap_or_clone(call);
             let connection = connection.clone();
             let gate = gate.clone();
             let span = app_span(&mut call);

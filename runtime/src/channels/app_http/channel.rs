@@ -144,14 +144,15 @@ async fn run_turn(
     client: AppHttpClient,
     key: Arc<ActorKey>,
     reentrancy: bool,
-    mut call: Call,
+    call: Arc<Call>,
 ) -> Result<Bytes, CallError> {
     if call.kind == CallKind::Wake {
         return Ok(Bytes::new());
     }
     let (path, body) = turn_request(&key, &call);
     let span = tracing::info_span!("app.invoke", otel.kind = "client", http.path = %path);
-    trace::inject(&span, &mut call.metadata);
+    let mut call = call;
+    trace::inject_shared(&span, &mut call);
     let mut headers = vec![("content-type", "application/json".to_owned())];
     if reentrancy && call.kind == CallKind::Method && !call.call_chain_id.is_empty() {
         headers.push((REENTRANCY_ID_HEADER, call.call_chain_id.clone()));
@@ -166,7 +167,7 @@ async fn run_turn(
 }
 
 impl ActorInstance for HttpInstance {
-    fn invoke(&mut self, call: Call) -> BoxFuture<'_, Result<Bytes, CallError>> {
+    fn invoke(&mut self, call: Arc<Call>) -> BoxFuture<'_, Result<Bytes, CallError>> {
         run_turn(self.client.clone(), self.key.clone(), self.reentrancy, call).boxed()
     }
 
@@ -175,7 +176,7 @@ impl ActorInstance for HttpInstance {
             return None;
         }
         let (client, key) = (self.client.clone(), self.key.clone());
-        Some(Arc::new(move |call: Call| {
+        Some(Arc::new(move |call: Arc<Call>| {
             run_turn(client.clone(), key.clone(), true, call).boxed()
         }))
     }

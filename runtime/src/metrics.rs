@@ -174,7 +174,7 @@ impl Default for HostMetrics {
         );
         registry.register(
             "mailbox_depth",
-            "Calls already queued when a call joins a mailbox",
+            "Calls already queued when a call has to wait in a mailbox (a call that finds its actor idle runs at once and is not observed)",
             metrics.mailbox_depth.clone(),
         );
         registry.register(

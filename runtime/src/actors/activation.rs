@@ -224,7 +224,6 @@ impl Activation {
             } else if inner.stop.is_some() || matches!(inner.life, Life::Closed) {
                 Queued::Refused(self.deactivating())
             } else if inner.queue.is_empty() && matches!(inner.life, Life::Idle(_)) {
-                self.host.metrics.mailbox_depth.observe(0.0);
                 self.busy.fetch_add(1, Ordering::AcqRel);
                 match std::mem::replace(&mut inner.life, Life::Driven) {
                     Life::Idle(instance) => Queued::Inline(call, instance),

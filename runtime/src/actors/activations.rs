@@ -56,9 +56,29 @@ impl HandOffs {
     }
 }
 
+/// Shards of the map of activations: calls to different actors rarely meet on one lock (a
+/// lock every call takes would be a write every core shares).
+const SHARDS: usize = 32;
+
+type Shard = HashMap<Arc<ActorKey>, Arc<Activation>>;
+
+/// The shard of an actor: FNV-1a of its id (cheap; ids that pile into one shard only slow
+/// that shard, each of which hashes its keys with its own random keys).
+fn shard_of(key: &ActorKey) -> usize {
+    let hash = key
+        .actor_id
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+        });
+    (hash % SHARDS as u64) as usize
+}
+
 pub struct Activations {
-    /// Keyed by the activation's own key (shared, not copied).
-    map: Mutex<HashMap<Arc<ActorKey>, Arc<Activation>>>,
+    /// Keyed by the activation's own key (shared, not copied), sharded by [`shard_of`].
+    shards: Box<[Mutex<Shard>]>,
+    /// Activations in all shards.
+    count: AtomicUsize,
     types: Arc<TypeRegistry>,
     next_id: AtomicU64,
     gate: ServingGate,
@@ -89,7 +109,8 @@ impl Activations {
             pending: wakes_pending.clone(),
         };
         let activations = Arc::new_cyclic(|me: &Weak<Activations>| Activations {
-            map: Mutex::new(HashMap::new()),
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            count: AtomicUsize::new(0),
             types,
             side: Arc::new(HostSide {
                 gate: gate.clone(),
@@ -108,6 +129,19 @@ impl Activations {
         (activations, receiver)
     }
 
+    fn shard(&self, key: &ActorKey) -> std::sync::MutexGuard<'_, Shard> {
+        self.shards[shard_of(key)].lock().expect("activations lock")
+    }
+
+    /// Every activation, shard after shard (each shard locked only while it is read).
+    fn each(&self, mut visit: impl FnMut(&Arc<ActorKey>, &Arc<Activation>)) {
+        for shard in self.shards.iter() {
+            for (key, activation) in shard.lock().expect("activations lock").iter() {
+                visit(key, activation);
+            }
+        }
+    }
+
     /// Refuses new activations from now on (the host is leaving); calls for actors not active
     /// here are answered "moved" and retried on their new owner.
     pub fn close(&self) {
@@ -119,7 +153,7 @@ impl Activations {
     pub async fn get_or_activate(&self, key: &ActorKey) -> Result<Arc<Activation>, CallError> {
         loop {
             let ending = {
-                let mut map = self.map.lock().expect("activations lock");
+                let mut map = self.shard(key);
                 match map.get(key) {
                     Some(existing) if !existing.is_stopping() => return Ok(existing.clone()),
                     Some(existing) => existing.clone(),
@@ -135,7 +169,7 @@ impl Activations {
                                 key.actor_type
                             ))
                         })?;
-                        if map.len() >= MAX_ACTIVATIONS {
+                        if self.count.load(Ordering::Relaxed) >= MAX_ACTIVATIONS {
                             return Err(CallError::Overloaded(format!(
                                 "this host holds the most activations it may ({MAX_ACTIVATIONS})"
                             )));
@@ -149,6 +183,7 @@ impl Activations {
                             self.side.clone(),
                         );
                         map.insert(activation.key.clone(), activation.clone());
+                        self.count.fetch_add(1, Ordering::Relaxed);
                         return Ok(activation);
                     }
                 }
@@ -164,9 +199,7 @@ impl Activations {
 
     /// The live activation of an actor on this host, if any.
     pub fn get(&self, key: &ActorKey) -> Option<Arc<Activation>> {
-        self.map
-            .lock()
-            .expect("activations lock")
+        self.shard(key)
             .get(key)
             .filter(|a| !a.is_stopping())
             .cloned()
@@ -175,7 +208,7 @@ impl Activations {
     /// The actor's activation on this host while it has not ended, also while it finishes
     /// its last turn before moving: state requests of that turn must still be served.
     pub fn get_until_finished(&self, key: &ActorKey) -> Option<Arc<Activation>> {
-        self.map.lock().expect("activations lock").get(key).cloned()
+        self.shard(key).get(key).cloned()
     }
 
     /// Waits (up to `timeout`) until every hand-off queued has been woken (or failed to).
@@ -197,23 +230,21 @@ impl Activations {
         reason: StopReason,
         predicate: impl Fn(&ActorKey) -> bool,
     ) -> Vec<Arc<Activation>> {
-        let map = self.map.lock().expect("activations lock");
         let mut stopped = Vec::new();
-        for (key, activation) in map.iter() {
+        self.each(|key, activation| {
             if predicate(key) && !activation.is_stopping() {
                 activation.request_stop(reason);
                 stopped.push(activation.clone());
             }
-        }
+        });
         stopped
     }
 
     /// Ends activations unused for longer than their type's idle timeout.
     pub fn collect_idle(&self) -> usize {
         let now = Instant::now();
-        let map = self.map.lock().expect("activations lock");
         let mut collected = 0;
-        for activation in map.values() {
+        self.each(|_, activation| {
             if !activation.is_stopping()
                 && !activation.is_busy()
                 && activation.idle_for(now) >= activation.options().idle_timeout()
@@ -221,24 +252,24 @@ impl Activations {
                 activation.request_stop(StopReason::Idle);
                 collected += 1;
             }
-        }
+        });
         collected
     }
 
     /// The actors active here, optionally of one type.
     pub fn list(&self, actor_type: Option<&str>) -> Vec<ActorKey> {
-        let map = self.map.lock().expect("activations lock");
-        let mut keys: Vec<ActorKey> = map
-            .iter()
-            .filter(|(k, a)| actor_type.is_none_or(|t| k.actor_type == t) && !a.is_stopping())
-            .map(|(k, _)| ActorKey::clone(k))
-            .collect();
+        let mut keys = Vec::new();
+        self.each(|k, a| {
+            if actor_type.is_none_or(|t| k.actor_type == t) && !a.is_stopping() {
+                keys.push(ActorKey::clone(k));
+            }
+        });
         keys.sort();
         keys
     }
 
     pub fn len(&self) -> usize {
-        self.map.lock().expect("activations lock").len()
+        self.count.load(Ordering::Relaxed)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -247,13 +278,8 @@ impl Activations {
 
     /// Stops everything and waits until every activation has ended.
     pub async fn stop_all(&self, reason: StopReason) {
-        let all: Vec<Arc<Activation>> = self
-            .map
-            .lock()
-            .expect("activations lock")
-            .values()
-            .cloned()
-            .collect();
+        let mut all = Vec::new();
+        self.each(|_, activation| all.push(activation.clone()));
         for activation in &all {
             activation.request_stop(reason);
         }
@@ -265,9 +291,10 @@ impl Activations {
 
 impl ActivationSink for Activations {
     fn finished(&self, key: &ActorKey, activation_id: u64) {
-        let mut map = self.map.lock().expect("activations lock");
+        let mut map = self.shard(key);
         if map.get(key).is_some_and(|a| a.id == activation_id) {
             map.remove(key);
+            self.count.fetch_sub(1, Ordering::Relaxed);
         }
     }
 

@@ -205,45 +205,54 @@ impl ActorChannel for EmbeddedChannel {
                 .on_activate(&ctx)
                 .await
                 .map_err(|e| CallError::Application(e.0))?;
-            Ok(Box::new(EmbeddedInstance { key, actor, api }) as Box<dyn ActorInstance>)
+            let ctx = ActorContext::new(key, None, api);
+            Ok(Box::new(EmbeddedInstance { ctx, actor }) as Box<dyn ActorInstance>)
         }
         .boxed()
     }
 }
 
 struct EmbeddedInstance {
-    key: Arc<ActorKey>,
+    /// The context of every turn of this activation, made once: each turn only sets the
+    /// call it serves (taking counts on the shared API per turn would be writes every core
+    /// shares).
+    ctx: ActorContext,
     actor: Box<dyn Actor>,
-    api: Arc<ActorApi>,
 }
 
 impl ActorInstance for EmbeddedInstance {
     fn invoke(&mut self, call: Arc<Call>) -> BoxFuture<'_, Result<Bytes, CallError>> {
         async move {
             let data = call.data.clone();
-            let ctx = ActorContext::new(self.key.clone(), Some(call), self.api.clone());
+            let this = &mut *self;
+            this.ctx.turn = Some(call);
+            let ctx = &this.ctx;
             let call = ctx.turn.as_deref().expect("set just above");
-            match &call.kind {
-                CallKind::Method => self.actor.handle(&ctx, &call.method, data).await,
+            let result = match &call.kind {
+                CallKind::Method => this.actor.handle(ctx, &call.method, data).await,
                 // Answered by the activation itself; never reaches an instance.
                 CallKind::Wake => Ok(Bytes::new()),
-                CallKind::Reminder(tick) => self
+                CallKind::Reminder(tick) => this
                     .actor
-                    .on_reminder(&ctx, tick, data)
+                    .on_reminder(ctx, tick, data)
                     .await
                     .map(|()| Bytes::new()),
-                CallKind::Timer(tick) => self
+                CallKind::Timer(tick) => this
                     .actor
-                    .on_timer(&ctx, tick, data)
+                    .on_timer(ctx, tick, data)
                     .await
                     .map(|()| Bytes::new()),
                 CallKind::Job(_) => {
+                    this.ctx.turn = None;
                     return Err(CallError::Internal(
                         "a job firing reached an actor's channel".into(),
-                    ))
+                    ));
                 }
-            }
-            .map_err(|e| CallError::Application(e.0))
+            };
+            // An idle actor holds no call. (A turn cut short by its timeout leaves its call
+            // here until the next turn or the deactivation.)
+            this.ctx.turn = None;
+            result.map_err(|e| CallError::Application(e.0))
         }
         .boxed()
     }
@@ -254,8 +263,8 @@ impl ActorInstance for EmbeddedInstance {
 
     fn deactivate(mut self: Box<Self>) -> BoxFuture<'static, Result<(), CallError>> {
         async move {
-            let ctx = ActorContext::new(self.key.clone(), None, self.api.clone());
-            self.actor.on_deactivate(&ctx).await;
+            self.ctx.turn = None;
+            self.actor.on_deactivate(&self.ctx).await;
             Ok(())
         }
         .boxed()

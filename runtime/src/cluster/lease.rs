@@ -7,7 +7,7 @@
 use rookery_core::clock::now_ms;
 use tokio::sync::watch;
 
-use crate::cluster::table::TableState;
+use crate::cluster::table::{read_current, TableState};
 
 /// Whether this host may run turns of its actors now: while its placement lease holds, or
 /// always when the operator chose availability over safety (`--serve-without-lease`).
@@ -23,7 +23,7 @@ impl ServingGate {
     }
 
     pub fn is_open(&self) -> bool {
-        self.always_open || self.state.borrow().may_serve(tokio::time::Instant::now())
+        self.always_open || read_current(&self.state, |s| s.may_serve(tokio::time::Instant::now()))
     }
 
     /// The wall-clock instant (Unix-epoch ms) after which no turn may start under the current
@@ -42,7 +42,7 @@ impl ServingGate {
 
     /// The current serving epoch (see [`TableState::epoch`]).
     pub fn epoch(&self) -> u64 {
-        self.state.borrow().epoch
+        read_current(&self.state, |s| s.epoch)
     }
 
     /// Waits until the gate opens (a lease renewal), up to `timeout`. Returns whether it is

@@ -9,10 +9,12 @@
 //! [`PlacementTable::rings_after`]), which for the usual one-host change is a copy instead of
 //! a rebuild. The owners are the same as with rings built from scratch.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 
 use rookery_core::table::{HostInfo, PlacementTable, SharedRings, TableVersion};
 use rookery_proto::internal::v1::PlacementTable as WireTable;
+use tokio::sync::watch;
 
 /// A placement table and its rings, immutable once built and shared by every router task.
 #[derive(Debug)]
@@ -82,6 +84,38 @@ pub struct TableState {
     pub epoch: u64,
     /// The table version held when serving stopped, while it is stopped.
     pub lapsed_at_version: Option<TableVersion>,
+}
+
+/// Reads the current table state on the path of every call: each thread keeps a copy of its
+/// own and refreshes it only once the state has changed, which it learns from one atomic
+/// load. (`watch::Receiver::borrow` takes the channel's lock: a write to memory that every
+/// core shares, on every call.)
+pub fn read_current<R>(
+    state: &watch::Receiver<TableState>,
+    read: impl FnOnce(&TableState) -> R,
+) -> R {
+    thread_local! {
+        static COPY: RefCell<Option<(watch::Receiver<TableState>, TableState)>> =
+            const { RefCell::new(None) };
+    }
+    COPY.with(|copy| {
+        let Ok(mut copy) = copy.try_borrow_mut() else {
+            // Called from within `read` on this thread: read the channel itself.
+            return read(&state.borrow());
+        };
+        let fresh = match copy.as_mut() {
+            Some((receiver, _)) if receiver.same_channel(state) => {
+                !receiver.has_changed().unwrap_or(true)
+            }
+            _ => false,
+        };
+        if !fresh {
+            let mut receiver = state.clone();
+            let current = receiver.borrow_and_update().clone();
+            *copy = Some((receiver, current));
+        }
+        read(&copy.as_ref().expect("refreshed above").1)
+    })
 }
 
 impl TableState {
@@ -165,5 +199,29 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_thread_s_copy_of_the_state_follows_every_change_of_each_channel() {
+        let (first_tx, first) = watch::channel(TableState::default());
+        let (second_tx, second) = watch::channel(TableState::default());
+        assert_eq!(read_current(&first, |s| s.epoch), 0);
+        first_tx.send_modify(|s| s.epoch = 1);
+        assert_eq!(read_current(&first, |s| s.epoch), 1);
+        second_tx.send_modify(|s| s.epoch = 7);
+        assert_eq!(read_current(&second, |s| s.epoch), 7);
+        assert_eq!(read_current(&first, |s| s.epoch), 1);
+        first_tx.send_modify(|s| s.locked = true);
+        assert!(read_current(&first, |s| s.locked));
+        // Read again from within a read: the channel itself answers.
+        assert_eq!(
+            read_current(&first, |_| read_current(&second, |s| s.epoch)),
+            7
+        );
+        drop(first_tx);
+        assert!(
+            read_current(&first, |s| s.locked),
+            "a closed channel keeps its last state"
+        );
     }
 }

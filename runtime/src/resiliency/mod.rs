@@ -143,12 +143,13 @@ pub struct TargetPolicy {
 }
 
 /// A call admitted by a target's breakers; its outcome must be recorded.
-pub struct Admission {
-    policy: Arc<TargetPolicy>,
+pub struct Admission<'a> {
+    /// Borrowed: a count taken on the policy per call would be a write every core shares.
+    policy: &'a TargetPolicy,
     passes: Vec<Pass>,
 }
 
-impl Admission {
+impl Admission<'_> {
     /// Takes the attempt's outcome into the breakers that admitted it.
     pub fn record<T, E: Failure>(self, result: &Result<T, E>) {
         let success = !matches!(result, Err(e) if e.is_breaker_failure());
@@ -264,11 +265,11 @@ impl TargetPolicy {
     }
 
     /// Lets a call through this target's breakers, or refuses it while one is open.
-    pub fn admit<E: Failure>(self: &Arc<Self>, key: BreakerKey<'_>) -> Result<Admission, E> {
+    pub fn admit<E: Failure>(&self, key: BreakerKey<'_>) -> Result<Admission<'_>, E> {
         let mut passes = Vec::new();
         let Some(breakers) = &self.breakers else {
             return Ok(Admission {
-                policy: self.clone(),
+                policy: self,
                 passes,
             });
         };
@@ -299,7 +300,7 @@ impl TargetPolicy {
                 Err(state) => {
                     // Those already passed are released: their call is not made.
                     Admission {
-                        policy: self.clone(),
+                        policy: self,
                         passes,
                     }
                     .release();
@@ -322,7 +323,7 @@ impl TargetPolicy {
             }
         }
         Ok(Admission {
-            policy: self.clone(),
+            policy: self,
             passes,
         })
     }

@@ -28,7 +28,7 @@ use tracing::Instrument;
 use crate::actors::activations::Activations;
 use crate::call::{deadline, new_call_chain_id, trace, Call};
 use crate::cluster::lease::ServingGate;
-use crate::cluster::table::{RoutingTable, TableState};
+use crate::cluster::table::{read_current, RoutingTable, TableState};
 use crate::error::CallError;
 use crate::metrics::HostMetrics;
 use crate::resiliency::{BreakerKey, Resiliency};
@@ -40,6 +40,18 @@ pub const MOVED_BACKOFF_MIN_MS: u64 = 5;
 pub const MOVED_BACKOFF_MAX_MS: u64 = 500;
 /// How long a receiver waits for the sender's newer table before answering "unavailable".
 pub const FORWARD_TABLE_WAIT_MS: u64 = 3_000;
+
+/// Where a call's actor lives, under the table of `version`.
+enum Owner {
+    Here(TableVersion),
+    There {
+        host_id: String,
+        address: String,
+        version: TableVersion,
+    },
+    /// No host serves the actor's type.
+    Unknown,
+}
 
 pub struct Router {
     host_id: String,
@@ -163,29 +175,43 @@ impl Router {
         let mut retries = policy.retries();
         let mut moved_backoff = Duration::from_millis(MOVED_BACKOFF_MIN_MS);
         loop {
-            let table = self.ready_table(deadline, TableVersion(0)).await?;
-            let owner = match table.owner(&call.key.actor_type, &call.key.actor_id) {
+            let owner = match self.locate(&call) {
                 Some(owner) => owner,
-                None => return Err(CallError::UnknownType(call.key.actor_type.clone())),
+                None => {
+                    self.ready_table(deadline, TableVersion(0)).await?;
+                    continue;
+                }
+            };
+            let owner = match owner {
+                Owner::Unknown => return Err(CallError::UnknownType(call.key.actor_type.clone())),
+                owner => owner,
             };
             let admission = policy.admit::<CallError>(BreakerKey {
                 type_key: &call.key.actor_type,
                 id_key: &call.key.actor_id,
             })?;
             let attempt_deadline = policy.attempt_deadline(deadline);
-            let attempt = if owner.id == self.host_id {
-                deadline::within(attempt_deadline, self.run_local(call.clone(), &table))
+            let attempt = if let Owner::Here(version) = owner {
+                deadline::within(attempt_deadline, self.run_local(call.clone(), version))
                     .await
                     .unwrap_or_else(|_| {
                         Err(self.cut_off(&call, policy, deadline, attempt_deadline))
                     })
             } else {
+                let Owner::There {
+                    host_id,
+                    address,
+                    version,
+                } = owner
+                else {
+                    unreachable!("unknown types returned above")
+                };
                 self.metrics.forwarded_total.inc();
                 let span = tracing::info_span!(
                     "actor.forward",
                     otel.kind = "client",
-                    owner = %owner.id,
-                    address = %owner.address,
+                    owner = %host_id,
+                    address = %address,
                 );
                 let mut forwarded_call = Call::clone(&call);
                 trace::inject(&span, &mut forwarded_call.metadata);
@@ -193,12 +219,7 @@ impl Router {
                 // future, local ones too, by its size (each call moves its future a few times).
                 let forwarded = Box::pin(
                     self.peers
-                        .forward(
-                            &owner.address,
-                            forwarded_call,
-                            table.version(),
-                            attempt_deadline,
-                        )
+                        .forward(&address, forwarded_call, version, attempt_deadline)
                         .instrument(span),
                 )
                 .await;
@@ -274,7 +295,9 @@ impl Router {
             }
         };
         match table.owner(&call.key.actor_type, &call.key.actor_id) {
-            Some(owner) if owner.id == self.host_id => self.run_local(Arc::new(call), &table).await,
+            Some(owner) if owner.id == self.host_id => {
+                self.run_local(Arc::new(call), table.version()).await
+            }
             Some(owner) => Err(CallError::Moved(format!(
                 "actor {} is owned by host {} under table {}",
                 call.key,
@@ -296,7 +319,9 @@ impl Router {
             .table()
             .ok_or_else(|| CallError::Unavailable("no placement table yet".into()))?;
         match table.owner(&call.key.actor_type, &call.key.actor_id) {
-            Some(owner) if owner.id == self.host_id => self.run_local(Arc::new(call), &table).await,
+            Some(owner) if owner.id == self.host_id => {
+                self.run_local(Arc::new(call), table.version()).await
+            }
             _ => Err(CallError::Moved(format!(
                 "actor {} is not owned here",
                 call.key
@@ -304,21 +329,39 @@ impl Router {
         }
     }
 
-    /// Runs a call on this host, which owns the actor under `table`.
-    async fn run_local(&self, call: Arc<Call>, table: &RoutingTable) -> Result<Bytes, CallError> {
+    /// Where the actor lives under the current table; `None` while there is no table or it
+    /// is locked. Read without taking the table's lock or count (see [`read_current`]).
+    fn locate(&self, call: &Call) -> Option<Owner> {
+        read_current(&self.table, |state| {
+            let table = state.table.as_ref().filter(|_| !state.locked)?;
+            Some(
+                match table.owner(&call.key.actor_type, &call.key.actor_id) {
+                    None => Owner::Unknown,
+                    Some(owner) if owner.id == self.host_id => Owner::Here(table.version()),
+                    Some(owner) => Owner::There {
+                        host_id: owner.id.clone(),
+                        address: owner.address.clone(),
+                        version: table.version(),
+                    },
+                },
+            )
+        })
+    }
+
+    /// Runs a call on this host, which owns the actor under table `version`.
+    async fn run_local(&self, call: Arc<Call>, version: TableVersion) -> Result<Bytes, CallError> {
         // The table may have moved on while the call travelled: check ownership again against
         // the newest one, unlocked, before activating.
-        let still_owner = {
-            let current = self.table.borrow();
+        let still_owner = read_current(&self.table, |current| {
             !current.locked
                 && current.table.as_ref().is_some_and(|t| {
                     // The same table: its owner was just looked up.
-                    std::ptr::eq(Arc::as_ptr(t), table)
-                        || (t.version() >= table.version()
+                    t.version() == version
+                        || (t.version() > version
                             && t.owner(&call.key.actor_type, &call.key.actor_id)
                                 .is_some_and(|o| o.id == self.host_id))
                 })
-        };
+        });
         if !still_owner {
             return Err(CallError::Moved(format!("actor {} is moving", call.key)));
         }

@@ -76,13 +76,18 @@ pub struct ActorContext {
     /// The call this turn serves (shared with its activation, not copied): nested calls
     /// continue its chain. None in activation and deactivation.
     turn: Option<Arc<Call>>,
-    /// Shared by the type's activations: one count to take per turn, not one per handle.
+    /// Shared by the type's activations.
     api: Arc<ActorApi>,
 }
 
 impl ActorContext {
-    fn new(key: Arc<ActorKey>, turn: Option<Arc<Call>>, api: Arc<ActorApi>) -> ActorContext {
-        ActorContext { key, turn, api }
+    /// The context of one activation, outside any turn.
+    fn new(key: Arc<ActorKey>, api: Arc<ActorApi>) -> ActorContext {
+        ActorContext {
+            key,
+            turn: None,
+            api,
+        }
     }
 
     /// The chain of nested calls this turn belongs to (empty outside a turn).
@@ -200,12 +205,12 @@ impl ActorChannel for EmbeddedChannel {
         let mut actor = (self.factory)(&key);
         let api = self.api.clone();
         async move {
-            let ctx = ActorContext::new(key.clone(), None, api.clone());
+            let ctx = ActorContext::new(key.clone(), api.clone());
             actor
                 .on_activate(&ctx)
                 .await
                 .map_err(|e| CallError::Application(e.0))?;
-            let ctx = ActorContext::new(key, None, api);
+            let ctx = ActorContext::new(key, api);
             Ok(Box::new(EmbeddedInstance { ctx, actor }) as Box<dyn ActorInstance>)
         }
         .boxed()

@@ -49,8 +49,6 @@ enum Owner {
         address: String,
         version: TableVersion,
     },
-    /// No host serves the actor's type.
-    Unknown,
 }
 
 pub struct Router {
@@ -175,59 +173,53 @@ impl Router {
         let mut retries = policy.retries();
         let mut moved_backoff = Duration::from_millis(MOVED_BACKOFF_MIN_MS);
         loop {
-            let owner = match self.locate(&call) {
-                Some(owner) => owner,
-                None => {
-                    self.ready_table(deadline, TableVersion(0)).await?;
-                    continue;
-                }
-            };
-            let owner = match owner {
-                Owner::Unknown => return Err(CallError::UnknownType(call.key.actor_type.clone())),
-                owner => owner,
+            let Some(owner) = self.locate(&call)? else {
+                self.ready_table(deadline, TableVersion(0)).await?;
+                continue;
             };
             let admission = policy.admit::<CallError>(BreakerKey {
                 type_key: &call.key.actor_type,
                 id_key: &call.key.actor_id,
             })?;
             let attempt_deadline = policy.attempt_deadline(deadline);
-            let attempt = if let Owner::Here(version) = owner {
-                deadline::within(attempt_deadline, self.run_local(call.clone(), version))
-                    .await
-                    .unwrap_or_else(|_| {
-                        Err(self.cut_off(&call, policy, deadline, attempt_deadline))
-                    })
-            } else {
-                let Owner::There {
+            let attempt = match owner {
+                Owner::Here(version) => {
+                    deadline::within(attempt_deadline, self.run_local(call.clone(), version))
+                        .await
+                        .unwrap_or_else(|_| {
+                            Err(self.cut_off(&call, policy, deadline, attempt_deadline))
+                        })
+                }
+                Owner::There {
                     host_id,
                     address,
                     version,
-                } = owner
-                else {
-                    unreachable!("unknown types returned above")
-                };
-                self.metrics.forwarded_total.inc();
-                let span = tracing::info_span!(
-                    "actor.forward",
-                    otel.kind = "client",
-                    owner = %host_id,
-                    address = %address,
-                );
-                let mut forwarded_call = Call::clone(&call);
-                trace::inject(&span, &mut forwarded_call.metadata);
-                // Boxed: the forward's future is large, and inline it would grow every call's
-                // future, local ones too, by its size (each call moves its future a few times).
-                let forwarded = Box::pin(
-                    self.peers
-                        .forward(&address, forwarded_call, version, attempt_deadline)
-                        .instrument(span),
-                )
-                .await;
-                match forwarded {
-                    Err(CallError::DeadlineExceeded(_)) if Instant::now() >= attempt_deadline => {
-                        Err(self.cut_off(&call, policy, deadline, attempt_deadline))
+                } => {
+                    self.metrics.forwarded_total.inc();
+                    let span = tracing::info_span!(
+                        "actor.forward",
+                        otel.kind = "client",
+                        owner = %host_id,
+                        address = %address,
+                    );
+                    let mut forwarded_call = Call::clone(&call);
+                    trace::inject(&span, &mut forwarded_call.metadata);
+                    // Boxed: the forward's future is large, and inline it would grow every call's
+                    // future, local ones too, by its size (each call moves its future a few times).
+                    let forwarded = Box::pin(
+                        self.peers
+                            .forward(&address, forwarded_call, version, attempt_deadline)
+                            .instrument(span),
+                    )
+                    .await;
+                    match forwarded {
+                        Err(CallError::DeadlineExceeded(_))
+                            if Instant::now() >= attempt_deadline =>
+                        {
+                            Err(self.cut_off(&call, policy, deadline, attempt_deadline))
+                        }
+                        other => other,
                     }
-                    other => other,
                 }
             };
             match &attempt {
@@ -330,21 +322,22 @@ impl Router {
     }
 
     /// Where the actor lives under the current table; `None` while there is no table or it
-    /// is locked. Read without taking the table's lock or count (see [`read_current`]).
-    fn locate(&self, call: &Call) -> Option<Owner> {
+    /// is locked, `UnknownType` if no host serves its type. Read without taking the table's
+    /// lock or count (see [`read_current`]).
+    fn locate(&self, call: &Call) -> Result<Option<Owner>, CallError> {
         read_current(&self.table, |state| {
-            let table = state.table.as_ref().filter(|_| !state.locked)?;
-            Some(
-                match table.owner(&call.key.actor_type, &call.key.actor_id) {
-                    None => Owner::Unknown,
-                    Some(owner) if owner.id == self.host_id => Owner::Here(table.version()),
-                    Some(owner) => Owner::There {
-                        host_id: owner.id.clone(),
-                        address: owner.address.clone(),
-                        version: table.version(),
-                    },
-                },
-            )
+            let Some(table) = state.table.as_ref().filter(|_| !state.locked) else {
+                return Ok(None);
+            };
+            match table.owner(&call.key.actor_type, &call.key.actor_id) {
+                None => Err(CallError::UnknownType(call.key.actor_type.clone())),
+                Some(owner) if owner.id == self.host_id => Ok(Some(Owner::Here(table.version()))),
+                Some(owner) => Ok(Some(Owner::There {
+                    host_id: owner.id.clone(),
+                    address: owner.address.clone(),
+                    version: table.version(),
+                })),
+            }
         })
     }
 
